@@ -1,0 +1,3 @@
+from segjob.cli import main
+
+main()

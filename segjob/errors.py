@@ -1,0 +1,45 @@
+"""The one exception tree of segjob; each class carries the CLI exit code it maps to.
+
+    SegjobError                  1  unexpected failure
+    +-- UsageError               2  bad option, unknown table or column, missing file
+    +-- DataError                3  input data unusable (no rows, too few rows, non-numeric, duplicates)
+    +-- JobLockedError           4  another run of the same job is in progress
+    +-- DatabaseError            5  database unreachable, or its schema is not at head
+        +-- SchemaOutOfDateError 5  run 'segjob db upgrade'
+"""
+
+from __future__ import annotations
+
+
+class SegjobError(Exception):
+    """Base class: every error segjob raises on purpose is one of these."""
+
+    exit_code = 1
+
+
+class UsageError(SegjobError):
+    """The user asked for something that cannot exist: bad option, unknown table or column."""
+
+    exit_code = 2
+
+
+class DataError(SegjobError):
+    """The input data cannot be segmented as asked."""
+
+    exit_code = 3
+
+
+class JobLockedError(SegjobError):
+    """Another run of the same job holds the job lock."""
+
+    exit_code = 4
+
+
+class DatabaseError(SegjobError):
+    """The database cannot be reached or used."""
+
+    exit_code = 5
+
+
+class SchemaOutOfDateError(DatabaseError):
+    """segjob's tables are missing or older than this version of segjob."""
