@@ -1,0 +1,52 @@
+"""Alembic environment for segjob's schema.
+
+`segjob db upgrade` passes its connection in `config.attributes["connection"]`. Run from the
+`alembic` command line, the URL comes from SEGJOB_DATABASE_URL (or the SQLite default).
+On PostgreSQL everything lives in the schema `segjob`, version table included; on SQLite there
+is no schema. Autogenerate compares only segjob's own tables, never the user's.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import context
+
+from segjob import db
+from segjob.schema import SCHEMA, metadata_for
+
+
+def run_migrations(connection: sa.Connection) -> None:
+    postgres = db.is_postgres(connection)
+    if postgres:
+        connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    target = metadata_for(connection.dialect.name)
+    own_tables = {table.name for table in target.sorted_tables}
+
+    def include_name(name, type_, parent_names):
+        if type_ == "schema":
+            return name == (SCHEMA if postgres else None)
+        if type_ == "table":
+            return name in own_tables
+        return True
+
+    context.configure(
+        connection=connection,
+        target_metadata=target,
+        version_table_schema=SCHEMA if postgres else None,
+        include_schemas=postgres,
+        include_name=include_name,
+        render_as_batch=True,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = context.config.attributes.get("connection")
+if connection is not None:
+    run_migrations(connection)
+else:
+    engine = db.make_engine(None)
+    with engine.begin() as own_connection:
+        run_migrations(own_connection)
+    engine.dispose()

@@ -1,0 +1,251 @@
+"""The `segjob` command line: parse options, call one library function, map errors to exit codes.
+
+Exit codes: 0 success (also an idempotent no-op), 1 unexpected error, 2 usage or configuration
+error, 3 input data unusable, 4 another run of the job is in progress, 5 database out of date or
+unreachable. Library modules are imported inside commands so `segjob --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from segjob.errors import SegjobError
+
+app = typer.Typer(
+    help="Customer segmentation from a database table to versioned, BI-ready tables.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals would show the database URL
+    add_completion=False,
+)
+db_app = typer.Typer(help="Manage segjob's own schema in the database.", no_args_is_help=True)
+runs_app = typer.Typer(help="Look at run history, metrics and segment profiles.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(runs_app, name="runs")
+
+DatabaseUrl = Annotated[
+    Optional[str],
+    typer.Option(
+        "--database-url",
+        envvar="SEGJOB_DATABASE_URL",
+        show_envvar=True,
+        help="SQLAlchemy URL, e.g. postgresql://user@host:5432/db. Default: sqlite:///segjob.db",
+        show_default=False,
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(command):
+    """Turn segjob's errors into one line on stderr and their exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except SegjobError as exc:
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except typer.Exit:
+            raise
+        except Exception as exc:
+            if os.environ.get("SEGJOB_DEBUG"):
+                raise
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            _fail(f"unexpected {type(exc).__name__}: {first_line} (set SEGJOB_DEBUG=1 for a traceback)", 1)
+
+    return wrapper
+
+
+def _engine(database_url: str | None):
+    from segjob import db
+
+    return db.make_engine(database_url)
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, default=str, sort_keys=False))
+
+
+def _progress(quiet: bool):
+    from segjob.progress import Silent, StderrLines
+
+    return Silent() if quiet else StderrLines()
+
+
+@db_app.command("upgrade")
+@handle_errors
+def db_upgrade(database_url: DatabaseUrl = None) -> None:
+    """Create segjob's schema, or migrate it to this version.
+
+    Example: segjob db upgrade --database-url postgresql://postgres@127.0.0.1:5432/test
+    """
+    from segjob import db
+
+    url = db.resolve_url(database_url)
+    before, after = db.upgrade(url)
+    where = db.display_url(url)
+    if before == after:
+        typer.echo(f"{where}: segjob schema already at {after}")
+    else:
+        typer.echo(f"{where}: segjob schema upgraded from {before or 'empty'} to {after}")
+
+
+@app.command("load-csv")
+@handle_errors
+def load_csv(
+    path: Annotated[Path, typer.Argument(help="CSV file with a header row.", show_default=False)],
+    table: Annotated[str, typer.Option("--table", help="Table to create, optionally schema.table.", show_default=False)],
+    if_exists: Annotated[
+        str, typer.Option("--if-exists", help="When the table exists: fail, replace or append.")
+    ] = "fail",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Load a CSV file into a table of your database (header names kept exactly; COPY on PostgreSQL).
+
+    Example: segjob load-csv customers.csv --table customers --if-exists replace
+    """
+    from segjob.csvload import load_csv as load
+    from segjob.errors import UsageError
+
+    if if_exists not in ("fail", "replace", "append"):
+        raise UsageError(f"--if-exists must be fail, replace or append, not {if_exists!r}")
+    engine = _engine(database_url)
+    result = load(engine, path, table, if_exists=if_exists)
+    typer.echo(f"loaded {result.rows:,} rows into {result.table} ({len(result.columns)} columns)")
+
+
+@app.command("run")
+@handle_errors
+def run(
+    source: Annotated[Optional[str], typer.Option(help="Table to read, optionally schema.table.")] = None,
+    query: Annotated[Optional[str], typer.Option(help="Read-only SELECT to read instead of a table.")] = None,
+    id: Annotated[Optional[str], typer.Option("--id", help="Column that identifies a customer.")] = None,
+    features: Annotated[Optional[str], typer.Option(help="Numeric columns, comma-separated.")] = None,
+    categorical: Annotated[Optional[str], typer.Option(help="Categorical columns to one-hot encode.")] = None,
+    missing: Annotated[Optional[str], typer.Option(help="Missing values: drop (default), median or mean.")] = None,
+    scaler: Annotated[Optional[str], typer.Option(help="standard (default), robust, minmax or none.")] = None,
+    k: Annotated[Optional[str], typer.Option("--k", help="Number of segments, or auto (default).")] = None,
+    k_min: Annotated[Optional[int], typer.Option(help="Smallest k tried by --k auto (default 2).")] = None,
+    k_max: Annotated[Optional[int], typer.Option(help="Largest k tried by --k auto (default 10).")] = None,
+    silhouette_sample: Annotated[
+        Optional[int], typer.Option(help="Rows sampled for the silhouette score (default 10000).")
+    ] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (default 0).")] = None,
+    job: Annotated[Optional[str], typer.Option(help="Job name (default: the source table name).")] = None,
+    run_key: Annotated[
+        Optional[str], typer.Option(help="Idempotency key: a succeeded run with this key is not repeated.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Run even if --run-key already succeeded.")] = False,
+    config: Annotated[Optional[Path], typer.Option(help="TOML file with the same settings.")] = None,
+    json_output: JsonFlag = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Segment customers: read, clean, scale, choose k, fit K-Means and publish the run.
+
+    Example: segjob run --source customers --id customer_id --features "Age,Annual Income (k$)"
+    """
+    from segjob import history
+    from segjob.config import build_spec
+    from segjob.pipeline import run_job
+
+    spec = build_spec(
+        config,
+        source=source, query=query, id=id, features=features, categorical=categorical, missing=missing,
+        scaler=scaler, k=k, k_min=k_min, k_max=k_max, silhouette_sample=silhouette_sample, seed=seed,
+        job=job, run_key=run_key,
+    )
+    engine = _engine(database_url)
+    outcome = run_job(engine, spec, _progress(quiet or json_output), force=force)
+    summary = history.run_summary(engine, outcome.run_id)
+    if json_output:
+        _print_json({**summary, "reused": outcome.reused})
+        return
+    if outcome.reused:
+        typer.echo(f"run key {spec.run_key!r} already succeeded as run {outcome.run_id}; nothing to do")
+    _print_run_details(history.show_run(engine, outcome.run_id))
+
+
+@runs_app.command("list")
+@handle_errors
+def runs_list(
+    job: Annotated[Optional[str], typer.Option(help="Only runs of this job.")] = None,
+    limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 50,
+    json_output: JsonFlag = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """List runs, newest first, with their status, k and quality metrics."""
+    from segjob import db, history
+
+    engine = _engine(database_url)
+    db.check_at_head(engine)
+    rows = history.list_runs(engine, job, limit)
+    if json_output:
+        _print_json(rows)
+        return
+    from segjob.render import runs_table
+
+    runs_table(rows)
+
+
+@runs_app.command("show")
+@handle_errors
+def runs_show(
+    run_id: Annotated[int, typer.Argument(help="Run id (see 'segjob runs list').", show_default=False)],
+    json_output: JsonFlag = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Show one run: summary, how k was chosen, the K sweep, features and segment profiles."""
+    from segjob import db, history
+
+    engine = _engine(database_url)
+    db.check_at_head(engine)
+    details = history.show_run(engine, run_id)
+    if json_output:
+        _print_json(details)
+        return
+    _print_run_details(details)
+
+
+def _print_run_details(details: dict[str, Any]) -> None:
+    from segjob.render import run_details
+
+    run_details(details)
+
+
+@app.command("demo")
+@handle_errors
+def demo(
+    database_url: DatabaseUrl = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
+) -> None:
+    """Run the whole job on the bundled Mall Customers sample and print the segments.
+
+    Loads the sample into table mall_customers, upgrades the database, segments on Age, Annual
+    Income and Spending Score with k chosen automatically. Default database: sqlite:///segjob.db.
+    """
+    from segjob.demo import run_demo
+
+    details = run_demo(database_url, _progress(quiet))
+    _print_run_details(details)
+
+
+def main() -> None:
+    app(prog_name="segjob")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""Database plumbing: URLs and engines, migrations driven from code, the schema-at-head check,
+and the per-job lock. Everything dialect-specific outside the COPY paths lives here."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from segjob.errors import DatabaseError, JobLockedError, SchemaOutOfDateError
+from segjob.schema import SCHEMA
+
+DEFAULT_URL = "sqlite:///segjob.db"
+URL_ENV = "SEGJOB_DATABASE_URL"
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _bundled(installed: str, in_repo: str) -> Path:
+    """A folder shipped inside the wheel (installed name) or found at the repository root."""
+    inside = _PACKAGE_DIR / installed
+    return inside if inside.is_dir() else _PACKAGE_DIR.parent / in_repo
+
+
+def migrations_dir() -> Path:
+    return _bundled("_migrations", "migrations")
+
+
+def sql_dir() -> Path:
+    return _bundled("_sql", "sql")
+
+
+def resolve_url(url: str | None) -> sa.URL:
+    """The database URL from the option, else $SEGJOB_DATABASE_URL, else the SQLite default.
+
+    Plain postgresql:// URLs are sent to psycopg 3, the driver segjob ships with.
+    """
+    text = url or os.environ.get(URL_ENV) or DEFAULT_URL
+    try:
+        parsed = sa.make_url(text)
+    except sa.exc.ArgumentError:
+        from segjob.errors import UsageError
+
+        raise UsageError(
+            "database URL is not valid; expected e.g. postgresql://user@host:5432/db or sqlite:///segjob.db"
+        ) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def display_url(url: sa.URL) -> str:
+    """A URL that is safe to print: the password is masked."""
+    return url.render_as_string(hide_password=True)
+
+
+def is_postgres(engine_or_conn: sa.Engine | sa.Connection) -> bool:
+    return engine_or_conn.dialect.name == "postgresql"
+
+
+def make_engine(url: str | sa.URL | None = None) -> sa.Engine:
+    """An engine for segjob's work. On SQLite the `segjob` schema maps to the main database."""
+    parsed = url if isinstance(url, sa.URL) else resolve_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = sa.create_engine(parsed, execution_options={"schema_translate_map": {SCHEMA: None}})
+        sa.event.listen(engine, "connect", _sqlite_on_connect)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return sa.create_engine(
+            parsed,
+            pool_pre_ping=True,
+            connect_args={"application_name": "segjob", "connect_timeout": 10},
+        )
+    from segjob.errors import UsageError
+
+    raise UsageError(f"unsupported database {parsed.get_backend_name()!r}: segjob works with PostgreSQL and SQLite")
+
+
+def _sqlite_on_connect(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets BI readers keep reading while a run publishes; the busy timeout makes a writer
+    # wait for a short lock instead of failing at once.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def connection_error(engine: sa.Engine, exc: Exception) -> DatabaseError:
+    """One readable line for a database that cannot be reached; never shows the password."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return DatabaseError(f"cannot use database {display_url(engine.url)}: {reason}")
+
+
+@contextmanager
+def translate_errors(engine: sa.Engine) -> Iterator[None]:
+    """Turn driver-level connection failures into DatabaseError."""
+    try:
+        yield
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        if isinstance(exc, sa.exc.OperationalError) and not _is_connection_failure(exc):
+            raise
+        raise connection_error(engine, exc) from exc
+
+
+def _is_connection_failure(exc: sa.exc.OperationalError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    text = str(exc.orig).lower()
+    return any(
+        marker in text
+        for marker in ("connection", "could not connect", "server closed", "unable to open database", "terminating")
+    )
+
+
+# --- migrations ---------------------------------------------------------------------------
+
+
+def _alembic_config(connection: sa.Connection):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    config = _alembic_config(None)  # type: ignore[arg-type]
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def current_revision(connection: sa.Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    opts = {"version_table_schema": SCHEMA} if is_postgres(connection) else {}
+    return MigrationContext.configure(connection, opts=opts).get_current_revision()
+
+
+def upgrade(url: str | sa.URL | None = None, revision: str = "head") -> tuple[str | None, str]:
+    """Create or migrate segjob's schema; returns (revision before, revision after)."""
+    from alembic import command
+
+    engine = make_engine(url)
+    try:
+        with translate_errors(engine), engine.begin() as connection:
+            before = current_revision(connection)
+            command.upgrade(_alembic_config(connection), revision)
+            after = current_revision(connection)
+        return before, after
+    finally:
+        engine.dispose()
+
+
+def downgrade(url: str | sa.URL | None, revision: str) -> None:
+    from alembic import command
+
+    engine = make_engine(url)
+    try:
+        with translate_errors(engine), engine.begin() as connection:
+            command.downgrade(_alembic_config(connection), revision)
+    finally:
+        engine.dispose()
+
+
+def check_at_head(engine: sa.Engine) -> None:
+    """Stop unless segjob's schema exists and is at the revision this version of segjob expects."""
+    with translate_errors(engine), engine.connect() as connection:
+        found = current_revision(connection)
+    expected = head_revision()
+    if found == expected:
+        return
+    where = display_url(engine.url)
+    state = "has no segjob schema" if found is None else f"has segjob schema version {found}, expected {expected}"
+    raise SchemaOutOfDateError(f"database {where} {state}; run 'segjob db upgrade --database-url {where}' first")
+
+
+def create_views(connection: sa.Connection, names: list[str] | tuple[str, ...]) -> None:
+    """Create the named BI views from sql/views/NAME.sql, in segjob's schema."""
+    if is_postgres(connection):
+        # The .sql files name tables without a schema, so they read the same on SQLite; views bind
+        # their tables when created, so the search path only matters during this transaction.
+        connection.exec_driver_sql(f"SET LOCAL search_path TO {SCHEMA}")
+    for name in names:
+        connection.exec_driver_sql((sql_dir() / "views" / f"{name}.sql").read_text())
+    if is_postgres(connection):
+        connection.exec_driver_sql("SET LOCAL search_path TO DEFAULT")
+
+
+def drop_views(connection: sa.Connection, names: list[str] | tuple[str, ...]) -> None:
+    prefix = f"{SCHEMA}." if is_postgres(connection) else ""
+    for name in reversed(names):
+        connection.exec_driver_sql(f"DROP VIEW IF EXISTS {prefix}{name}")
+
+
+# --- per-job lock -------------------------------------------------------------------------
+
+
+def _lock_key(job: str) -> int:
+    """A signed 64-bit advisory-lock key for a job, namespaced so other apps' keys don't clash."""
+    digest = hashlib.sha256(f"segjob:{job}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@contextmanager
+def job_lock(engine: sa.Engine, job: str, describe_holder) -> Iterator[None]:
+    """Hold the job's lock for the block, or raise JobLockedError at once.
+
+    PostgreSQL: a session advisory lock on a connection of its own, released by the server
+    when that connection ends, even if this process is killed. SQLite: an flock on a file next
+    to the database, released by the kernel when the process dies.
+    `describe_holder()` names the run that holds the lock, for the error message.
+    """
+    if is_postgres(engine):
+        with translate_errors(engine), engine.connect() as connection:
+            key = _lock_key(job)
+            got = connection.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()
+            connection.commit()
+            if not got:
+                raise JobLockedError(f"job {job!r} is already running ({describe_holder()}); wait for it to finish")
+            try:
+                yield
+            finally:
+                if not connection.invalidated:
+                    try:
+                        connection.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+                        connection.commit()
+                    except sa.exc.DBAPIError:
+                        pass  # the connection died: the server has released the lock already
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield
+        return
+    lock_path = Path(f"{database}.lock-{_lock_key(job) & 0xFFFFFFFF:08x}")
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise JobLockedError(
+                f"job {job!r} is already running ({describe_holder()}); wait for it to finish"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

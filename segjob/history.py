@@ -1,0 +1,89 @@
+"""Read side: run history, metrics and segment profiles for `segjob runs` and the demo."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from segjob import schema
+from segjob.errors import UsageError
+
+RUN_SUMMARY_COLUMNS = (
+    "run_id", "job", "kind", "status", "started_at", "finished_at", "k", "rows_read", "rows_used",
+    "rows_dropped", "silhouette", "davies_bouldin", "calinski_harabasz", "inertia", "run_key", "error",
+)
+run_summary_view = sa.table("run_summary", *(sa.column(name) for name in RUN_SUMMARY_COLUMNS), schema=schema.SCHEMA)
+
+
+def _plain(row: sa.Row) -> dict[str, Any]:
+    return dict(row._mapping)
+
+
+def list_runs(engine: sa.Engine, job: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest runs (all statuses), newest first."""
+    query = sa.select(run_summary_view).order_by(run_summary_view.c.run_id.desc()).limit(limit)
+    if job is not None:
+        query = query.where(run_summary_view.c.job == job)
+    with engine.connect() as connection:
+        return [_plain(row) for row in connection.execute(query)]
+
+
+def run_summary(engine: sa.Engine, run_id: int) -> dict[str, Any]:
+    with engine.connect() as connection:
+        row = connection.execute(sa.select(run_summary_view).where(run_summary_view.c.run_id == run_id)).first()
+    if row is None:
+        raise UsageError(f"run {run_id} not found; 'segjob runs list' shows the runs")
+    return _plain(row)
+
+
+def show_run(engine: sa.Engine, run_id: int) -> dict[str, Any]:
+    """Everything about one run: summary, spec, how k was chosen, the K sweep, features, segments."""
+    summary = run_summary(engine, run_id)
+    run, metric, feature = schema.run, schema.run_metric, schema.run_feature
+    segment, centroid = schema.segment, schema.segment_centroid
+    with engine.connect() as connection:
+        details = connection.execute(
+            sa.select(run.c.spec, run.c.source, run.c.k_reason, run.c.dropped_by_reason, run.c.seed,
+                      run.c.input_fingerprint, run.c.host, run.c.pid, run.c.segjob_version,
+                      run.c.sklearn_version, run.c.numpy_version).where(run.c.run_id == run_id)
+        ).one()
+        sweep_rows = connection.execute(
+            sa.select(metric.c.k, metric.c.name, metric.c.value, metric.c.sample_size)
+            .where(metric.c.run_id == run_id, metric.c.k.is_not(None))
+            .order_by(metric.c.k, metric.c.name)
+        ).all()
+        features = connection.execute(
+            sa.select(feature).where(feature.c.run_id == run_id).order_by(feature.c.position)
+        ).all()
+        segments = connection.execute(
+            sa.select(segment).where(segment.c.run_id == run_id).order_by(segment.c.segment_id)
+        ).all()
+        centroids = connection.execute(
+            sa.select(centroid)
+            .join(feature, sa.and_(feature.c.run_id == centroid.c.run_id, feature.c.feature == centroid.c.feature))
+            .where(centroid.c.run_id == run_id)
+            .order_by(centroid.c.segment_id, feature.c.position)
+        ).all()
+
+    sweep: dict[int, dict[str, Any]] = {}
+    for row in sweep_rows:
+        sweep.setdefault(row.k, {"k": row.k})[row.name] = row.value
+    by_segment: dict[int, dict[str, Any]] = {}
+    for row in centroids:
+        by_segment.setdefault(row.segment_id, {})[row.feature] = {
+            "centroid": row.centroid, "mean": row.mean, "median": row.median, "z_score": row.z_score,
+        }
+    return {
+        **summary,
+        **{key: value for key, value in _plain(details).items()},
+        "k_sweep": list(sweep.values()),
+        "features": [
+            {key: value for key, value in _plain(row).items() if key != "run_id"} for row in features
+        ],
+        "segments": [
+            {"segment_id": row.segment_id, "label": row.label, "size": row.size, "share": row.share,
+             "features": by_segment.get(row.segment_id, {})}
+            for row in segments
+        ],
+    }

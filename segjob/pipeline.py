@@ -1,0 +1,120 @@
+"""The run lifecycle: the only module that knows the order of the stages.
+
+lock -> mark dead runs abandoned -> (idempotent no-op?) -> run row `running` -> read -> prepare
+-> fit -> profile -> publish (one transaction, status `succeeded`); any failure marks the run
+`failed` with its reason and re-raises.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import pandas as pd
+import sqlalchemy as sa
+
+from segjob import db, results, schema
+from segjob.config import JobSpec
+from segjob.errors import SegjobError
+from segjob.model import fit
+from segjob.prepare import PrepareOptions, prepare
+from segjob.profile import profile
+from segjob.progress import Progress, Silent
+from segjob.source import describe_source, read_source
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: int
+    job: str
+    reused: bool  # True: a succeeded run with the same run key existed, nothing was written
+
+
+def run_job(engine: sa.Engine, spec: JobSpec, progress: Progress | None = None, force: bool = False) -> RunOutcome:
+    """Run one segmentation job end to end and publish its results atomically."""
+    progress = progress or Silent()
+    db.check_at_head(engine)
+    with db.translate_errors(engine):
+        source = describe_source(engine, spec)
+        with db.job_lock(engine, spec.job, lambda: _describe_running(engine, spec.job)):
+            results.mark_abandoned(engine, spec.job)
+            if spec.run_key and not force:
+                previous = _succeeded_run_with_key(engine, spec.job, spec.run_key)
+                if previous is not None:
+                    return RunOutcome(previous, spec.job, reused=True)
+            run_id = results.start_run(engine, spec)
+            try:
+                _fit_and_publish(engine, spec, source, run_id, progress)
+            except SegjobError as exc:
+                results.mark_failed(engine, run_id, str(exc))
+                raise
+            except KeyboardInterrupt:
+                results.mark_failed(engine, run_id, "interrupted")
+                raise
+            except Exception as exc:
+                _mark_failed_if_reachable(engine, run_id, f"{type(exc).__name__}: {exc}")
+                raise
+            return RunOutcome(run_id, spec.job, reused=False)
+
+
+def _fit_and_publish(engine, spec: JobSpec, source, run_id: int, progress: Progress) -> None:
+    progress.stage(f"reading {source.description}")
+    frame = read_source(engine, spec, source, progress.rows)
+    progress.done(f"{len(frame):,} rows")
+    fingerprint = _fingerprint(frame)
+
+    progress.stage("preparing")
+    options = PrepareOptions(spec.features, spec.categorical, spec.missing, spec.scaler)
+    prepared = prepare(frame, spec.id, options)
+    del frame
+    dropped = ", ".join(f"{reason}: {count:,}" for reason, count in prepared.dropped.items()) or "none"
+    progress.done(f"{prepared.rows_used:,} rows used, {prepared.X.shape[1]} model columns, dropped {dropped}")
+    results.heartbeat(engine, run_id)
+
+    progress.stage("fitting")
+    model = fit(prepared.X, spec.k, spec.k_min, spec.k_max, spec.seed, spec.silhouette_sample)
+    progress.done(model.k_reason)
+    results.heartbeat(engine, run_id)
+
+    segments = profile(prepared, model)
+    progress.stage("publishing")
+    results.publish(engine, run_id, fingerprint, prepared, model, segments)
+    progress.done(f"run {run_id}: {prepared.rows_used:,} assignments, {model.k} segments")
+
+
+def _fingerprint(frame: pd.DataFrame) -> str:
+    """A digest of the rows read, so analysts can tell whether two runs saw the same input."""
+    digest = hashlib.sha256(",".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _mark_failed_if_reachable(engine: sa.Engine, run_id: int, error: str) -> None:
+    try:
+        results.mark_failed(engine, run_id, error)
+    except sa.exc.DBAPIError:
+        pass  # the database is gone; the next run of the job marks this one abandoned
+
+
+def _succeeded_run_with_key(engine: sa.Engine, job: str, run_key: str) -> int | None:
+    run = schema.run
+    with engine.connect() as connection:
+        return connection.execute(
+            sa.select(sa.func.max(run.c.run_id)).where(
+                run.c.job == job, run.c.run_key == run_key, run.c.status == "succeeded"
+            )
+        ).scalar()
+
+
+def _describe_running(engine: sa.Engine, job: str) -> str:
+    run = schema.run
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(run.c.run_id, run.c.started_at, run.c.host, run.c.pid)
+            .where(run.c.job == job, run.c.status == "running")
+            .order_by(run.c.run_id.desc())
+            .limit(1)
+        ).first()
+    if row is None:
+        return "a run is starting"
+    return f"run {row.run_id} started {row.started_at:%Y-%m-%d %H:%M:%S} on {row.host}, pid {row.pid}"

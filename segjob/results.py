@@ -1,0 +1,213 @@
+"""Results stage: the run row's lifecycle and the one-transaction publish of a run's results.
+
+A run row is inserted as `running` in a short transaction of its own, so a crash leaves
+evidence. Everything a run produces is written, and its status flipped to `succeeded`, in one
+transaction: readers see all of a run or none of it. The BI views show only succeeded runs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timezone
+
+import numpy as np
+import sklearn
+import sqlalchemy as sa
+
+import segjob
+from segjob import pgcopy, schema
+from segjob.config import JobSpec
+from segjob.db import is_postgres
+from segjob.model import ModelResult
+from segjob.prepare import PreparedData
+from segjob.profile import Profile
+
+# SQLite binds at most 32766 variables per statement; executemany has no such limit but
+# batching keeps each call's Python-side list small.
+_SQLITE_BATCH_ROWS = 20_000
+# Rows per COPY chunk: bounds the encoded buffer to some tens of MB.
+_COPY_CHUNK_ROWS = 500_000
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def start_run(engine: sa.Engine, spec: JobSpec, kind: str = "fit") -> int:
+    """Insert the run row as `running` and commit it; returns run_id."""
+    moment = now()
+    with engine.begin() as connection:
+        return connection.execute(
+            sa.insert(schema.run)
+            .values(
+                job=spec.job,
+                run_key=spec.run_key,
+                kind=kind,
+                status="running",
+                started_at=moment,
+                heartbeat_at=moment,
+                spec=spec.to_json(),
+                source=spec.source_description,
+                seed=spec.seed,
+                segjob_version=segjob.__version__,
+                sklearn_version=sklearn.__version__,
+                numpy_version=np.__version__,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+            )
+            .returning(schema.run.c.run_id)
+        ).scalar_one()
+
+
+def heartbeat(engine: sa.Engine, run_id: int) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(schema.run).where(schema.run.c.run_id == run_id).values(heartbeat_at=now())
+        )
+
+
+def mark_failed(engine: sa.Engine, run_id: int, error: str, status: str = "failed") -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(schema.run)
+            .where(schema.run.c.run_id == run_id, schema.run.c.status == "running")
+            .values(status=status, error=error[:4000], finished_at=now(), heartbeat_at=now())
+        )
+
+
+def mark_abandoned(engine: sa.Engine, job: str) -> list[int]:
+    """Runs of `job` still `running` while we hold the job lock belong to dead processes."""
+    run = schema.run
+    with engine.begin() as connection:
+        ids = connection.execute(
+            sa.select(run.c.run_id).where(run.c.job == job, run.c.status == "running")
+        ).scalars().all()
+        if ids:
+            connection.execute(
+                sa.update(run)
+                .where(run.c.run_id.in_(ids))
+                .values(status="abandoned", error="the process running it stopped before finishing", finished_at=now())
+            )
+    return list(ids)
+
+
+def publish(
+    engine: sa.Engine,
+    run_id: int,
+    input_fingerprint: str,
+    prepared: PreparedData,
+    model: ModelResult,
+    profile: Profile,
+) -> None:
+    """Write everything the run produced and mark it succeeded, in one transaction."""
+    with engine.begin() as connection:
+        _insert_many(connection, schema.run_feature, _feature_rows(run_id, prepared))
+        _insert_many(
+            connection,
+            schema.segment,
+            [
+                dict(run_id=run_id, segment_id=s.segment_id, label=s.label, size=s.size, share=s.share)
+                for s in profile.segments
+            ],
+        )
+        _insert_many(
+            connection,
+            schema.segment_centroid,
+            [dict(run_id=run_id, **vars(c)) for c in profile.centroids],
+        )
+        _insert_many(
+            connection,
+            schema.run_metric,
+            [
+                dict(run_id=run_id, k=m.k, name=m.name, value=_finite_or_none(m.value), sample_size=m.sample_size)
+                for m in model.metrics
+            ],
+        )
+        _write_assignments(connection, run_id, prepared.keys, model)
+        finished = connection.execute(
+            sa.update(schema.run)
+            .where(schema.run.c.run_id == run_id, schema.run.c.status == "running")
+            .values(
+                status="succeeded",
+                finished_at=now(),
+                heartbeat_at=now(),
+                input_fingerprint=input_fingerprint,
+                rows_read=prepared.rows_read,
+                rows_used=prepared.rows_used,
+                rows_dropped=prepared.rows_dropped,
+                dropped_by_reason=prepared.dropped,
+                k=model.k,
+                k_reason=model.k_reason,
+            )
+        )
+        if finished.rowcount != 1:
+            raise RuntimeError(f"run {run_id} is no longer running (marked abandoned by another process?)")
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
+def _feature_rows(run_id: int, prepared: PreparedData) -> list[dict]:
+    return [
+        dict(
+            run_id=run_id,
+            feature=f.name,
+            position=position,
+            kind=f.kind,
+            source_column=f.source_column,
+            level=f.level,
+            impute_value=f.impute_value,
+            missing_count=f.missing_count,
+            center=f.center,
+            scale=f.scale,
+            mean=f.mean,
+            std=f.std,
+            min=f.min,
+            max=f.max,
+        )
+        for position, f in enumerate(prepared.features)
+    ]
+
+
+def _insert_many(connection: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
+    for start in range(0, len(rows), _SQLITE_BATCH_ROWS):
+        connection.execute(sa.insert(table), rows[start : start + _SQLITE_BATCH_ROWS])
+
+
+def _write_assignments(connection: sa.Connection, run_id: int, keys: np.ndarray, model: ModelResult) -> None:
+    segment_ids = model.labels.astype(np.int64) + 1
+    if not is_postgres(connection):
+        plain_table = schema.metadata_for(connection.dialect.name).tables["assignment"]
+        insert = str(sa.insert(plain_table).compile(connection))
+        for start in range(0, len(keys), _SQLITE_BATCH_ROWS):
+            end = start + _SQLITE_BATCH_ROWS
+            rows = zip(
+                [run_id] * len(keys[start:end]),
+                keys[start:end].tolist(),
+                segment_ids[start:end].tolist(),
+                model.distance[start:end].tolist(),
+                model.second_distance[start:end].tolist(),
+            )
+            connection.exec_driver_sql(insert, list(rows))
+        return
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor.copy(
+        "COPY segjob.assignment (run_id, customer_key, segment_id, distance, second_distance) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.write(pgcopy.HEADER)
+        for start in range(0, len(keys), _COPY_CHUNK_ROWS):
+            end = start + _COPY_CHUNK_ROWS
+            copy.write(
+                pgcopy.encode_rows(
+                    [
+                        ("int4", np.full(len(keys[start:end]), run_id)),
+                        ("text", keys[start:end]),
+                        ("int4", segment_ids[start:end]),
+                        ("float8", model.distance[start:end]),
+                        ("float8", model.second_distance[start:end]),
+                    ]
+                )
+            )
+        copy.write(pgcopy.TRAILER)

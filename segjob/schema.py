@@ -1,0 +1,154 @@
+"""segjob's tables: the single source of truth that Alembic migrations are checked against.
+
+On PostgreSQL they live in the schema `segjob`; on SQLite the engine maps that schema away
+(see `db.make_engine`), so the table names are the same without a schema.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+SCHEMA = "segjob"
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+Timestamp = sa.DateTime(timezone=True)
+
+
+def _build(schema: str | None) -> sa.MetaData:
+    metadata = sa.MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+
+    def run_fk() -> sa.ForeignKey:
+        return sa.ForeignKey(f"{schema}.run.run_id" if schema else "run.run_id", ondelete="CASCADE")
+
+    sa.Table(
+        "run",
+        metadata,
+        sa.Column("run_id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("job", sa.String(200), nullable=False),
+        sa.Column("run_key", sa.String(200)),
+        sa.Column("kind", sa.String(10), nullable=False),
+        sa.Column("status", sa.String(10), nullable=False),
+        sa.Column("started_at", Timestamp, nullable=False),
+        sa.Column("heartbeat_at", Timestamp, nullable=False),
+        sa.Column("finished_at", Timestamp),
+        sa.Column("spec", Json, nullable=False),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("input_fingerprint", sa.String(64)),
+        sa.Column("rows_read", sa.BigInteger),
+        sa.Column("rows_used", sa.BigInteger),
+        sa.Column("rows_dropped", sa.BigInteger),
+        sa.Column("dropped_by_reason", Json),
+        sa.Column("k", sa.Integer),
+        sa.Column("k_reason", sa.Text),
+        sa.Column("seed", sa.Integer),
+        sa.Column("segjob_version", sa.String(40), nullable=False),
+        sa.Column("sklearn_version", sa.String(40), nullable=False),
+        sa.Column("numpy_version", sa.String(40), nullable=False),
+        sa.Column("error", sa.Text),
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("pid", sa.Integer, nullable=False),
+        sa.CheckConstraint("kind IN ('fit', 'score')", name="kind"),
+        sa.CheckConstraint("status IN ('running', 'succeeded', 'failed', 'abandoned')", name="status"),
+        sa.Index(None, "job", "status"),
+        sa.Index(None, "job", "run_key"),
+    )
+
+    sa.Table(
+        "run_feature",
+        metadata,
+        sa.Column("run_id", sa.Integer, run_fk(), primary_key=True),
+        sa.Column("feature", sa.Text, primary_key=True),
+        sa.Column("position", sa.Integer, nullable=False),
+        sa.Column("kind", sa.String(12), nullable=False),
+        sa.Column("source_column", sa.Text, nullable=False),
+        sa.Column("level", sa.Text),
+        sa.Column("impute_value", sa.Float(precision=53)),
+        sa.Column("missing_count", sa.BigInteger, nullable=False),
+        sa.Column("center", sa.Float(precision=53), nullable=False),
+        sa.Column("scale", sa.Float(precision=53), nullable=False),
+        sa.Column("mean", sa.Float(precision=53), nullable=False),
+        sa.Column("std", sa.Float(precision=53), nullable=False),
+        sa.Column("min", sa.Float(precision=53), nullable=False),
+        sa.Column("max", sa.Float(precision=53), nullable=False),
+        sa.CheckConstraint("kind IN ('numeric', 'categorical')", name="kind"),
+    )
+
+    sa.Table(
+        "segment",
+        metadata,
+        sa.Column("run_id", sa.Integer, run_fk(), primary_key=True),
+        sa.Column("segment_id", sa.Integer, primary_key=True),
+        sa.Column("label", sa.Text, nullable=False),
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("share", sa.Float(precision=53), nullable=False),
+    )
+
+    sa.Table(
+        "segment_centroid",
+        metadata,
+        sa.Column("run_id", sa.Integer, run_fk(), primary_key=True),
+        sa.Column("segment_id", sa.Integer, primary_key=True),
+        sa.Column("feature", sa.Text, primary_key=True),
+        sa.Column("centroid", sa.Float(precision=53), nullable=False),
+        sa.Column("centroid_scaled", sa.Float(precision=53), nullable=False),
+        sa.Column("mean", sa.Float(precision=53), nullable=False),
+        sa.Column("median", sa.Float(precision=53), nullable=False),
+        sa.Column("z_score", sa.Float(precision=53), nullable=False),
+    )
+
+    sa.Table(
+        "run_metric",
+        metadata,
+        sa.Column("metric_id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("run_id", sa.Integer, run_fk(), nullable=False, index=True),
+        sa.Column("k", sa.Integer),  # NULL: the chosen model; otherwise a candidate of the K sweep
+        sa.Column("name", sa.String(40), nullable=False),
+        sa.Column("value", sa.Float(precision=53)),
+        sa.Column("sample_size", sa.BigInteger),
+    )
+
+    # The big table. No foreign key: a per-row FK check would slow bulk loads, and runs are only
+    # deleted through segjob, which deletes assignments first.
+    sa.Table(
+        "assignment",
+        metadata,
+        sa.Column("run_id", sa.Integer, primary_key=True),
+        sa.Column("customer_key", sa.Text, primary_key=True),
+        sa.Column("segment_id", sa.Integer, nullable=False),
+        sa.Column("distance", sa.Float(precision=53), nullable=False),
+        sa.Column("second_distance", sa.Float(precision=53)),
+    )
+    return metadata
+
+
+metadata = _build(SCHEMA)
+run, run_feature, segment, segment_centroid, run_metric, assignment = (
+    metadata.tables[f"{SCHEMA}.{name}"]
+    for name in ("run", "run_feature", "segment", "segment_centroid", "run_metric", "assignment")
+)
+
+VIEW_NAMES = (
+    "run_summary",
+    "current_segment",
+    "segment_profile",
+    "customer_segment_history",
+    "segment_migration",
+)
+
+
+@functools.cache
+def metadata_for(dialect_name: str) -> sa.MetaData:
+    """The metadata as it exists in a database of this dialect (no schema on SQLite)."""
+    return metadata if dialect_name == "postgresql" else _build(None)

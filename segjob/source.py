@@ -1,0 +1,230 @@
+"""Source stage: check the table or query and the columns a job names, then read the rows.
+
+Identifiers come from users: they are checked against the database and quoted by SQLAlchemy's
+identifier preparer, never pasted in raw. Every read runs in a read-only transaction, so a
+`--query` cannot change anything. PostgreSQL rows stream through COPY (FORMAT binary).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from segjob.config import JobSpec
+from segjob.db import is_postgres
+from segjob.errors import UsageError
+
+# PostgreSQL type OIDs that cast cleanly to float8: int2, int4, int8, oid, float4, float8, numeric.
+_NUMERIC_OIDS = {21, 23, 20, 26, 700, 701, 1700}
+# Rows fetched per round trip on SQLite: large enough to amortise Python overhead, small enough
+# to keep the driver's buffer modest.
+_SQLITE_FETCH_ROWS = 50_000
+_PROGRESS_EVERY = 100_000
+
+
+@dataclass(frozen=True)
+class SourceColumn:
+    name: str
+    numeric: bool | None  # True/False when the database says; None when it cannot (SQLite)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A checked source: a FROM clause, safe to embed, and the columns it offers."""
+
+    from_clause: str
+    description: str
+    columns: dict[str, SourceColumn]
+
+
+def describe_source(engine: sa.Engine, spec: JobSpec) -> Source:
+    """Check that the source and every named column exist; raise UsageError listing what does."""
+    source = _table_source(engine, spec.source) if spec.source else _query_source(engine, spec.query or "")
+    wanted = [spec.id, *spec.features, *spec.categorical]
+    for name in wanted:
+        if name not in source.columns:
+            available = ", ".join(source.columns)
+            raise UsageError(f'column "{name}" not found in {source.description} (columns: {available})')
+    return source
+
+
+def _table_source(engine: sa.Engine, name: str) -> Source:
+    inspector = sa.inspect(engine)
+    schema, table = _resolve_table(inspector, name)
+    columns = {
+        column["name"]: SourceColumn(column["name"], _is_numeric_type(column["type"]))
+        for column in inspector.get_columns(table, schema=schema)
+    }
+    preparer = engine.dialect.identifier_preparer
+    from_clause = preparer.format_table(sa.table(table, schema=schema))
+    qualified = f"{schema}.{table}" if schema else table
+    return Source(from_clause, f"table {qualified}", columns)
+
+
+def _resolve_table(inspector, name: str) -> tuple[str | None, str]:
+    """`name` as one table of the default schema, or as schema.table."""
+    if inspector.has_table(name):
+        return None, name
+    schema, dot, table = name.partition(".")
+    if dot and schema in inspector.get_schema_names() and inspector.has_table(table, schema=schema):
+        return schema, table
+    where = f"schema {schema}" if dot and schema in inspector.get_schema_names() else "the default schema"
+    listed_schema = schema if dot and schema in inspector.get_schema_names() else None
+    tables = inspector.get_table_names(schema=listed_schema) + inspector.get_view_names(schema=listed_schema)
+    shown = ", ".join(sorted(tables)[:30]) or "none"
+    raise UsageError(f'table "{name}" not found (tables in {where}: {shown})')
+
+
+def _is_numeric_type(column_type: sa.types.TypeEngine) -> bool | None:
+    if isinstance(column_type, sa.types.NullType):
+        return None
+    return isinstance(column_type, (sa.Integer, sa.Numeric)) and not isinstance(column_type, sa.Boolean)
+
+
+def _query_source(engine: sa.Engine, query: str) -> Source:
+    query = query.strip().rstrip(";").strip()
+    if not query:
+        raise UsageError("--query is empty")
+    from_clause = f"(\n{query}\n) AS segjob_source"
+    description, _ = _run_read_only(engine, f"SELECT * FROM {from_clause} LIMIT 0", fetch=False)
+    columns: dict[str, SourceColumn] = {}
+    for column in description:
+        type_code = column[1]
+        numeric = (type_code in _NUMERIC_OIDS) if is_postgres(engine) else None
+        columns[column[0]] = SourceColumn(column[0], numeric)
+    return Source(from_clause, "the query", columns)
+
+
+def _run_read_only(engine: sa.Engine, statement: str, fetch: bool):
+    """Run one statement in a read-only transaction on a raw driver connection.
+
+    The raw cursor takes the SQL as is, so a `%` or `:name` in a user's query means nothing special.
+    """
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        try:
+            _begin_read_only(engine, cursor)
+            cursor.execute(statement)
+            return cursor.description, (cursor.fetchall() if fetch else None)
+        except Exception as exc:
+            _raise_query_error(exc)
+        finally:
+            _end_read_only(engine, connection, cursor)
+    finally:
+        connection.close()
+
+
+def _begin_read_only(engine: sa.Engine, cursor) -> None:
+    if is_postgres(engine):
+        cursor.execute("SET TRANSACTION READ ONLY")
+    else:
+        cursor.execute("PRAGMA query_only = ON")
+
+
+def _end_read_only(engine: sa.Engine, connection, cursor) -> None:
+    connection.rollback()
+    if not is_postgres(engine):
+        cursor.execute("PRAGMA query_only = OFF")
+    cursor.close()
+
+
+def _raise_query_error(exc: Exception) -> None:
+    import psycopg
+    import sqlite3
+
+    if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, psycopg.errors.QueryCanceled):
+        raise exc
+    if isinstance(exc, (psycopg.Error, sqlite3.Error)):
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"reading the source failed: {message}") from None
+    raise exc
+
+
+def read_source(
+    engine: sa.Engine, spec: JobSpec, source: Source, progress: Callable[[int], None] | None = None
+) -> pd.DataFrame:
+    """All rows of the job's columns: the id as text, features as float where the database types
+    them as numbers (else as stored, for `prepare` to parse), categorical columns as text."""
+    names = [spec.id, *spec.features, *spec.categorical]
+    kinds = ["text"] + [_feature_kind(source.columns[name]) for name in spec.features] + ["text"] * len(
+        spec.categorical
+    )
+    if is_postgres(engine):
+        return _read_postgres(engine, source, names, kinds, progress)
+    return _read_sqlite(engine, source, names, progress)
+
+
+def _feature_kind(column: SourceColumn) -> str:
+    return "float8" if column.numeric else "text"
+
+
+def _select_list(engine: sa.Engine, names: list[str], kinds: list[str] | None) -> str:
+    quote = engine.dialect.identifier_preparer.quote_identifier
+    if kinds is None:
+        return ", ".join(quote(name) for name in names)
+    cast = {"text": "TEXT", "float8": "DOUBLE PRECISION"}
+    return ", ".join(f"CAST({quote(name)} AS {cast[kind]})" for name, kind in zip(names, kinds))
+
+
+def _read_postgres(engine, source: Source, names, kinds, progress) -> pd.DataFrame:
+    statement = f"COPY (SELECT {_select_list(engine, names, kinds)} FROM {source.from_clause}) TO STDOUT (FORMAT BINARY)"
+    rows: list[tuple] = []
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        try:
+            _begin_read_only(engine, cursor)
+            with cursor.copy(statement) as copy:
+                copy.set_types(kinds)
+                for row in copy.rows():
+                    rows.append(row)
+                    if progress and len(rows) % _PROGRESS_EVERY == 0:
+                        progress(len(rows))
+        except Exception as exc:
+            _raise_query_error(exc)
+        finally:
+            _end_read_only(engine, connection, cursor)
+    finally:
+        connection.close()
+    if progress:
+        progress(len(rows))
+    return _frame(rows, names, kinds)
+
+
+def _read_sqlite(engine, source: Source, names, progress) -> pd.DataFrame:
+    statement = f"SELECT {_select_list(engine, names, None)} FROM {source.from_clause}"
+    rows: list[tuple] = []
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        try:
+            _begin_read_only(engine, cursor)
+            cursor.execute(statement)
+            while batch := cursor.fetchmany(_SQLITE_FETCH_ROWS):
+                rows.extend(batch)
+                if progress:
+                    progress(len(rows))
+        except Exception as exc:
+            _raise_query_error(exc)
+        finally:
+            _end_read_only(engine, connection, cursor)
+    finally:
+        connection.close()
+    return _frame(rows, names, None)
+
+
+def _frame(rows: list[tuple], names: list[str], kinds: list[str] | None) -> pd.DataFrame:
+    columns = list(zip(*rows)) if rows else [() for _ in names]
+    data = {}
+    for index, name in enumerate(names):
+        values = columns[index]
+        if kinds is not None and kinds[index] == "float8":
+            data[name] = np.array(values, dtype=np.float64)  # None becomes NaN
+        else:
+            data[name] = pd.Series(values, dtype=object)
+    return pd.DataFrame(data, columns=names)

@@ -1,0 +1,20 @@
+-- current_segment: every customer's segment in the latest succeeded run of each job.
+-- distance is the Euclidean distance to the segment's centroid in scaled units.
+CREATE VIEW current_segment AS
+SELECT
+    r.job,
+    a.run_id,
+    a.customer_key,
+    a.segment_id,
+    s.label AS segment_label,
+    a.distance
+FROM run AS r
+JOIN assignment AS a
+    ON a.run_id = r.run_id
+JOIN segment AS s
+    ON s.run_id = a.run_id AND s.segment_id = a.segment_id
+WHERE r.run_id = (
+    SELECT MAX(latest.run_id)
+    FROM run AS latest
+    WHERE latest.job = r.job AND latest.status = 'succeeded'
+);
