@@ -1,0 +1,45 @@
+"""Shared test helpers: run the CLI in-process, and read segjob's tables and views."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from segjob import db
+from segjob.cli import app
+
+MALL_CSV = Path(__file__).resolve().parents[1] / "segjob" / "data" / "mall_customers.csv"
+MALL_ID = "CustomerID"
+INCOME = "Annual Income (k$)"
+SPENDING = "Spending Score (1-100)"
+
+
+def invoke(url: str, *args: str):
+    """Run `segjob ARGS --database-url URL` in-process; returns the click Result."""
+    return CliRunner().invoke(app, [*args, "--database-url", url], catch_exceptions=False)
+
+
+def run_json(url: str, *args: str) -> dict:
+    result = invoke(url, "run", *args, "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def load_mall(url: str, table: str = "mall") -> None:
+    result = invoke(url, "load-csv", str(MALL_CSV), "--table", table)
+    assert result.exit_code == 0, result.stderr
+
+
+def query(url: str, sql: str, **params) -> list[dict]:
+    """Rows of a query over segjob's views/tables, written without schema (segjob. is added on PG)."""
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as connection:
+            if db.is_postgres(connection):
+                connection.exec_driver_sql("SET search_path TO segjob, public")
+            return [dict(row._mapping) for row in connection.execute(sa.text(sql), params)]
+    finally:
+        engine.dispose()

@@ -1,0 +1,127 @@
+"""Bad input through the CLI: one clear line on stderr, the documented exit code, nothing published."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import INCOME, MALL_CSV, MALL_ID, SPENDING, invoke, load_mall, query
+
+
+@pytest.fixture
+def mall_url(migrated_db_url):
+    load_mall(migrated_db_url)
+    return migrated_db_url
+
+
+def _nothing_published(url: str) -> None:
+    assert query(url, "SELECT COUNT(*) AS n FROM run WHERE status = 'succeeded'")[0]["n"] == 0
+    for view in ("current_segment", "segment_profile", "customer_segment_history", "segment_migration"):
+        assert query(url, f"SELECT COUNT(*) AS n FROM {view}")[0]["n"] == 0, view
+    for table in ("assignment", "segment", "segment_centroid", "run_metric", "run_feature"):
+        assert query(url, f"SELECT COUNT(*) AS n FROM {table}")[0]["n"] == 0, table
+
+
+def _one_error_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    return lines[0]
+
+
+def test_unknown_table_lists_tables(mall_url):
+    result = invoke(mall_url, "run", "--source", "customers", "--id", MALL_ID, "--features", INCOME)
+    assert result.exit_code == 2
+    line = _one_error_line(result)
+    assert 'table "customers" not found' in line and "mall" in line
+    assert query(mall_url, "SELECT COUNT(*) AS n FROM run")[0]["n"] == 0
+
+
+def test_unknown_column_lists_columns(mall_url):
+    result = invoke(mall_url, "run", "--source", "mall", "--id", MALL_ID, "--features", "Annual Incme")
+    assert result.exit_code == 2
+    line = _one_error_line(result)
+    assert line == (
+        'Error: column "Annual Incme" not found in table mall '
+        f"(columns: CustomerID, Gender, Age, {INCOME}, {SPENDING})"
+    )
+
+
+def test_non_numeric_feature_fails_the_run(mall_url):
+    result = invoke(mall_url, "run", "--source", "mall", "--id", MALL_ID, "--features", f"Gender,{INCOME}")
+    assert result.exit_code == 3
+    line = _one_error_line(result)
+    assert '"Gender" is not numeric' in line
+    runs = query(mall_url, "SELECT status, error FROM run")
+    assert len(runs) == 1 and runs[0]["status"] == "failed" and '"Gender" is not numeric' in runs[0]["error"]
+    _nothing_published(mall_url)
+
+
+def test_fewer_rows_than_k(mall_url):
+    result = invoke(
+        mall_url, "run", "--query", 'SELECT * FROM mall WHERE "CustomerID" <= 3', "--job", "tiny",
+        "--id", MALL_ID, "--features", INCOME, "--k", "5",
+    )
+    assert result.exit_code == 3
+    assert "fewer than k=5" in _one_error_line(result)
+    _nothing_published(mall_url)
+
+
+def test_no_rows(mall_url):
+    result = invoke(
+        mall_url, "run", "--query", 'SELECT * FROM mall WHERE "Age" > 500', "--job", "nobody",
+        "--id", MALL_ID, "--features", INCOME,
+    )
+    assert result.exit_code == 3
+    assert "no usable rows" in _one_error_line(result)
+    _nothing_published(mall_url)
+
+
+def test_duplicate_ids(mall_url):
+    result = invoke(mall_url, "run", "--source", "mall", "--id", "Age", "--features", INCOME)
+    assert result.exit_code == 3
+    line = _one_error_line(result)
+    assert "duplicate customer ids" in line and "appears" in line
+    _nothing_published(mall_url)
+
+
+def test_missing_csv_file(migrated_db_url, tmp_path):
+    result = invoke(migrated_db_url, "load-csv", str(tmp_path / "nope.csv"), "--table", "x")
+    assert result.exit_code == 2
+    assert "nope.csv" in _one_error_line(result)
+
+
+def test_bad_options_are_usage_errors(mall_url):
+    base = ("run", "--source", "mall", "--id", MALL_ID, "--features", INCOME)
+    for extra, text in (
+        (("--scaler", "zscore"), "--scaler must be one of"),
+        (("--missing", "zero"), "--missing must be one of"),
+        (("--k", "1"), "--k must be at least 2"),
+        (("--k", "many"), "k must be a whole number or 'auto'"),
+        (("--k-min", "5", "--k-max", "3"), "2 <= k-min <= k-max"),
+    ):
+        result = invoke(mall_url, *base, *extra)
+        assert result.exit_code == 2, extra
+        assert text in _one_error_line(result)
+    _nothing_published(mall_url)
+
+
+def test_commands_refuse_a_database_without_schema(db_url):
+    for args in (("runs", "list"), ("run", "--source", "mall", "--id", MALL_ID, "--features", INCOME)):
+        result = invoke(db_url, *args)
+        assert result.exit_code == 5, args
+        line = _one_error_line(result)
+        assert "has no segjob schema" in line and "segjob db upgrade" in line
+
+
+def test_unreachable_database_hides_password():
+    result = invoke("postgresql://segjob:s3cret@127.0.0.1:1/nowhere", "runs", "list")
+    assert result.exit_code == 5
+    line = _one_error_line(result)
+    assert "s3cret" not in result.stderr and "cannot use database" in line and "***" in line
+
+
+def test_db_upgrade_reports_versions(db_url):
+    first = invoke(db_url, "db", "upgrade")
+    assert first.exit_code == 0 and "upgraded from empty to" in first.stdout
+    again = invoke(db_url, "db", "upgrade")
+    assert again.exit_code == 0 and "already at" in again.stdout
