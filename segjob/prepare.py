@@ -11,10 +11,22 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from segjob.errors import DataError
+from segjob.errors import DataError, UsageError
 
 MissingPolicy = Literal["drop", "median", "mean"]
 ScalerName = Literal["standard", "robust", "minmax", "none"]
+
+# A categorical column with more levels than this is refused: one-hot encoding would add that many
+# model columns, and such a column is usually an id or free text rather than a category.
+MAX_CATEGORICAL_LEVELS = 50
+
+MISSING_LEVEL = "(missing)"  # level given to a missing categorical value; such rows are kept
+
+# Reasons a row is dropped (keys of PreparedData.dropped). A row with several problems is counted
+# once, under the first of these that applies.
+MISSING_ID = "missing_id"
+NON_FINITE_VALUE = "non_finite_value"
+MISSING_VALUE = "missing_value"
 
 
 @dataclass(frozen=True)
@@ -62,5 +74,265 @@ class PreparedData:
 
 
 def prepare(frame: pd.DataFrame, id_column: str, options: PrepareOptions) -> PreparedData:
-    """Clean and scale the rows of `frame` (the id column, numeric features, categorical columns)."""
-    raise NotImplementedError
+    """Clean and scale the rows of `frame` (the id column, numeric features, categorical columns).
+
+    Rows without an id are dropped. A missing or infinite numeric value drops its row or is
+    imputed, as `options.missing` says; a missing categorical value becomes the level "(missing)".
+    Numeric columns are scaled with `options.scaler`; one-hot columns stay 0/1.
+
+    Raises DataError for duplicate ids, a feature that is not numeric or has no values, a
+    categorical column with too many levels, values too extreme to scale, or no usable rows.
+    """
+    _check_columns(frame, id_column, options)
+    rows_read = len(frame)
+
+    ids = _as_text(frame[id_column])
+    has_id = ~_is_blank(ids)
+    dropped = {MISSING_ID: int((~has_id).sum())}
+    frame, keys = frame.loc[has_id.to_numpy()], ids[has_id]
+    if len(keys) == 0:
+        raise DataError(_no_rows_message(rows_read, dropped, options.missing, id_column))
+    _check_unique(keys, id_column)
+
+    values = np.empty((len(frame), len(options.features)))
+    for j, name in enumerate(options.features):
+        values[:, j] = _parse_numeric(frame[name], name)
+    finite = np.isfinite(values)
+    for j, name in enumerate(options.features):
+        if not finite[:, j].any():
+            raise DataError(
+                f'column "{name}" has no usable values: all {len(values)} values are missing'
+                " or infinite; choose another feature"
+            )
+    missing_counts = (~finite).sum(axis=0)
+
+    if options.missing == "drop":
+        non_finite_row = np.isinf(values).any(axis=1)
+        missing_row = ~finite.all(axis=1) & ~non_finite_row
+        dropped[NON_FINITE_VALUE] = int(non_finite_row.sum())
+        dropped[MISSING_VALUE] = int(missing_row.sum())
+        keep = ~(non_finite_row | missing_row)
+        impute_values: list[float | None] = [None] * len(options.features)
+    else:
+        fill = _impute_values(values, finite, options.missing)
+        values = np.where(finite, values, fill)
+        keep = np.ones(len(values), dtype=bool)
+        impute_values = [float(v) for v in fill]
+
+    dropped = {reason: count for reason, count in dropped.items() if count > 0}
+    if not keep.any():
+        raise DataError(_no_rows_message(rows_read, dropped, options.missing, id_column))
+
+    levels, one_hot, categorical_missing = _one_hot(frame, options.categorical, keep)
+    original = np.column_stack([values[keep], one_hot])
+    n_numeric = len(options.features)
+    names = list(options.features) + [f"{column}={level}" for column, level in levels]
+    X, center, scale, stats = _scale(original, n_numeric, options.scaler, names)
+
+    features = [
+        FeatureParams(
+            name=name,
+            kind="numeric",
+            source_column=name,
+            level=None,
+            impute_value=impute_values[j],
+            missing_count=int(missing_counts[j]),
+            center=float(center[j]),
+            scale=float(scale[j]),
+            **stats[j],
+        )
+        for j, name in enumerate(options.features)
+    ]
+    features += [
+        FeatureParams(
+            name=names[j],
+            kind="categorical",
+            source_column=column,
+            level=level,
+            impute_value=None,
+            missing_count=categorical_missing[column],
+            center=0.0,
+            scale=1.0,
+            **stats[j],
+        )
+        for j, (column, level) in enumerate(levels, start=n_numeric)
+    ]
+    return PreparedData(
+        keys=keys[keep].to_numpy(dtype=object),
+        X=X,
+        original=original,
+        features=features,
+        rows_read=rows_read,
+        dropped=dropped,
+    )
+
+
+def _check_columns(frame: pd.DataFrame, id_column: str, options: PrepareOptions) -> None:
+    if not options.features and not options.categorical:
+        raise UsageError("no features to segment on: give a numeric or categorical column")
+    for name in [id_column, *options.features, *options.categorical]:
+        if name not in frame.columns:
+            available = ", ".join(str(c) for c in frame.columns)
+            raise UsageError(f'column "{name}" not found in the input (columns: {available})')
+    for name in options.features:
+        if name in options.categorical:
+            raise UsageError(f'column "{name}" is listed both as a feature and under --categorical')
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    """The values as text (pandas "string" dtype; missing values stay <NA>).
+
+    Whole floats lose their ".0": an integer column that holds NULLs reaches pandas as floats,
+    and id 7 must stay "7".
+    """
+    text = column.astype("string")
+    if pd.api.types.is_float_dtype(column):
+        numbers = column.astype("float64")
+    elif column.dtype == object:
+        # Only the real floats in a mixed column: a string such as "007" keeps its text.
+        is_float = column.apply(isinstance, args=(float,)).astype(bool)
+        numbers = pd.to_numeric(column.where(is_float), errors="coerce").astype("float64")
+    else:
+        return text
+    # Above 2**53 a float no longer holds a whole number exactly, so keep its own text.
+    whole = np.isfinite(numbers) & (numbers == np.trunc(numbers)) & (numbers.abs() < 2**53)
+    text[whole] = numbers[whole].astype("int64").astype("string")
+    return text
+
+
+def _is_blank(text: pd.Series) -> pd.Series:
+    """True where the text is missing or only whitespace."""
+    return (text.isna() | text.str.strip().eq("")).fillna(True).astype(bool)
+
+
+def _check_unique(keys: pd.Series, id_column: str) -> None:
+    repeated = keys[keys.duplicated()]
+    if repeated.empty:
+        return
+    counts = keys[keys.isin(repeated)].value_counts()
+    example = repeated.iloc[0]
+    ids = "1 id appears" if len(counts) == 1 else f"{len(counts)} ids appear"
+    raise DataError(
+        f'duplicate customer ids in column "{id_column}": {ids} more than once'
+        f' (for example "{example}" appears {counts[example]} times); ids must be unique'
+    )
+
+
+def _parse_numeric(column: pd.Series, name: str) -> np.ndarray:
+    """The column as float64: NaN where missing, +/-inf kept so the caller can count them."""
+    numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return numbers
+    text = column.astype("string").str.strip()
+    # Blank text means missing: the Telco data stores " " as TotalCharges for new customers.
+    blank = _is_blank(text) | text.str.lower().eq("nan").fillna(False).astype(bool)
+    unreadable = np.isnan(numbers) & ~blank.to_numpy()
+    if unreadable.any():
+        example = text[unreadable].iloc[0]
+        raise DataError(
+            f'column "{name}" is not numeric: {int(unreadable.sum())} of {len(column)} values'
+            f' cannot be read as numbers (for example "{example}");'
+            " list it under --categorical or choose another feature"
+        )
+    return numbers
+
+
+def _impute_values(values: np.ndarray, finite: np.ndarray, policy: MissingPolicy) -> np.ndarray:
+    """Per column, the median or mean of its finite values."""
+    known = np.where(finite, values, np.nan)
+    with np.errstate(over="ignore"):  # an overflowing mean is reported by _scale
+        return np.nanmedian(known, axis=0) if policy == "median" else np.nanmean(known, axis=0)
+
+
+def _no_rows_message(
+    rows_read: int, dropped: dict[str, int], policy: MissingPolicy, id_column: str
+) -> str:
+    if rows_read == 0:
+        return "no usable rows: the input has no rows"
+    words = {
+        MISSING_ID: "missing ids",
+        MISSING_VALUE: "missing values",
+        NON_FINITE_VALUE: "infinite values",
+    }
+    problems = [words[reason] for reason in words if reason in dropped]
+    described = problems[-1] if len(problems) == 1 else f"{', '.join(problems[:-1])} or {problems[-1]}"
+    counts = ", ".join(f"{reason}: {count}" for reason, count in dropped.items())
+    message = f"no usable rows: 0 of {rows_read} rows remain after dropping rows with {described}"
+    message += f" ({counts})"
+    if policy == "drop" and dropped.keys() != {MISSING_ID}:
+        return message + "; try --missing median"
+    return message + f'; check the id column "{id_column}"'
+
+
+def _one_hot(
+    frame: pd.DataFrame, columns: list[str], keep: np.ndarray
+) -> tuple[list[tuple[str, str]], np.ndarray, dict[str, int]]:
+    """One 0/1 column per level of each categorical column, over the kept rows.
+
+    Returns the (column, level) of each output column, the matrix, and each column's count of
+    missing values among all rows given (before `keep`).
+    """
+    levels: list[tuple[str, str]] = []
+    blocks = []
+    missing_counts = {}
+    for column in columns:
+        text = _as_text(frame[column])
+        blank = _is_blank(text)
+        missing_counts[column] = int(blank.sum())
+        text = text.where(~blank, MISSING_LEVEL)[keep]
+        column_levels = sorted(text.unique())
+        if len(column_levels) > MAX_CATEGORICAL_LEVELS:
+            raise DataError(
+                f'column "{column}" has {len(column_levels)} distinct values, more than the'
+                f" {MAX_CATEGORICAL_LEVELS} a categorical column may have; it looks like an id"
+                " or free text: leave it out of --categorical"
+            )
+        codes = pd.Categorical(text, categories=column_levels).codes
+        blocks.append((codes[:, None] == np.arange(len(column_levels))).astype(np.float64))
+        levels += [(column, level) for level in column_levels]
+    matrix = np.column_stack(blocks) if blocks else np.empty((int(keep.sum()), 0))
+    return levels, matrix, missing_counts
+
+
+def _scale(
+    original: np.ndarray, n_numeric: int, scaler: ScalerName, names: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, float]]]:
+    """Scale the numeric columns (the first `n_numeric`); one-hot columns keep center 0, scale 1.
+
+    Returns X, center, scale and each column's population mean/std/min/max in original units.
+    """
+    n_columns = original.shape[1]
+    center = np.zeros(n_columns)
+    scale = np.ones(n_columns)
+    numeric = original[:, :n_numeric]
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = original.mean(axis=0)
+        std = original.std(axis=0)
+        low, high = original.min(axis=0), original.max(axis=0)
+        if scaler == "standard":
+            center[:n_numeric], scale[:n_numeric] = mean[:n_numeric], std[:n_numeric]
+        elif scaler == "robust":
+            q25, median, q75 = np.percentile(numeric, [25, 50, 75], axis=0)
+            center[:n_numeric], scale[:n_numeric] = median, q75 - q25
+        elif scaler == "minmax":
+            center[:n_numeric], scale[:n_numeric] = low[:n_numeric], (high - low)[:n_numeric]
+        # A constant column has no spread: scale 1 turns it into zeros, which K-Means ignores.
+        scale[scale == 0] = 1.0
+        X = (original - center) / scale
+
+    usable = (
+        np.isfinite(mean) & np.isfinite(std) & np.isfinite(center) & np.isfinite(scale)
+        & np.isfinite(X).all(axis=0)
+    )
+    if not usable.all():
+        j = int(np.argmin(usable))
+        largest = float(np.abs(original[:, j]).max())
+        raise DataError(
+            f'column "{names[j]}" cannot be scaled: its values are too extreme in magnitude'
+            f" (largest absolute value {largest:g}); rescale the column in the source"
+        )
+    stats = [
+        {"mean": float(mean[j]), "std": float(std[j]), "min": float(low[j]), "max": float(high[j])}
+        for j in range(n_columns)
+    ]
+    return X, center, scale, stats
