@@ -82,26 +82,28 @@ def fit(
             f" (k must be below the number of distinct rows); lower --k-min or set --k"
         )
 
-    models, sweep, best = {}, [], None
+    sweep: list[Metric] = []
+    best = None  # (silhouette, model); only the best model is kept, each holds n labels
     for candidate in range(k_min, top + 1):
-        models[candidate] = _kmeans(X, candidate, seed)
-        scores = _scores(X, models[candidate], seed, silhouette_sample, candidate)
+        model = _kmeans(X, candidate, seed)
+        scores = _scores(X, model, seed, silhouette_sample, candidate)
         sweep += scores
         silhouette = next((m.value for m in scores if m.name == "silhouette"), None)
         # Strictly greater: on a tie the smaller k, seen first, stays.
-        if silhouette is not None and (best is None or silhouette > best[1]):
-            best = (candidate, silhouette)
+        if silhouette is not None and (best is None or silhouette > best[0]):
+            best = (silhouette, model)
     if best is None:
         raise DataError(
             f"silhouette could not be computed for any k in {k_min}..{top}; set --k"
             " or raise the silhouette sample size"
         )
-    k, silhouette = best
+    silhouette, model = best
+    k = model.n_clusters
     chosen = _chosen_metrics([m for m in sweep if m.k == k])
     reason = f"k={k}: best silhouette ({silhouette:.3f}) over k={k_min}..{top}"
     if top < k_max:
         reason += f" (k_max lowered to {top}: only {distinct} distinct rows)"
-    return _result(X, models[k], sweep + chosen, reason)
+    return _result(X, model, sweep + chosen, reason)
 
 
 def _count_distinct(X: np.ndarray) -> int:

@@ -107,11 +107,10 @@ def prepare(frame: pd.DataFrame, id_column: str, options: PrepareOptions) -> Pre
     missing_counts = (~finite).sum(axis=0)
 
     if options.missing == "drop":
+        keep = finite.all(axis=1)
         non_finite_row = np.isinf(values).any(axis=1)
-        missing_row = ~finite.all(axis=1) & ~non_finite_row
         dropped[NON_FINITE_VALUE] = int(non_finite_row.sum())
-        dropped[MISSING_VALUE] = int(missing_row.sum())
-        keep = ~(non_finite_row | missing_row)
+        dropped[MISSING_VALUE] = int((~keep & ~non_finite_row).sum())
         impute_values: list[float | None] = [None] * len(options.features)
     else:
         fill = _impute_values(values, finite, options.missing)
@@ -220,6 +219,11 @@ def _check_unique(keys: pd.Series, id_column: str) -> None:
 
 def _parse_numeric(column: pd.Series, name: str) -> np.ndarray:
     """The column as float64: NaN where missing, +/-inf kept so the caller can count them."""
+    if pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column):
+        raise DataError(
+            f'column "{name}" holds dates or times, not numbers; derive a number from it'
+            " (for example days since the date) or choose another feature"
+        )
     numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
         return numbers
@@ -306,9 +310,12 @@ def _scale(
     scale = np.ones(n_columns)
     numeric = original[:, :n_numeric]
     with np.errstate(over="ignore", invalid="ignore"):
-        mean = original.mean(axis=0)
-        std = original.std(axis=0)
         low, high = original.min(axis=0), original.max(axis=0)
+        constant = low == high
+        # Set a constant column's statistics exactly: rounding in the mean of, say, 0.1 repeated
+        # leaves a spread of ~1e-17 that would blow up into a +/-1 column and false z-scores.
+        mean = np.where(constant, low, original.mean(axis=0))
+        std = np.where(constant, 0.0, original.std(axis=0))
         if scaler == "standard":
             center[:n_numeric], scale[:n_numeric] = mean[:n_numeric], std[:n_numeric]
         elif scaler == "robust":
@@ -316,7 +323,8 @@ def _scale(
             center[:n_numeric], scale[:n_numeric] = median, q75 - q25
         elif scaler == "minmax":
             center[:n_numeric], scale[:n_numeric] = low[:n_numeric], (high - low)[:n_numeric]
-        # A constant column has no spread: scale 1 turns it into zeros, which K-Means ignores.
+        # No spread (a constant column, or a robust IQR of 0): scale 1 keeps the values finite,
+        # and a constant column becomes zeros, which K-Means ignores.
         scale[scale == 0] = 1.0
         X = (original - center) / scale
 

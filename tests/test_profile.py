@@ -1,0 +1,131 @@
+"""profile(): sizes, original-unit centroids, z-scores and unique readable labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from segjob.model import ModelResult, fit
+from segjob.prepare import PreparedData, PrepareOptions, prepare
+from segjob.profile import profile
+
+INCOME = "Annual Income (k$)"
+SPENDING = "Spending Score (1-100)"
+
+
+@pytest.fixture(scope="module")
+def mall_run(data_dir):
+    mall = pd.read_csv(data_dir / "mall_customers.csv")
+    prepared = prepare(mall, "CustomerID", PrepareOptions(features=[INCOME, SPENDING]))
+    model = fit(prepared.X, None, k_min=2, k_max=10, seed=0)
+    return prepared, model, profile(prepared, model)
+
+
+def segmented(points: list[tuple], sizes: list[int], categorical: dict[str, list] | None = None):
+    """Prepared data whose segment s is `sizes[s]` copies of `points[s]`, and its model result."""
+    names = [chr(ord("A") + j) for j in range(len(points[0]))]
+    frame = pd.DataFrame(np.repeat(points, sizes, axis=0), columns=names)
+    for column, values in (categorical or {}).items():
+        frame[column] = np.repeat(values, sizes)
+    frame.insert(0, "id", range(len(frame)))
+    prepared = prepare(frame, "id", PrepareOptions(features=names, categorical=list(categorical or {})))
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    centers = np.array([prepared.X[labels == s].mean(axis=0) for s in range(len(sizes))])
+    model = ModelResult(
+        k=len(sizes),
+        labels=labels,
+        centers=centers,
+        distance=np.zeros(len(labels)),
+        second_distance=np.zeros(len(labels)),
+        metrics=[],
+        k_reason="test",
+    )
+    return prepared, model
+
+
+def labels_of(prepared: PreparedData, model: ModelResult) -> list[str]:
+    return [s.label for s in profile(prepared, model).segments]
+
+
+def test_mall_segments(mall_run):
+    _, _, result = mall_run
+    assert [(s.segment_id, s.size) for s in result.segments] == [(1, 81), (2, 39), (3, 35), (4, 23), (5, 22)]
+    assert [s.label for s in result.segments] == [
+        "Average",
+        f"High {INCOME}, High {SPENDING}",
+        f"High {INCOME}, Low {SPENDING}",
+        f"Low {INCOME}, Low {SPENDING}",
+        f"Low {INCOME}, High {SPENDING}",
+    ]
+    assert [s.share for s in result.segments] == [0.405, 0.195, 0.175, 0.115, 0.11]
+
+
+def test_mall_centroids_are_in_original_units(mall_run):
+    prepared, model, result = mall_run
+    by_key = {(c.segment_id, c.feature): c for c in result.centroids}
+    assert len(result.centroids) == 5 * 2
+    rich_spenders = prepared.original[model.labels == 1]
+    income = by_key[(2, INCOME)]
+    assert income.centroid == pytest.approx(86.538, abs=1e-3)  # thousands of dollars
+    assert income.mean == pytest.approx(rich_spenders[:, 0].mean())
+    assert income.median == np.median(rich_spenders[:, 0])
+    assert income.centroid_scaled == pytest.approx(model.centers[1, 0])
+    assert income.z_score == pytest.approx((income.mean - 60.56) / prepared.original[:, 0].std())
+    assert by_key[(2, SPENDING)].centroid == pytest.approx(82.128, abs=1e-3)
+
+
+def test_centroid_is_center_plus_scale_times_scaled_centre():
+    prepared, model = segmented([(1.0, 10.0), (3.0, 30.0), (8.0, 20.0)], [4, 3, 2])
+    result = profile(prepared, model)
+    for c in result.centroids:
+        feature = next(f for f in prepared.features if f.name == c.feature)
+        assert c.centroid == pytest.approx(feature.center + feature.scale * c.centroid_scaled)
+        assert c.centroid == pytest.approx(c.mean)
+
+
+def test_colliding_labels_get_the_feature_that_tells_them_apart():
+    # Segments 1 and 2 are both high on A and B; only C (less prominent) separates them.
+    c = 2.63
+    points = [(3.0, 3.0, 1.5), (3.0, 3.0, -1.5), (-3.0, -3.0, c), (-3.0, -3.0, -c)]
+    labels = labels_of(*segmented(points, [10, 10, 10, 10]))
+    assert labels == ["High A, High B, High C", "High A, High B, Low C", "Low A, High C", "Low A, Low C"]
+
+
+def test_identical_segments_fall_back_to_segment_numbers():
+    points = [(3.0, 1.0), (3.0, 1.0), (-3.0, -1.0)]
+    labels = labels_of(*segmented(points, [10, 10, 20]))
+    assert labels == ["High A, High B (segment 1)", "High A, High B (segment 2)", "Low A, Low B"]
+
+
+def test_mid_wording_separates_segments_only_when_needed():
+    # A and C stand out most everywhere; B (z -0.3 or -0.9 in segments 1 to 4) only splits the pairs.
+    points = [(3.0, 0.0, 3.0), (3.0, -1.5, 3.0), (-3.0, 1.5, -3.0), (-3.0, -1.5, -3.0), (0.0, 6.0, 0.0)]
+    labels = labels_of(*segmented(points, [10, 10, 10, 10, 10]))
+    assert labels == [
+        "High A, Mid B, High C",
+        "High A, Low B, High C",
+        "Low A, Mid B, Low C",
+        "Low A, Low B, Low C",
+        "High B",
+    ]
+
+
+def test_over_represented_level_describes_a_segment():
+    prepared, model = segmented(
+        [(50.0,), (50.0,), (50.0,)], [10, 10, 20], categorical={"Gender": ["Female", "Male", "Other"]}
+    )
+    result = profile(prepared, model)
+    assert [s.label for s in result.segments] == ["Gender: Female", "Gender: Male", "Gender: Other"]
+    female = {c.feature: c for c in result.centroids if c.segment_id == 1}
+    assert female["Gender=Female"].centroid == 1.0  # share of the level among members
+    assert female["Gender=Male"].centroid == 0.0
+    assert female["A"].z_score == 0.0  # A is constant: no spread to compare with
+
+
+def test_nothing_stands_out():
+    prepared, model = segmented([(0.1,), (-0.1,)], [10, 10])
+    assert labels_of(prepared, model) == ["High A", "Low A"]
+    # two segments with no differences at all
+    prepared, model = segmented([(1.0, 1.0), (1.0, 1.0)], [5, 5])
+    assert labels_of(prepared, model) == ["Average (segment 1)", "Average (segment 2)"]
