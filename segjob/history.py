@@ -9,11 +9,30 @@ import sqlalchemy as sa
 from segjob import schema
 from segjob.errors import UsageError
 
-RUN_SUMMARY_COLUMNS = (
-    "run_id", "job", "kind", "status", "started_at", "finished_at", "k", "rows_read", "rows_used",
-    "rows_dropped", "silhouette", "davies_bouldin", "calinski_harabasz", "inertia", "run_key", "error",
+_Number = sa.Float(precision=53)
+# Views are not in schema.metadata (Alembic would try to create them as tables); a Table of their
+# own still gets the SQLite schema translation that a lightweight sa.table() would not, and its
+# types turn SQLite's text timestamps into datetimes.
+run_summary_view = sa.Table(
+    "run_summary",
+    sa.MetaData(schema=schema.SCHEMA),
+    sa.Column("run_id", sa.Integer),
+    sa.Column("job", sa.Text),
+    sa.Column("kind", sa.Text),
+    sa.Column("status", sa.Text),
+    sa.Column("started_at", schema.Timestamp),
+    sa.Column("finished_at", schema.Timestamp),
+    sa.Column("k", sa.Integer),
+    sa.Column("rows_read", sa.BigInteger),
+    sa.Column("rows_used", sa.BigInteger),
+    sa.Column("rows_dropped", sa.BigInteger),
+    sa.Column("silhouette", _Number),
+    sa.Column("davies_bouldin", _Number),
+    sa.Column("calinski_harabasz", _Number),
+    sa.Column("inertia", _Number),
+    sa.Column("run_key", sa.Text),
+    sa.Column("error", sa.Text),
 )
-run_summary_view = sa.table("run_summary", *(sa.column(name) for name in RUN_SUMMARY_COLUMNS), schema=schema.SCHEMA)
 
 
 def _plain(row: sa.Row) -> dict[str, Any]:
