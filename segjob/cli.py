@@ -57,7 +57,7 @@ def handle_errors(command):
         except SegjobError as exc:
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
-            _fail("interrupted", 130)
+            _fail("interrupted by SIGINT", 130)
         except typer.Exit:
             raise
         except Exception as exc:

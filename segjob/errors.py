@@ -5,7 +5,8 @@
     +-- DataError                3  input data unusable (no rows, too few rows, non-numeric, duplicates)
     +-- JobLockedError           4  another run of the same job is in progress
     +-- DatabaseError            5  database unreachable, or its schema is not at head
-        +-- SchemaOutOfDateError 5  run 'segjob db upgrade'
+    |   +-- SchemaOutOfDateError 5  run 'segjob db upgrade'
+    +-- Interrupted        130/143  stopped by Ctrl-C (SIGINT) or SIGTERM
 """
 
 from __future__ import annotations
@@ -43,3 +44,13 @@ class DatabaseError(SegjobError):
 
 class SchemaOutOfDateError(DatabaseError):
     """segjob's tables are missing or older than this version of segjob."""
+
+
+class Interrupted(SegjobError):
+    """The process was asked to stop (SIGINT or SIGTERM); exit code 128 + the signal number."""
+
+    def __init__(self, signal_number: int) -> None:
+        import signal
+
+        super().__init__(f"interrupted by {signal.Signals(signal_number).name}")
+        self.exit_code = 128 + signal_number

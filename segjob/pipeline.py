@@ -8,6 +8,10 @@ lock -> mark dead runs abandoned -> (idempotent no-op?) -> run row `running` -> 
 from __future__ import annotations
 
 import hashlib
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
@@ -15,7 +19,7 @@ import sqlalchemy as sa
 
 from segjob import db, results, schema
 from segjob.config import JobSpec
-from segjob.errors import SegjobError
+from segjob.errors import Interrupted, SegjobError
 from segjob.model import fit
 from segjob.prepare import PrepareOptions, prepare
 from segjob.profile import profile
@@ -44,17 +48,34 @@ def run_job(engine: sa.Engine, spec: JobSpec, progress: Progress | None = None, 
                     return RunOutcome(previous, spec.job, reused=True)
             run_id = results.start_run(engine, spec)
             try:
-                _fit_and_publish(engine, spec, source, run_id, progress)
+                with _stop_signals_raise():
+                    _fit_and_publish(engine, spec, source, run_id, progress)
             except SegjobError as exc:
                 results.mark_failed(engine, run_id, str(exc))
-                raise
-            except KeyboardInterrupt:
-                results.mark_failed(engine, run_id, "interrupted")
                 raise
             except Exception as exc:
                 _mark_failed_if_reachable(engine, run_id, f"{type(exc).__name__}: {exc}")
                 raise
             return RunOutcome(run_id, spec.job, reused=False)
+
+
+@contextmanager
+def _stop_signals_raise() -> Iterator[None]:
+    """While a run works, SIGINT and SIGTERM raise Interrupted, so the run is marked failed and
+    its open publish transaction rolls back instead of the process vanishing mid-way."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signal_number, _frame):
+        raise Interrupted(signal_number)
+
+    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _fit_and_publish(engine, spec: JobSpec, source, run_id: int, progress: Progress) -> None:
