@@ -80,9 +80,10 @@ def _print_json(value: Any) -> None:
 
 
 def _progress(quiet: bool):
+    """Progress lines on stderr, only for a person at a terminal: logs of scheduled runs stay clean."""
     from segjob.progress import Silent, StderrLines
 
-    return Silent() if quiet else StderrLines()
+    return StderrLines() if not quiet and sys.stderr.isatty() else Silent()
 
 
 @db_app.command("upgrade")

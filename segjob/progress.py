@@ -31,11 +31,10 @@ class Silent:
 
 
 class StderrLines:
-    """One line per finished step, with its duration; row counts update in place on a terminal."""
+    """One line per finished step, with its duration; row counts update in place."""
 
     def __init__(self, stream=None) -> None:
         self.stream = stream or sys.stderr
-        self.interactive = self.stream.isatty()
         self.name = ""
         self.started = time.perf_counter()
 
@@ -44,13 +43,11 @@ class StderrLines:
         self.started = time.perf_counter()
 
     def rows(self, done: int) -> None:
-        if self.interactive:
-            rate = done / max(time.perf_counter() - self.started, 1e-9)
-            self.stream.write(f"\r{self.name}: {done:,} rows ({rate:,.0f} rows/s)")
-            self.stream.flush()
+        rate = done / max(time.perf_counter() - self.started, 1e-9)
+        self.stream.write(f"\r{self.name}: {done:,} rows ({rate:,.0f} rows/s)")
+        self.stream.flush()
 
     def done(self, summary: str) -> None:
         elapsed = time.perf_counter() - self.started
-        prefix = "\r\033[K" if self.interactive else ""
-        self.stream.write(f"{prefix}{self.name}: {summary} ({elapsed:.1f}s)\n")
+        self.stream.write(f"\r\033[K{self.name}: {summary} ({elapsed:.1f}s)\n")
         self.stream.flush()

@@ -9,7 +9,9 @@ from rich.table import Table
 
 
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=False, width=max(Console().width, 100))
+    """A terminal's own width; piped output (logs, files) gets wide lines instead of wrapped cells."""
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=200)
 
 
 def _number(value: Any, digits: int = 3) -> str:
@@ -78,7 +80,10 @@ def run_details(details: dict[str, Any]) -> None:
     feature_names = [feature["feature"] for feature in details["features"]]
     segments = Table(title="Segments (centroids in original units)")
     for name in ("segment", "label", "size", "share", *feature_names):
-        segments.add_column(name, justify="left" if name == "label" else "right")
+        if name == "label":
+            segments.add_column(name, no_wrap=True)
+        else:
+            segments.add_column(name, justify="right")
     for segment in details["segments"]:
         values = [_number(segment["features"].get(name, {}).get("centroid"), 2) for name in feature_names]
         segments.add_row(
