@@ -104,6 +104,25 @@ def db_upgrade(database_url: DatabaseUrl = None) -> None:
         typer.echo(f"{where}: segjob schema upgraded from {before or 'empty'} to {after}")
 
 
+@db_app.command("grant")
+@handle_errors
+def db_grant(
+    reader: Annotated[Optional[str], typer.Option(help="Role for BI: may only SELECT the views.")] = None,
+    writer: Annotated[
+        Optional[str], typer.Option(help="Role that runs jobs: reads and writes segjob's tables, cannot alter them.")
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Grant least privileges to existing PostgreSQL roles (run as the role that owns segjob's schema).
+
+    Example: segjob db grant --reader bi_reader --writer segjob_writer
+    """
+    from segjob.grants import grant
+
+    for statement in grant(_engine(database_url), reader, writer):
+        typer.echo(statement)
+
+
 @app.command("load-csv")
 @handle_errors
 def load_csv(

@@ -154,6 +154,10 @@ def upgrade(url: str | sa.URL | None = None, revision: str = "head") -> tuple[st
             before = current_revision(connection)
             command.upgrade(_alembic_config(connection), revision)
             after = current_revision(connection)
+            if is_postgres(connection):
+                from segjob.grants import regrant_readers
+
+                regrant_readers(connection)
         return before, after
     finally:
         engine.dispose()
