@@ -1,0 +1,180 @@
+"""Benchmark segjob against the notebook way on the same generated customers, in one run.
+
+    .venv/bin/python benchmarks/bench.py --rows 1000000 [--database-url URL] [--skip-notebook]
+
+Generates N customers with 6 numeric features and 6 known latent groups inside PostgreSQL
+(server-side, so generation is not what is measured), then times, each in its own child
+process: the notebook way (pandas.read_sql + StandardScaler + KMeans + DataFrame.to_sql),
+segjob with fixed k, segjob with automatic K over 2..10, and the I/O floor (binary COPY of the
+feature columns out, and of an assignment-sized table back in). Prints wall time, peak memory
+of each child, ratios and the adjusted Rand index against the generator's groups as a markdown
+table. Absolute times are noisy on a shared machine: read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import sqlalchemy as sa
+
+TABLE = "bench_customers"
+FEATURES = ["age", "income", "spend", "visits", "tenure", "satisfaction"]
+GROUPS = 6
+# Latent group centres (rows) per feature, and each feature's within-group spread.
+CENTRES = [
+    (25, 30_000, 400, 4, 1, 6),
+    (35, 55_000, 1_500, 12, 4, 8),
+    (45, 90_000, 3_000, 20, 10, 7),
+    (55, 45_000, 800, 6, 15, 5),
+    (65, 35_000, 300, 2, 20, 9),
+    (40, 130_000, 5_000, 35, 8, 4),
+]
+SPREAD = (4, 6_000, 250, 2.5, 1.5, 0.6)
+SEGJOB = str(Path(sys.executable).parent / "segjob")
+
+
+@dataclass
+class Result:
+    name: str
+    seconds: float
+    peak_mb: float
+    ari: float | None = None
+
+
+def generate(url: str, rows: int) -> None:
+    """Create the customers table server-side: Box-Muller normals around each group's centre."""
+    centres = ", ".join(f"({g}, {', '.join(map(str, c))})" for g, c in enumerate(CENTRES))
+    features = ",\n".join(
+        f"    c.{name} + {spread} * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()) AS {name}"
+        for name, spread in zip(FEATURES, SPREAD)
+    )
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+        conn.execute(
+            f"CREATE TABLE {TABLE} AS\n"
+            f"SELECT lpad(g::text, 10, '0') AS customer_id, c.grp AS true_group,\n{features}\n"
+            f"FROM generate_series(1, {rows}) AS g\n"
+            f"JOIN (VALUES {centres}) AS c(grp, {', '.join(FEATURES)}) ON c.grp = g % {GROUPS}"
+        )
+        conn.execute(f"ANALYZE {TABLE}")
+
+
+def child(args: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """Run a child process; returns (seconds, peak RSS in MB, stdout)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+    stdout = process.stdout.read()
+    stderr = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"{args[:3]} failed ({status}):\n{stderr.decode()[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024, stdout.decode()
+
+
+NOTEBOOK = textwrap.dedent(
+    f"""
+    import sys
+    import pandas as pd
+    import sqlalchemy as sa
+    from sklearn.cluster import KMeans
+    from sklearn.preprocessing import StandardScaler
+
+    engine = sa.create_engine(sys.argv[1])
+    frame = pd.read_sql("SELECT customer_id, {', '.join(FEATURES)} FROM {TABLE}", engine)
+    X = StandardScaler().fit_transform(frame[{FEATURES!r}])
+    labels = KMeans(n_clusters=int(sys.argv[2]), random_state=0).fit_predict(X)
+    out = pd.DataFrame({{"customer_id": frame["customer_id"], "segment": labels}})
+    out.to_sql("bench_notebook_segments", engine, if_exists="replace", index=False)
+    """
+)
+
+IO_FLOOR = textwrap.dedent(
+    f"""
+    import sys
+    import psycopg
+
+    with psycopg.connect(sys.argv[1]) as conn, conn.cursor() as cur:
+        with cur.copy("COPY (SELECT customer_id, {', '.join(f'{f}::float8' for f in FEATURES)} FROM {TABLE}) TO STDOUT (FORMAT BINARY)") as copy:
+            for _ in copy:
+                pass
+        with cur.copy("COPY (SELECT 1::int4, customer_id, 1::int4, 0.5::float8, 0.7::float8 FROM {TABLE}) TO STDOUT (FORMAT BINARY)") as copy:
+            payload = b"".join(bytes(chunk) for chunk in copy)
+        cur.execute("CREATE TEMP TABLE floor_assignment (run_id int4, customer_key text, segment_id int4, distance float8, second_distance float8)")
+        with cur.copy("COPY floor_assignment FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(payload)
+    """
+)
+
+
+def ari(url: str, sql: str) -> float:
+    from sklearn.metrics import adjusted_rand_score
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(sql).fetchall()
+    truth, found = zip(*rows)
+    return float(adjusted_rand_score(truth, found))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/segjob_bench")
+    parser.add_argument("--skip-notebook", action="store_true", help="skip the notebook way (it needs ~1 GB per million rows)")
+    options = parser.parse_args()
+    url = sa.make_url(options.database_url)
+    admin = url.set(database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(admin.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (url.database,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{url.database}"')
+    plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    print(f"generating {options.rows:,} customers ...", file=sys.stderr)
+    generate(plain, options.rows)
+    subprocess.run([SEGJOB, "db", "upgrade", "--database-url", plain], check=True, capture_output=True)
+
+    results: list[Result] = []
+    seconds, peak, _ = child([sys.executable, "-c", IO_FLOOR, plain])
+    results.append(Result("I/O floor (COPY out + COPY in)", seconds, peak))
+
+    if not options.skip_notebook:
+        print("notebook way ...", file=sys.stderr)
+        seconds, peak, _ = child([sys.executable, "-c", NOTEBOOK, plain.replace("postgresql://", "postgresql+psycopg://"), str(GROUPS)])
+        score = ari(plain, f"SELECT c.true_group, n.segment FROM {TABLE} c JOIN bench_notebook_segments n USING (customer_id)")
+        results.append(Result("notebook (read_sql, StandardScaler, KMeans, to_sql)", seconds, peak, score))
+
+    base = ["run", "--source", TABLE, "--id", "customer_id", "--features", ",".join(FEATURES), "--json", "--quiet",
+            "--database-url", plain]
+    for name, extra in (("segjob, k fixed", ["--k", str(GROUPS), "--job", "bench-fixed"]),
+                        ("segjob, k auto 2..10", ["--job", "bench-auto"])):
+        print(f"{name} ...", file=sys.stderr)
+        seconds, peak, out = child([SEGJOB, *base, *extra])
+        run_id = json.loads(out)["run_id"]
+        score = ari(plain, f"SELECT c.true_group, a.segment_id FROM {TABLE} c JOIN segjob.assignment a "
+                           f"ON a.customer_key = c.customer_id AND a.run_id = {run_id}")
+        results.append(Result(name, seconds, peak, score))
+
+    floor = results[0].seconds
+    notebook = next((r for r in results if r.name.startswith("notebook")), None)
+    print(f"\n{options.rows:,} customers x {len(FEATURES)} features, {GROUPS} latent groups; "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
+    print("| case | wall s | peak MB | x faster than notebook | x I/O floor | ARI vs truth |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in results:
+        speedup = f"{notebook.seconds / r.seconds:.1f}" if notebook else ""
+        print(f"| {r.name} | {r.seconds:.1f} | {r.peak_mb:,.0f} | {speedup} | {r.seconds / floor:.2f} | "
+              f"{'' if r.ari is None else f'{r.ari:.4f}'} |")
+
+
+if __name__ == "__main__":
+    main()
