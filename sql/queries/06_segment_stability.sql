@@ -1,0 +1,20 @@
+-- How stable is each segment: of the customers it had in one run, what share kept the same
+-- segment id in the next run (averaged over consecutive pairs of runs)?
+-- Parameters: :job
+WITH per_pair AS (
+    SELECT
+        from_run_id,
+        from_segment_id AS segment_id,
+        SUM(CASE WHEN to_segment_id = from_segment_id THEN customers ELSE 0 END) * 1.0 / SUM(customers) AS stayed
+    FROM segment_migration
+    WHERE job = :job
+    GROUP BY from_run_id, from_segment_id
+)
+SELECT
+    segment_id,
+    COUNT(*) AS run_pairs,
+    AVG(stayed) AS average_share_stayed,
+    MIN(stayed) AS worst_share_stayed
+FROM per_pair
+GROUP BY segment_id
+ORDER BY segment_id;
