@@ -152,8 +152,30 @@ def load_csv(
 def run(
     source: Annotated[Optional[str], typer.Option(help="Table to read, optionally schema.table.")] = None,
     query: Annotated[Optional[str], typer.Option(help="Read-only SELECT to read instead of a table.")] = None,
+    transactions: Annotated[
+        Optional[str],
+        typer.Option(help="Transactions table to build purchase-history features from, instead of --source/--query."),
+    ] = None,
+    customer: Annotated[Optional[str], typer.Option(help="With --transactions: the customer id column.")] = None,
+    date: Annotated[Optional[str], typer.Option(help="With --transactions: the date or timestamp column.")] = None,
+    amount: Annotated[
+        Optional[str], typer.Option(help="With --transactions: the amount column (below 0: a return).")
+    ] = None,
+    as_of: Annotated[
+        Optional[str], typer.Option(help="With --transactions: features as of this date (default: day after the latest).")
+    ] = None,
+    since: Annotated[Optional[str], typer.Option(help="With --transactions: ignore transactions before this date.")] = None,
+    customers: Annotated[
+        Optional[str], typer.Option(help="With --transactions: table joined on the customer column, for --features.")
+    ] = None,
     id: Annotated[Optional[str], typer.Option("--id", help="Column that identifies a customer.")] = None,
-    features: Annotated[Optional[str], typer.Option(help="Numeric columns, comma-separated.")] = None,
+    features: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Numeric columns, comma-separated. With --transactions: recency, frequency, monetary_total (default),"
+            " monetary_avg, tenure, interval_mean, interval_std and columns of --customers."
+        ),
+    ] = None,
     categorical: Annotated[Optional[str], typer.Option(help="Categorical columns to one-hot encode.")] = None,
     missing: Annotated[Optional[str], typer.Option(help="Missing values: drop (default), median or mean.")] = None,
     scaler: Annotated[Optional[str], typer.Option(help="standard (default), robust, minmax or none.")] = None,
@@ -162,6 +184,31 @@ def run(
     k_max: Annotated[Optional[int], typer.Option(help="Largest k tried by --k auto (default 10).")] = None,
     silhouette_sample: Annotated[
         Optional[int], typer.Option(help="Rows sampled for the silhouette score (default 10000).")
+    ] = None,
+    algorithm: Annotated[
+        Optional[str], typer.Option(help="kmeans (default), minibatch-kmeans, gmm, agglomerative or dbscan.")
+    ] = None,
+    select: Annotated[
+        Optional[str],
+        typer.Option(help="Criterion choosing k: silhouette (default), elbow, davies-bouldin, calinski-harabasz, stability."),
+    ] = None,
+    min_segment_share: Annotated[
+        Optional[float], typer.Option(help="Reject candidate k with a smaller segment (share; default 0.01 = 1%).")
+    ] = None,
+    stability_sample: Annotated[
+        Optional[int], typer.Option(help="Rows the stability refits subsample from (default 10000).")
+    ] = None,
+    eps: Annotated[
+        Optional[float], typer.Option(help="DBSCAN radius in scaled units (default: from the k-distance knee).")
+    ] = None,
+    transform: Annotated[
+        Optional[str], typer.Option(help="log1p:COL,COL or auto (log1p on strongly right-skewed features); default none.")
+    ] = None,
+    clip_outliers: Annotated[
+        Optional[float], typer.Option(help="Winsorize numeric features at mean +/- Z standard deviations.")
+    ] = None,
+    labels: Annotated[
+        Optional[Path], typer.Option(help="TOML or JSON file mapping segment id to label, e.g. 1 = \"Big spenders\".")
     ] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (default 0).")] = None,
     job: Annotated[Optional[str], typer.Option(help="Job name (default: the source table name).")] = None,
@@ -174,9 +221,11 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Segment customers: read, clean, scale, choose k, fit K-Means and publish the run.
+    """Segment customers: read, clean, scale, choose k, fit and publish the run.
 
-    Example: segjob run --source customers --id customer_id --features "Age,Annual Income (k$)"
+    Example: segjob run --source customers --id customer_id --features "Age,Annual Income (k$)" --select elbow
+
+    From purchase history: segjob run --transactions orders --customer customer_id --date ordered_at --amount total
     """
     from segjob import history
     from segjob.config import build_spec
@@ -186,7 +235,10 @@ def run(
         config,
         source=source, query=query, id=id, features=features, categorical=categorical, missing=missing,
         scaler=scaler, k=k, k_min=k_min, k_max=k_max, silhouette_sample=silhouette_sample, seed=seed,
-        job=job, run_key=run_key,
+        job=job, run_key=run_key, algorithm=algorithm, select=select, min_segment_share=min_segment_share,
+        stability_sample=stability_sample, eps=eps, transform=transform, clip_outliers=clip_outliers,
+        labels=labels, transactions=transactions, customer=customer, date=date, amount=amount, as_of=as_of,
+        since=since, customers=customers,
     )
     engine = _engine(database_url)
     outcome = run_job(engine, spec, _progress(quiet or json_output), force=force)
@@ -251,15 +303,20 @@ def _print_run_details(details: dict[str, Any]) -> None:
 def demo(
     database_url: DatabaseUrl = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
+    transactions: Annotated[
+        bool, typer.Option("--transactions", help="Segment a bundled purchase-history sample instead (RFM).")
+    ] = False,
 ) -> None:
     """Run the whole job on the bundled Mall Customers sample and print the segments.
 
     Loads the sample into table mall_customers, upgrades the database, segments on Age, Annual
     Income and Spending Score with k chosen automatically. Default database: sqlite:///segjob.db.
+    With --transactions: loads ~17,000 purchases of ~2,000 customers into demo_transactions and
+    segments on recency, frequency and monetary_total computed from them.
     """
     from segjob.demo import run_demo
 
-    details = run_demo(database_url, _progress(quiet))
+    details = run_demo(database_url, _progress(quiet), transactions=transactions)
     _print_run_details(details)
 
 

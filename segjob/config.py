@@ -5,12 +5,17 @@ The spec is stored with every run (run.spec), so it never holds the database URL
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from segjob.algorithms import ALGORITHMS, DBSCAN_NAME
+from segjob.choose_k import CRITERIA, DEFAULT_MIN_SEGMENT_SHARE, SILHOUETTE
 from segjob.errors import UsageError
+from segjob.model import DEFAULT_STABILITY_SAMPLE
 
 MISSING_POLICIES = ("drop", "median", "mean")
 SCALERS = ("standard", "robust", "minmax", "none")
@@ -36,16 +41,50 @@ class JobSpec:
     silhouette_sample: int = DEFAULT_SILHOUETTE_SAMPLE
     job: str = ""
     run_key: str | None = None
+    algorithm: str = "kmeans"
+    select: str = SILHOUETTE  # criterion that chooses k among the candidates
+    min_segment_share: float = DEFAULT_MIN_SEGMENT_SHARE  # candidates with a smaller segment are rejected
+    stability_sample: int = DEFAULT_STABILITY_SAMPLE
+    eps: float | None = None  # DBSCAN neighbourhood radius in scaled units; None: from the k-distance knee
+    transform: str = "none"  # "none", "auto" or "log1p:COL,COL"
+    clip_outliers: float | None = None  # winsorize numeric features at mean +/- this many std
+    labels: dict[str, str] = field(default_factory=dict)  # segment id (as text) -> label
+    # Purchase-history source instead of --source/--query (see segjob.transactions); `id` is `customer`.
+    transactions: str | None = None  # table of transactions, optionally schema-qualified
+    customer: str | None = None
+    date: str | None = None
+    amount: str | None = None
+    as_of: str | None = None  # ISO date; None: the day after the latest transaction
+    since: str | None = None  # ISO date: ignore older transactions
+    customers: str | None = None  # table joined on `customer` whose columns --features may name
+    # Filled in by the run, never by the user: feature definitions, as-of date used, counts, SQL.
+    transaction_features: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @property
+    def log1p_columns(self) -> list[str]:
+        if not self.transform.startswith("log1p:"):
+            return []
+        return _split_names(self.transform.removeprefix("log1p:"), "transform")
+
+    @property
+    def auto_log1p(self) -> bool:
+        return self.transform == "auto"
+
+    @property
+    def segment_labels(self) -> dict[int, str]:
+        return {int(segment_id): label for segment_id, label in self.labels.items()}
+
+    @property
     def source_description(self) -> str:
+        if self.transactions:
+            return f"transactions {self.transactions}"
         return f"table {self.source}" if self.source else f"query: {self.query}"
 
 
-_FIELDS = {f.name for f in fields(JobSpec)}
+_FIELDS = {f.name for f in fields(JobSpec)} - {"transaction_features"}
 
 
 def _split_names(value: Any, key: str) -> list[str]:
@@ -81,6 +120,65 @@ def _as_int(value: Any, key: str) -> int:
         raise UsageError(f"{key} must be a whole number, not {value!r}") from None
 
 
+def _as_float(value: Any, key: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{key} must be a number, not {value!r}") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise UsageError(f"{key} must be a finite number, not {value!r}")
+    return number
+
+
+def _parse_transform(value: Any, features: list[str]) -> str:
+    """"none", "auto" or "log1p:COL,..." with every column a numeric feature."""
+    text = str(value).strip() if value is not None else "none"
+    if text.lower() in ("none", "auto"):
+        return text.lower()
+    if not text.startswith("log1p:"):
+        raise UsageError(f"--transform must be auto, none or log1p:COL,COL, not {text!r}")
+    columns = _split_names(text.removeprefix("log1p:"), "--transform log1p")
+    for name in columns:
+        if name not in features:
+            raise UsageError(
+                f"--transform log1p:{name} names a column that is not among --features ({', '.join(features)})"
+            )
+    return "log1p:" + ",".join(columns)
+
+
+def load_labels(value: Any, base: Path | None = None) -> dict[str, str]:
+    """Segment labels from a TOML or JSON file (path) or an inline table: segment id -> label.
+
+    A .json file is read as JSON, anything else as TOML (`1 = "Big spenders"`). Keys are segment
+    ids (whole numbers, 0 for DBSCAN's outliers); relative paths are taken from `base`.
+    """
+    if isinstance(value, (str, Path)):
+        path = Path(value)
+        if base is not None and not path.is_absolute():
+            path = base / path
+        if not path.is_file():
+            raise UsageError(f"labels file not found: {path}")
+        try:
+            raw = json.loads(path.read_text()) if path.suffix.lower() == ".json" else tomllib.loads(path.read_text())
+        except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
+            raise UsageError(f"labels file {path} is not valid {kind}: {exc}") from None
+        where = f"labels file {path}"
+    else:
+        raw, where = value, "labels"
+    if not isinstance(raw, dict):
+        raise UsageError(f'{where} must map segment ids to labels, e.g. {{"1": "Big spenders"}}')
+    labels = {}
+    for key, label in raw.items():
+        segment_id = str(key).strip()
+        if not segment_id.isdigit():
+            raise UsageError(f"{where}: {key!r} is not a segment id (a whole number such as 1)")
+        if not isinstance(label, str) or not label.strip():
+            raise UsageError(f"{where}: the label of segment {segment_id} must be non-empty text, not {label!r}")
+        labels[str(int(segment_id))] = label.strip()
+    return labels
+
+
 def load_config_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UsageError(f"config file not found: {path}")
@@ -92,7 +190,54 @@ def load_config_file(path: Path) -> dict[str, Any]:
     unknown = sorted(set(settings) - _FIELDS)
     if unknown:
         raise UsageError(f"config file {path} has unknown settings {unknown}; known: {sorted(_FIELDS)}")
+    if "labels" in settings:  # a file named in the config file is found next to it
+        settings["labels"] = load_labels(settings["labels"], base=path.parent)
     return settings
+
+
+def _transaction_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """Checks and defaults of a --transactions job: id is the customer column, features default
+    to recency, frequency and monetary_total, the job is named after the table, --transform auto
+    (purchase counts and spend are usually right-skewed)."""
+    from segjob.transactions import DEFAULT_FEATURES  # here: segjob.transactions imports this module
+
+    given = [option for option in ("source", "query", "id") if settings.get(option)]
+    if given:
+        raise UsageError(
+            f"--{given[0]} does not go with --transactions, which builds the source itself"
+            " (the customer column, --customer, identifies a customer)"
+        )
+    missing = [f"--{option} COLUMN" for option in ("customer", "date", "amount") if not settings.get(option)]
+    if missing:
+        raise UsageError(f"--transactions needs {', '.join(missing)}")
+    names = [settings["customer"], settings["date"], settings["amount"]]
+    if len(set(names)) < 3:
+        raise UsageError("--customer, --date and --amount must be three different columns")
+    as_of, since = _as_date(settings.get("as_of"), "as-of"), _as_date(settings.get("since"), "since")
+    if as_of and since and since >= as_of:
+        raise UsageError(f"--since {since} must be before --as-of {as_of}")
+    table = str(settings["transactions"]).strip()
+    return {
+        "transactions": table,
+        "id": settings["customer"],
+        "features": settings.get("features") or list(DEFAULT_FEATURES),
+        "job": settings.get("job") or table,
+        "transform": settings.get("transform") or "auto",
+        "as_of": as_of,
+        "since": since,
+    }
+
+
+def _as_date(value: Any, key: str) -> str | None:
+    """An ISO date (YYYY-MM-DD) as text, from a string or a TOML date."""
+    if value is None:
+        return None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
+    try:
+        return date.fromisoformat(str(value).strip()).isoformat()
+    except ValueError:
+        raise UsageError(f"--{key} must be a date like 2024-12-31, not {value!r}") from None
 
 
 def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
@@ -101,8 +246,14 @@ def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
     settings.update({key: value for key, value in options.items() if value is not None})
 
     source, query = settings.get("source"), settings.get("query")
-    if bool(source) == bool(query):
-        raise UsageError("give exactly one of --source TABLE or --query SQL")
+    if settings.get("transactions"):
+        settings.update(_transaction_settings(settings))
+    elif bool(source) == bool(query):
+        raise UsageError("give exactly one of --source TABLE, --query SQL or --transactions TABLE")
+    else:
+        for option in ("customer", "date", "amount", "as_of", "since", "customers"):
+            if settings.get(option) is not None:
+                raise UsageError(f"--{option.replace('_', '-')} applies only with --transactions TABLE")
     if not settings.get("id"):
         raise UsageError("--id COLUMN is required: the column that identifies a customer")
     features = _split_names(settings.get("features"), "features")
@@ -135,6 +286,45 @@ def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
     if not job:
         raise UsageError("--job NAME is required with --query (it names the job's history)")
 
+    algorithm = settings.get("algorithm", "kmeans")
+    if algorithm not in ALGORITHMS:
+        raise UsageError(f"--algorithm must be one of {', '.join(ALGORITHMS)}, not {algorithm!r}")
+    select = settings.get("select", SILHOUETTE)
+    if select not in CRITERIA:
+        raise UsageError(f"--select must be one of {', '.join(CRITERIA)}, not {select!r}")
+    if algorithm == DBSCAN_NAME:
+        given = [
+            option for option, key in (("--k", "k"), ("--k-min", "k_min"), ("--k-max", "k_max"), ("--select", "select"))
+            if settings.get(key) is not None and not (key == "k" and k is None)
+        ]
+        if given:
+            verb = "does" if len(given) == 1 else "do"
+            raise UsageError(
+                f"{', '.join(given)} {verb} not apply to --algorithm dbscan, which finds the number of"
+                " segments itself (tune it with --eps)"
+            )
+    eps = settings.get("eps")
+    if eps is not None:
+        eps = _as_float(eps, "eps")
+        if algorithm != DBSCAN_NAME:
+            raise UsageError("--eps applies only to --algorithm dbscan")
+        if eps <= 0:
+            raise UsageError(f"--eps must be greater than 0, not {eps:g}")
+    min_segment_share = _as_float(settings.get("min_segment_share", DEFAULT_MIN_SEGMENT_SHARE), "min-segment-share")
+    if not 0 <= min_segment_share < 0.5:
+        raise UsageError(
+            f"--min-segment-share must be at least 0 and below 0.5 (a share: 0.01 = 1%), not {min_segment_share:g}"
+        )
+    stability_sample = _as_int(settings.get("stability_sample", DEFAULT_STABILITY_SAMPLE), "stability-sample")
+    if stability_sample < 100:
+        raise UsageError("--stability-sample must be at least 100")
+    clip_outliers = settings.get("clip_outliers")
+    if clip_outliers is not None:
+        clip_outliers = _as_float(clip_outliers, "clip-outliers")
+        if clip_outliers <= 0:
+            raise UsageError(f"--clip-outliers must be greater than 0 (standard deviations), not {clip_outliers:g}")
+    labels = load_labels(settings["labels"]) if settings.get("labels") is not None else {}
+
     return JobSpec(
         id=settings["id"],
         features=features,
@@ -150,4 +340,19 @@ def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
         silhouette_sample=silhouette_sample,
         job=str(job),
         run_key=settings.get("run_key"),
+        algorithm=algorithm,
+        select=select,
+        min_segment_share=min_segment_share,
+        stability_sample=stability_sample,
+        eps=eps,
+        transform=_parse_transform(settings.get("transform"), features),
+        clip_outliers=clip_outliers,
+        labels=labels,
+        transactions=settings.get("transactions"),
+        customer=settings.get("customer"),
+        date=settings.get("date"),
+        amount=settings.get("amount"),
+        as_of=settings.get("as_of"),
+        since=settings.get("since"),
+        customers=settings.get("customers"),
     )

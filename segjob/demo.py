@@ -1,4 +1,4 @@
-"""The demo job: the bundled Mall Customers sample, end to end, on any database."""
+"""The demo jobs: a bundled sample (Mall Customers, or a purchase history), end to end, on any database."""
 
 from __future__ import annotations
 
@@ -16,16 +16,32 @@ TABLE = "mall_customers"
 FEATURES = ["Age", "Annual Income (k$)", "Spending Score (1-100)"]
 
 
-def run_demo(database_url: str | None, progress: Progress) -> dict[str, Any]:
-    """Upgrade the database, (re)load the sample into `mall_customers`, run the job; return the run."""
+# Purchase history made by scripts/make_transactions_sample.py (fixed seed): ~2,000 customers.
+TRANSACTIONS_SAMPLE = Path(__file__).resolve().parent / "data" / "transactions.csv"
+TRANSACTIONS_TABLE = "demo_transactions"
+
+
+def run_demo(database_url: str | None, progress: Progress, transactions: bool = False) -> dict[str, Any]:
+    """Upgrade the database, (re)load the sample into `mall_customers`, run the job; return the run.
+
+    With `transactions`, the purchase-history sample goes into `demo_transactions` instead and is
+    segmented on recency, frequency and monetary_total built from it.
+    """
     url = db.resolve_url(database_url)
     db.upgrade(url)
     engine = db.make_engine(url)
+    sample, table = (TRANSACTIONS_SAMPLE, TRANSACTIONS_TABLE) if transactions else (SAMPLE, TABLE)
     try:
-        progress.stage(f"loading {SAMPLE.name} into {TABLE}")
-        loaded = load_csv(engine, SAMPLE, TABLE, if_exists="replace")
+        progress.stage(f"loading {sample.name} into {table}")
+        loaded = load_csv(engine, sample, table, if_exists="replace")
         progress.done(f"{loaded.rows:,} rows")
-        spec = build_spec(source=TABLE, id="CustomerID", features=FEATURES, job="mall_customers_demo")
+        if transactions:
+            spec = build_spec(
+                transactions=table, customer="customer_id", date="order_date", amount="amount",
+                job="transactions_demo",
+            )
+        else:
+            spec = build_spec(source=TABLE, id="CustomerID", features=FEATURES, job="mall_customers_demo")
         outcome = run_job(engine, spec, progress)
         return history.show_run(engine, outcome.run_id)
     finally:

@@ -32,7 +32,12 @@ run_summary_view = sa.Table(
     sa.Column("inertia", _Number),
     sa.Column("run_key", sa.Text),
     sa.Column("error", sa.Text),
+    sa.Column("algorithm", sa.Text),
+    sa.Column("k_criterion", sa.Text),
+    sa.Column("stability", _Number),
 )
+
+CHOSEN_BY_PREFIX = "chosen_k_by_"
 
 
 def _plain(row: sa.Row) -> dict[str, Any]:
@@ -57,10 +62,11 @@ def run_summary(engine: sa.Engine, run_id: int) -> dict[str, Any]:
 
 
 def show_run(engine: sa.Engine, run_id: int) -> dict[str, Any]:
-    """Everything about one run: summary, spec, how k was chosen, the K sweep, features, segments."""
+    """Everything about one run: summary, spec, how k was chosen (the k each criterion would choose,
+    rejected candidates), the K sweep, features with their transforms, segments."""
     summary = run_summary(engine, run_id)
     run, metric, feature = schema.run, schema.run_metric, schema.run_feature
-    segment, centroid = schema.segment, schema.segment_centroid
+    segment, centroid, rejection = schema.segment, schema.segment_centroid, schema.k_rejection
     with engine.connect() as connection:
         details = connection.execute(
             sa.select(run.c.spec, run.c.source, run.c.k_reason, run.c.dropped_by_reason, run.c.seed,
@@ -71,6 +77,16 @@ def show_run(engine: sa.Engine, run_id: int) -> dict[str, Any]:
             sa.select(metric.c.k, metric.c.name, metric.c.value, metric.c.sample_size)
             .where(metric.c.run_id == run_id, metric.c.k.is_not(None))
             .order_by(metric.c.k, metric.c.name)
+        ).all()
+        model_rows = connection.execute(
+            sa.select(metric.c.name, metric.c.value, metric.c.sample_size)
+            .where(metric.c.run_id == run_id, metric.c.k.is_(None))
+            .order_by(metric.c.metric_id)
+        ).all()
+        rejected = connection.execute(
+            sa.select(rejection.c.k, rejection.c.smallest_share, rejection.c.reason)
+            .where(rejection.c.run_id == run_id)
+            .order_by(rejection.c.k)
         ).all()
         features = connection.execute(
             sa.select(feature).where(feature.c.run_id == run_id).order_by(feature.c.position)
@@ -88,6 +104,14 @@ def show_run(engine: sa.Engine, run_id: int) -> dict[str, Any]:
     sweep: dict[int, dict[str, Any]] = {}
     for row in sweep_rows:
         sweep.setdefault(row.k, {"k": row.k})[row.name] = row.value
+        if row.sample_size is not None:
+            sweep[row.k][f"{row.name}_sample_size"] = row.sample_size
+    chosen_by = {
+        row.name.removeprefix(CHOSEN_BY_PREFIX).replace("_", "-"): int(row.value)
+        for row in model_rows
+        if row.name.startswith(CHOSEN_BY_PREFIX)
+    }
+    model_metrics = {row.name: row.value for row in model_rows if not row.name.startswith(CHOSEN_BY_PREFIX)}
     by_segment: dict[int, dict[str, Any]] = {}
     for row in centroids:
         by_segment.setdefault(row.segment_id, {})[row.feature] = {
@@ -97,12 +121,16 @@ def show_run(engine: sa.Engine, run_id: int) -> dict[str, Any]:
         **summary,
         **{key: value for key, value in _plain(details).items()},
         "k_sweep": list(sweep.values()),
+        "chosen_k_by": chosen_by,
+        "criteria_disagree": len(set(chosen_by.values())) > 1,
+        "rejected_k": [_plain(row) for row in rejected],
+        "model_metrics": model_metrics,
         "features": [
             {key: value for key, value in _plain(row).items() if key != "run_id"} for row in features
         ],
         "segments": [
             {"segment_id": row.segment_id, "label": row.label, "size": row.size, "share": row.share,
-             "features": by_segment.get(row.segment_id, {})}
+             "top_features": row.top_features or [], "features": by_segment.get(row.segment_id, {})}
             for row in segments
         ],
     }

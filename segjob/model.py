@@ -1,33 +1,62 @@
-"""Model stage: choose K, fit K-Means, assign every row. No database here."""
+"""Model stage: choose K, fit the chosen algorithm, assign every row. No database here.
+
+The algorithms are in `segjob.algorithms`, the K sweep and its criteria in `segjob.choose_k`;
+this module validates k, runs them, and numbers the segments in a stable order.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
+from segjob.algorithms import (
+    AGGLOMERATIVE,
+    AGGLOMERATIVE_MAX_ROWS,
+    DBSCAN_NAME,
+    KMEANS,
+    Clustering,
+    dbscan,
+    dbscan_min_samples,
+    distances,
+    estimate_eps,
+    fitter,
+)
+from segjob.choose_k import (
+    DEFAULT_MIN_SEGMENT_SHARE,
+    SILHOUETTE,
+    Metric,
+    Rejection,
+    Stability,
+    choose,
+    score,
+    sweep,
+)
 from segjob.errors import DataError, UsageError
+from segjob.progress import Progress, Silent
 
+__all__ = ["Metric", "ModelResult", "Rejection", "fit"]
 
-@dataclass(frozen=True)
-class Metric:
-    name: str  # inertia, silhouette, davies_bouldin, calinski_harabasz
-    value: float
-    k: int | None  # candidate k of the sweep; None for the chosen model
-    sample_size: int | None = None  # rows the metric was computed on, when a sample
+# Stability refits run on subsamples of at most this many rows (80% each), like the silhouette.
+DEFAULT_STABILITY_SAMPLE = 10_000
+FIXED, FOUND_BY_DBSCAN = "fixed", "dbscan"  # ModelResult.criterion when k was not chosen by a sweep
 
 
 @dataclass
 class ModelResult:
-    k: int
-    labels: np.ndarray  # (n,) int, 0..k-1, 0 = largest segment
+    k: int  # segments found, not counting DBSCAN noise
+    labels: np.ndarray  # (n,) int, 0..k-1, 0 = largest segment; -1 = DBSCAN noise
     centers: np.ndarray  # (k, n_features) float64, scaled units, row i = label i
-    distance: np.ndarray  # (n,) distance to own centre (scaled units)
-    second_distance: np.ndarray  # (n,) distance to the second-nearest centre
+    distance: np.ndarray  # (n,) distance to own centre (scaled units); noise: to the noise mean
+    second_distance: np.ndarray  # (n,) distance to the nearest other segment centre; NaN if none
     metrics: list[Metric]
     k_reason: str  # human-readable: how k was chosen
+    algorithm: str = KMEANS
+    criterion: str = FIXED  # the --select criterion that chose k, or "fixed" / "dbscan"
+    chosen_by: dict[str, int | None] = field(default_factory=dict)  # k each criterion would pick
+    rejected: list[Rejection] = field(default_factory=list)  # candidate k refused, and why
+    probability: np.ndarray | None = None  # (n,) GMM membership probability of the own segment
+    noise_center: np.ndarray | None = None  # scaled mean of the noise rows (DBSCAN), if any
 
 
 def fit(
@@ -37,37 +66,91 @@ def fit(
     k_max: int = 10,
     seed: int = 0,
     silhouette_sample: int = 10_000,
+    *,
+    algorithm: str = KMEANS,
+    select: str = SILHOUETTE,
+    min_segment_share: float = DEFAULT_MIN_SEGMENT_SHARE,
+    eps: float | None = None,
+    stability_sample: int = DEFAULT_STABILITY_SAMPLE,
+    progress: Progress | None = None,
 ) -> ModelResult:
-    """Fit K-Means with a fixed k, or choose k in k_min..k_max by silhouette when k is None.
+    """Cluster X with `algorithm`, for a fixed k or choosing k in k_min..k_max when k is None.
 
-    With k None every candidate k is fitted and scored; the best silhouette wins (ties go to the
-    smaller k) and the whole sweep is returned in `metrics`. Labels are renumbered so that 0 is
-    the largest segment. The same X and seed always give the same result.
+    With k None every candidate k is fitted and scored (see `segjob.choose_k`); candidates whose
+    smallest segment holds less than `min_segment_share` of the rows are rejected, and `select`
+    picks among the rest. DBSCAN ignores k and finds the number of segments itself. Labels are
+    renumbered so that 0 is the largest segment. The same X and seed always give the same result.
+    Each fit is reported to `progress`.
 
-    Raises UsageError for impossible k options and DataError when X has too few (distinct) rows.
+    Raises UsageError for impossible k options and DataError when X has too few (distinct) rows
+    or every candidate k is rejected.
     """
     X = np.asarray(X, dtype=np.float64)
+    progress = progress or Silent()
+    if algorithm == DBSCAN_NAME:
+        return _fit_dbscan(X, eps, seed, silhouette_sample, stability_sample, progress)
+
+    def make_fitter(data: np.ndarray, data_seed: int):
+        return fitter(algorithm, data, data_seed)
+
     n = len(X)
     if k is not None:
-        if k < 2:
-            raise UsageError(f"--k must be at least 2, got {k}")
-        if n < k:
-            raise DataError(f"only {n} usable rows, fewer than k={k}; lower --k or check the input")
-        distinct = _count_distinct(X)
-        if distinct < k:
-            raise DataError(
-                f"only {distinct} distinct rows (customers with different feature values) among"
-                f" {n} usable rows, fewer than k={k}; lower --k or choose features that vary more"
-            )
-        model = _kmeans(X, k, seed)
-        scores = _scores(X, model, seed, silhouette_sample, k)
-        chosen = _chosen_metrics(scores)
-        return _result(X, model, scores + chosen, f"k={k}: fixed by --k")
+        _check_fixed_k(X, k)
+        progress.stage("fitting")
+        clustering = make_fitter(X, seed)(k)
+        metrics = score(X, clustering, k, seed, silhouette_sample)
+        stability = Stability(X, make_fitter, seed, stability_sample).measure(k)
+        metrics += [stability] if stability else []
+        reason = f"k={k}: fixed by --k"
+        if clustering.k < k:
+            reason += f" (only {clustering.k} segments have members)"
+        progress.done(reason)
+        return _result(
+            X, clustering, metrics + _as_chosen(metrics), reason + _sample_note(algorithm, n),
+            algorithm=algorithm, criterion=FIXED,
+        )
 
+    top, lowered_note = _candidate_range(X, k_min, k_max)
+    candidates = sweep(
+        X, make_fitter(X, seed), range(k_min, top + 1), seed, silhouette_sample,
+        Stability(X, make_fitter, seed, stability_sample), min_segment_share, progress, algorithm,
+    )
+    progress.stage("choosing k")
+    choice = choose(candidates, select, min_segment_share, lowered_note)
+    progress.done(choice.reason)
+    chosen_by = [
+        Metric(f"chosen_k_by_{name.replace('-', '_')}", float(value), None)
+        for name, value in choice.chosen_by.items()
+        if value is not None
+    ]
+    metrics = [m for c in candidates for m in c.metrics] + _as_chosen(choice.candidate.metrics) + chosen_by
+    return _result(
+        X, choice.candidate.clustering, metrics, choice.reason + _sample_note(algorithm, n),
+        algorithm=algorithm, criterion=choice.criterion, chosen_by=choice.chosen_by, rejected=choice.rejected,
+    )
+
+
+def _check_fixed_k(X: np.ndarray, k: int) -> None:
+    n = len(X)
+    if k < 2:
+        raise UsageError(f"--k must be at least 2, got {k}")
+    if n < k:
+        raise DataError(f"only {n} usable rows, fewer than k={k}; lower --k or check the input")
+    distinct = _count_distinct(X)
+    if distinct < k:
+        raise DataError(
+            f"only {distinct} distinct rows (customers with different feature values) among"
+            f" {n} usable rows, fewer than k={k}; lower --k or choose features that vary more"
+        )
+
+
+def _candidate_range(X: np.ndarray, k_min: int, k_max: int) -> tuple[int, str]:
+    """The largest candidate k, and a note for the reason when it is below k_max."""
     if k_min < 2:
         raise UsageError(f"--k-min must be at least 2, got {k_min}")
     if k_min > k_max:
         raise UsageError(f"--k-min ({k_min}) must not be greater than --k-max ({k_max})")
+    n = len(X)
     distinct = _count_distinct(X)
     if distinct < 3:
         raise DataError(
@@ -81,86 +164,88 @@ def fit(
             f"only {distinct} distinct rows, too few to try k={k_min}..{k_max}"
             f" (k must be below the number of distinct rows); lower --k-min or set --k"
         )
+    note = f" (k_max lowered to {top}: only {distinct} distinct rows)" if top < k_max else ""
+    return top, note
 
-    sweep: list[Metric] = []
-    best = None  # (silhouette, model); only the best model is kept, each holds n labels
-    for candidate in range(k_min, top + 1):
-        model = _kmeans(X, candidate, seed)
-        scores = _scores(X, model, seed, silhouette_sample, candidate)
-        sweep += scores
-        silhouette = next((m.value for m in scores if m.name == "silhouette"), None)
-        # Strictly greater: on a tie the smaller k, seen first, stays.
-        if silhouette is not None and (best is None or silhouette > best[0]):
-            best = (silhouette, model)
-    if best is None:
+
+def _fit_dbscan(
+    X: np.ndarray, eps: float | None, seed: int, silhouette_sample: int, stability_sample: int, progress: Progress
+) -> ModelResult:
+    min_samples = dbscan_min_samples(X.shape[1])
+    progress.stage("fitting dbscan")
+    source = "--eps"
+    if eps is None:
+        eps, source = estimate_eps(X, min_samples, seed), "the k-distance knee"
+    clustering = dbscan(X, eps, min_samples)
+    if clustering.k == 0:
         raise DataError(
-            f"silhouette could not be computed for any k in {k_min}..{top}; set --k"
-            " or raise the silhouette sample size"
+            f"DBSCAN found no segments: all {len(X):,} rows are noise at eps {eps:.4g}"
+            f" (min_samples {min_samples}); give a larger --eps"
         )
-    silhouette, model = best
-    k = model.n_clusters
-    chosen = _chosen_metrics([m for m in sweep if m.k == k])
-    reason = f"k={k}: best silhouette ({silhouette:.3f}) over k={k_min}..{top}"
-    if top < k_max:
-        reason += f" (k_max lowered to {top}: only {distinct} distinct rows)"
-    return _result(X, model, sweep + chosen, reason)
+    noise = int((clustering.labels < 0).sum())
+    metrics = score(X, clustering, None, seed, silhouette_sample)
+    refit = Stability(X, lambda data, _seed: lambda _k: dbscan(data, eps, min_samples), seed, stability_sample)
+    stability = refit.measure(clustering.k)
+    if stability:
+        metrics.append(Metric(stability.name, stability.value, None, stability.sample_size))
+    metrics += [Metric("eps", float(eps), None), Metric("min_samples", float(min_samples), None)]
+    reason = (
+        f"k={clustering.k}: found by DBSCAN (eps {eps:.4g} from {source}, min_samples {min_samples});"
+        f" {noise:,} rows are noise (segment 0, Outliers)"
+    )
+    progress.done(reason)
+    return _result(X, clustering, metrics, reason, algorithm=DBSCAN_NAME, criterion=FOUND_BY_DBSCAN)
 
 
 def _count_distinct(X: np.ndarray) -> int:
     return len(np.unique(X, axis=0)) if len(X) else 0
 
 
-def _kmeans(X: np.ndarray, k: int, seed: int) -> KMeans:
-    return KMeans(n_clusters=k, n_init=10, random_state=seed).fit(X)
-
-
-def _scores(
-    X: np.ndarray, model: KMeans, seed: int, silhouette_sample: int, k: int | None
-) -> list[Metric]:
-    """Inertia and, where they are defined, the three cluster-quality scores of one fit."""
-    metrics = [Metric("inertia", float(model.inertia_), k)]
-    labels = model.labels_
-    n_labels = len(np.unique(labels))
-    # The scores need at least 2 clusters, and fewer clusters than rows.
-    if not 2 <= n_labels < len(X):
-        return metrics
-    sample_size = silhouette_sample if len(X) > silhouette_sample else None
-    try:
-        silhouette = silhouette_score(X, labels, sample_size=sample_size, random_state=seed)
-        metrics.append(Metric("silhouette", float(silhouette), k, sample_size))
-    except ValueError:
-        pass  # a small sample can hold fewer than 2 clusters; leave silhouette out
-    metrics.append(Metric("davies_bouldin", float(davies_bouldin_score(X, labels)), k))
-    metrics.append(Metric("calinski_harabasz", float(calinski_harabasz_score(X, labels)), k))
-    return metrics
-
-
-def _chosen_metrics(scores: list[Metric]) -> list[Metric]:
+def _as_chosen(scores: list[Metric]) -> list[Metric]:
     """The chosen model's metrics: its sweep entries again with k=None."""
     return [Metric(m.name, m.value, None, m.sample_size) for m in scores]
 
 
-def _result(X: np.ndarray, model: KMeans, metrics: list[Metric], k_reason: str) -> ModelResult:
-    """Renumber the clusters (0 = largest, ties by centre coordinates) and measure distances."""
-    k = model.n_clusters
-    centers = model.cluster_centers_
-    sizes = np.bincount(model.labels_, minlength=k)
+def _sample_note(algorithm: str, n: int) -> str:
+    if algorithm == AGGLOMERATIVE and n > AGGLOMERATIVE_MAX_ROWS:
+        return (
+            f" (Ward tree built on a random sample of {AGGLOMERATIVE_MAX_ROWS:,} rows;"
+            " the other rows joined the segment with the nearest member mean)"
+        )
+    return ""
+
+
+def _result(X: np.ndarray, clustering: Clustering, metrics: list[Metric], k_reason: str, **details) -> ModelResult:
+    """Renumber the segments (0 = largest, ties by centre coordinates) and measure distances."""
+    k = clustering.k
+    members = clustering.labels >= 0
+    sizes = np.bincount(clustering.labels[members], minlength=k)
     # np.lexsort sorts by its last key first: size descending, then centre coordinates.
-    order = np.lexsort([*centers.T[::-1], -sizes])
+    order = np.lexsort([*clustering.centers.T[::-1], -sizes])
     new_label = np.empty(k, dtype=np.int64)
     new_label[order] = np.arange(k)
+    centers = clustering.centers[order]
+    labels = np.where(members, new_label[np.maximum(clustering.labels, 0)], -1)
 
-    distances = model.transform(X)[:, order]
-    labels = new_label[model.labels_]
-    rows = np.arange(len(X))
-    own = distances[rows, labels]
-    distances[rows, labels] = np.inf
+    to_centres = distances(X, centers)
+    rows = np.flatnonzero(members)
+    own = np.full(len(X), np.nan)
+    own[rows] = to_centres[rows, labels[rows]]
+    to_centres[rows, labels[rows]] = np.inf
+    second = to_centres.min(axis=1) if k else np.full(len(X), np.inf)
+    noise_center = None
+    if not members.all():
+        noise_center = X[~members].mean(axis=0)
+        own[~members] = np.sqrt(((X[~members] - noise_center) ** 2).sum(axis=1))
     return ModelResult(
         k=k,
         labels=labels,
-        centers=centers[order].astype(np.float64),
+        centers=centers,
         distance=own,
-        second_distance=distances.min(axis=1),
+        second_distance=np.where(np.isfinite(second), second, np.nan),
         metrics=metrics,
         k_reason=k_reason,
+        probability=clustering.probability,
+        noise_center=noise_center,
+        **details,
     )

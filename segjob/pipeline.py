@@ -25,6 +25,7 @@ from segjob.prepare import PrepareOptions, prepare
 from segjob.profile import profile
 from segjob.progress import Progress, Silent
 from segjob.source import describe_source, read_source
+from segjob.transactions import transaction_source
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,10 @@ def run_job(engine: sa.Engine, spec: JobSpec, progress: Progress | None = None, 
     progress = progress or Silent()
     db.check_at_head(engine)
     with db.translate_errors(engine):
-        source = describe_source(engine, spec)
+        if spec.transactions:  # the spec comes back with the feature definitions, stored with the run
+            spec, source = transaction_source(engine, spec, progress)
+        else:
+            source = describe_source(engine, spec)
         with db.job_lock(engine, spec.job, lambda: _describe_running(engine, spec.job)):
             results.mark_abandoned(engine, spec.job)
             if spec.run_key and not force:
@@ -47,35 +51,47 @@ def run_job(engine: sa.Engine, spec: JobSpec, progress: Progress | None = None, 
                 if previous is not None:
                     return RunOutcome(previous, spec.job, reused=True)
             run_id = results.start_run(engine, spec)
+            stop = _StopSignals()
             try:
-                with _stop_signals_raise():
+                with stop.raise_interrupted():
                     _fit_and_publish(engine, spec, source, run_id, progress)
             except SegjobError as exc:
-                results.mark_failed(engine, run_id, str(exc))
+                _mark_failed_if_reachable(engine, run_id, str(exc))
                 raise
             except Exception as exc:
+                if stop.received is not None:
+                    # The signal hit a database call, whose cleanup raised a driver error instead.
+                    interrupted = Interrupted(stop.received)
+                    _mark_failed_if_reachable(engine, run_id, str(interrupted))
+                    raise interrupted from exc
                 _mark_failed_if_reachable(engine, run_id, f"{type(exc).__name__}: {exc}")
                 raise
             return RunOutcome(run_id, spec.job, reused=False)
 
 
-@contextmanager
-def _stop_signals_raise() -> Iterator[None]:
+class _StopSignals:
     """While a run works, SIGINT and SIGTERM raise Interrupted, so the run is marked failed and
     its open publish transaction rolls back instead of the process vanishing mid-way."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
-    def interrupt(signal_number, _frame):
-        raise Interrupted(signal_number)
+    def __init__(self) -> None:
+        self.received: int | None = None
 
-    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+    @contextmanager
+    def raise_interrupted(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def interrupt(signal_number, _frame):
+            self.received = signal_number
+            raise Interrupted(signal_number)
+
+        previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
 
 def _fit_and_publish(engine, spec: JobSpec, source, run_id: int, progress: Progress) -> None:
@@ -85,22 +101,44 @@ def _fit_and_publish(engine, spec: JobSpec, source, run_id: int, progress: Progr
     fingerprint = _fingerprint(frame)
 
     progress.stage("preparing")
-    options = PrepareOptions(spec.features, spec.categorical, spec.missing, spec.scaler)
+    options = PrepareOptions(
+        spec.features, spec.categorical, spec.missing, spec.scaler,
+        log1p=spec.log1p_columns, auto_log1p=spec.auto_log1p, clip_z=spec.clip_outliers,
+    )
     prepared = prepare(frame, spec.id, options)
     del frame
     dropped = ", ".join(f"{reason}: {count:,}" for reason, count in prepared.dropped.items()) or "none"
     progress.done(f"{prepared.rows_used:,} rows used, {prepared.X.shape[1]} model columns, dropped {dropped}")
     results.heartbeat(engine, run_id)
 
-    progress.stage("fitting")
-    model = fit(prepared.X, spec.k, spec.k_min, spec.k_max, spec.seed, spec.silhouette_sample)
-    progress.done(model.k_reason)
-    results.heartbeat(engine, run_id)
+    model = fit(
+        prepared.X, spec.k, spec.k_min, spec.k_max, spec.seed, spec.silhouette_sample,
+        algorithm=spec.algorithm, select=spec.select, min_segment_share=spec.min_segment_share,
+        eps=spec.eps, stability_sample=spec.stability_sample,
+        progress=_HeartbeatOnDone(progress, lambda: results.heartbeat(engine, run_id)),
+    )
 
-    segments = profile(prepared, model)
+    segments = profile(prepared, model, spec.segment_labels)
     progress.stage("publishing")
     results.publish(engine, run_id, fingerprint, prepared, model, segments)
     progress.done(f"run {run_id}: {prepared.rows_used:,} assignments, {model.k} segments")
+
+
+class _HeartbeatOnDone:
+    """Passes progress on, and refreshes the run's heartbeat whenever a step (e.g. one k) finishes."""
+
+    def __init__(self, progress: Progress, beat) -> None:
+        self.progress, self.beat = progress, beat
+
+    def stage(self, name: str) -> None:
+        self.progress.stage(name)
+
+    def rows(self, done: int) -> None:
+        self.progress.rows(done)
+
+    def done(self, summary: str) -> None:
+        self.progress.done(summary)
+        self.beat()
 
 
 def _fingerprint(frame: pd.DataFrame) -> str:
@@ -113,7 +151,7 @@ def _fingerprint(frame: pd.DataFrame) -> str:
 def _mark_failed_if_reachable(engine: sa.Engine, run_id: int, error: str) -> None:
     try:
         results.mark_failed(engine, run_id, error)
-    except sa.exc.DBAPIError:
+    except (sa.exc.DBAPIError, SegjobError):
         pass  # the database is gone; the next run of the job marks this one abandoned
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from segjob.errors import DataError, UsageError
+from segjob.transform import LOG1P, inverse_log1p, transform_numeric
 
 MissingPolicy = Literal["drop", "median", "mean"]
 ScalerName = Literal["standard", "robust", "minmax", "none"]
@@ -35,6 +36,9 @@ class PrepareOptions:
     categorical: list[str] = field(default_factory=list)
     missing: MissingPolicy = "drop"
     scaler: ScalerName = "standard"
+    log1p: list[str] = field(default_factory=list)  # numeric features to log1p-transform
+    auto_log1p: bool = False  # also log1p every strongly right-skewed non-negative feature
+    clip_z: float | None = None  # winsorize numeric features at mean +/- clip_z * std
 
 
 @dataclass
@@ -47,12 +51,17 @@ class FeatureParams:
     level: str | None  # categorical level this one-hot column encodes
     impute_value: float | None  # value that replaced missing cells (None: rows were dropped instead)
     missing_count: int  # cells that were missing among the rows read
-    center: float  # scaled = (original - center) / scale
+    center: float  # scaled = (transformed - center) / scale; see to_original_units
     scale: float
     mean: float  # population statistics over the rows used, original units
     std: float
     min: float
     max: float
+    transform: str | None = None  # "log1p" when applied after clipping, before scaling
+    skewness: float | None = None  # of the (clipped) values; drives --transform auto
+    clip_low: float | None = None  # winsorizing bounds, original units (--clip-outliers)
+    clip_high: float | None = None
+    clipped_count: int | None = None  # values moved to a bound
 
 
 @dataclass
@@ -126,7 +135,11 @@ def prepare(frame: pd.DataFrame, id_column: str, options: PrepareOptions) -> Pre
     original = np.column_stack([values[keep], one_hot])
     n_numeric = len(options.features)
     names = list(options.features) + [f"{column}={level}" for column, level in levels]
-    X, center, scale, stats = _scale(original, n_numeric, options.scaler, names)
+    numeric = transform_numeric(
+        values[keep], options.features, options.log1p, options.auto_log1p, options.clip_z
+    )
+    model_input = np.column_stack([numeric.values, one_hot])
+    X, center, scale, stats = _scale(model_input, original, n_numeric, options.scaler, names)
 
     features = [
         FeatureParams(
@@ -139,6 +152,11 @@ def prepare(frame: pd.DataFrame, id_column: str, options: PrepareOptions) -> Pre
             center=float(center[j]),
             scale=float(scale[j]),
             **stats[j],
+            transform=LOG1P if numeric.log1p[j] else None,
+            skewness=float(numeric.skewness[j]),
+            clip_low=None if numeric.clip_low is None else float(numeric.clip_low[j]),
+            clip_high=None if numeric.clip_high is None else float(numeric.clip_high[j]),
+            clipped_count=None if numeric.clip_low is None else int(numeric.clipped[j]),
         )
         for j, name in enumerate(options.features)
     ]
@@ -176,6 +194,12 @@ def _check_columns(frame: pd.DataFrame, id_column: str, options: PrepareOptions)
     for name in options.features:
         if name in options.categorical:
             raise UsageError(f'column "{name}" is listed both as a feature and under --categorical')
+    for name in options.log1p:
+        if name not in options.features:
+            raise UsageError(
+                f'--transform log1p:{name} names a column that is not a numeric feature'
+                f" (features: {', '.join(options.features)})"
+            )
 
 
 def _as_text(column: pd.Series) -> pd.Series:
@@ -299,34 +323,32 @@ def _one_hot(
 
 
 def _scale(
-    original: np.ndarray, n_numeric: int, scaler: ScalerName, names: list[str]
+    model_input: np.ndarray, original: np.ndarray, n_numeric: int, scaler: ScalerName, names: list[str]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, float]]]:
     """Scale the numeric columns (the first `n_numeric`); one-hot columns keep center 0, scale 1.
 
-    Returns X, center, scale and each column's population mean/std/min/max in original units.
+    The scaler is fitted on `model_input` (after clipping and log1p); the population statistics
+    returned are those of `original`. Returns X, center, scale and each column's population
+    mean/std/min/max in original units.
     """
-    n_columns = original.shape[1]
+    n_columns = model_input.shape[1]
     center = np.zeros(n_columns)
     scale = np.ones(n_columns)
-    numeric = original[:, :n_numeric]
+    numeric = model_input[:, :n_numeric]
     with np.errstate(over="ignore", invalid="ignore"):
-        low, high = original.min(axis=0), original.max(axis=0)
-        constant = low == high
-        # Set a constant column's statistics exactly: rounding in the mean of, say, 0.1 repeated
-        # leaves a spread of ~1e-17 that would blow up into a +/-1 column and false z-scores.
-        mean = np.where(constant, low, original.mean(axis=0))
-        std = np.where(constant, 0.0, original.std(axis=0))
+        low, high, mean, std = _population_stats(original)
+        model_low, model_high, model_mean, model_std = _population_stats(model_input)
         if scaler == "standard":
-            center[:n_numeric], scale[:n_numeric] = mean[:n_numeric], std[:n_numeric]
+            center[:n_numeric], scale[:n_numeric] = model_mean[:n_numeric], model_std[:n_numeric]
         elif scaler == "robust":
             q25, median, q75 = np.percentile(numeric, [25, 50, 75], axis=0)
             center[:n_numeric], scale[:n_numeric] = median, q75 - q25
         elif scaler == "minmax":
-            center[:n_numeric], scale[:n_numeric] = low[:n_numeric], (high - low)[:n_numeric]
+            center[:n_numeric], scale[:n_numeric] = model_low[:n_numeric], (model_high - model_low)[:n_numeric]
         # No spread (a constant column, or a robust IQR of 0): scale 1 keeps the values finite,
         # and a constant column becomes zeros, which K-Means ignores.
         scale[scale == 0] = 1.0
-        X = (original - center) / scale
+        X = (model_input - center) / scale
 
     usable = (
         np.isfinite(mean) & np.isfinite(std) & np.isfinite(center) & np.isfinite(scale)
@@ -344,3 +366,25 @@ def _scale(
         for j in range(n_columns)
     ]
     return X, center, scale, stats
+
+
+def _population_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per column min, max, mean and std."""
+    low, high = values.min(axis=0), values.max(axis=0)
+    constant = low == high
+    # Set a constant column's statistics exactly: rounding in the mean of, say, 0.1 repeated
+    # leaves a spread of ~1e-17 that would blow up into a +/-1 column and false z-scores.
+    mean = np.where(constant, low, values.mean(axis=0))
+    std = np.where(constant, 0.0, values.std(axis=0))
+    return low, high, mean, std
+
+
+def to_original_units(features: list[FeatureParams], scaled: np.ndarray) -> np.ndarray:
+    """Points in scaled model units (rows) -> original units: unscale, then undo log1p.
+
+    Clipping cannot be undone; a one-hot column comes back as a share between 0 and 1.
+    """
+    center = np.array([f.center for f in features])
+    scale = np.array([f.scale for f in features])
+    log1p = np.array([f.transform == LOG1P for f in features], dtype=bool)
+    return inverse_log1p(center + scale * np.asarray(scaled, dtype=np.float64), log1p)

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from segjob.errors import UsageError
 from segjob.model import ModelResult
-from segjob.prepare import FeatureParams, PreparedData
+from segjob.prepare import FeatureParams, PreparedData, to_original_units
 
 # A numeric feature describes a segment when the segment mean is at least this many population
 # standard deviations from the overall mean ("High ..." / "Low ..."); closer is "Mid ...".
@@ -17,14 +18,18 @@ STANDOUT_Z = 0.5
 STANDOUT_Z_LEVEL = 1.0
 LABEL_FEATURES = 2  # features in a label at first
 MAX_LABEL_FEATURES = 3  # features a label may grow to when two labels collide
+TOP_FEATURES = 3  # distinguishing features stored per segment
+NOISE_SEGMENT_ID = 0  # DBSCAN noise; real segments are 1..k
+NOISE_LABEL = "Outliers"
 
 
 @dataclass
 class Segment:
-    segment_id: int  # 1-based; label index + 1
+    segment_id: int  # 1-based; label index + 1; 0 = DBSCAN noise ("Outliers")
     label: str  # unique within the run, e.g. "High Annual Income (k$), Low Spending Score (1-100)"
     size: int
     share: float
+    top_features: list[str]  # up to TOP_FEATURES that stand out most (largest |z| first)
 
 
 @dataclass
@@ -44,50 +49,89 @@ class Profile:
     centroids: list[CentroidValue]
 
 
-def profile(prepared: PreparedData, model: ModelResult) -> Profile:
-    """Sizes, original-unit centroids and labels of the segments of `model`.
+def profile(prepared: PreparedData, model: ModelResult, labels: dict[int, str] | None = None) -> Profile:
+    """Sizes, original-unit centroids, distinguishing features and labels of the segments of `model`.
 
-    Centroids and member means/medians are in original units (a one-hot column gives the share
-    of members with that level); z-scores compare a segment's mean with the whole population.
+    Centroids are the model's centres taken back to original units (unscaled, log1p undone);
+    for a one-hot column the centroid is the share of members with that level. Member means and
+    medians are of the original values; z-scores compare a segment's mean with the whole
+    population. DBSCAN noise becomes segment 0, labelled "Outliers".
+
+    `labels` (segment id -> label, e.g. from --labels FILE) replaces automatic labels; raises
+    UsageError for a segment id the run does not have or when two segments would share a label.
     """
-    k = model.k
-    sizes = np.bincount(model.labels, minlength=k)
+    features = prepared.features
+    noise = model.noise_center is not None
+    # Model label of each output row: noise (-1) first when present, then segments 0..k-1.
+    order = ([-1] if noise else []) + list(range(model.k))
+    segment_ids = [label + 1 for label in order]
+    sizes = np.bincount(model.labels + 1, minlength=model.k + 1)[[label + 1 for label in order]]
     members = pd.DataFrame(prepared.original).groupby(model.labels)
-    means = members.mean().reindex(range(k)).to_numpy()
-    medians = members.median().reindex(range(k)).to_numpy()
+    means = members.mean().reindex(order).to_numpy()
+    medians = members.median().reindex(order).to_numpy()
 
-    center = np.array([f.center for f in prepared.features])
-    scale = np.array([f.scale for f in prepared.features])
-    population_mean = np.array([f.mean for f in prepared.features])
-    population_std = np.array([f.std for f in prepared.features])
-    centroids = center + scale * model.centers
+    scaled = np.vstack([model.noise_center, model.centers]) if noise else model.centers
+    centroids = to_original_units(features, scaled)
+    categorical = np.array([f.kind == "categorical" for f in features], dtype=bool)
+    centroids[:, categorical] = means[:, categorical]  # GMM means are soft; shares must be exact
+    population_mean = np.array([f.mean for f in features])
+    population_std = np.array([f.std for f in features])
     spread = np.where(population_std > 0, population_std, 1.0)
     z = np.where(population_std > 0, (means - population_mean) / spread, 0.0)
 
-    labels = _labels(prepared.features, z)
+    auto = ([NOISE_LABEL] if noise else []) + _labels(features, z[1:] if noise else z)
+    final = _override(dict(zip(segment_ids, auto)), labels or {})
     segments = [
         Segment(
-            segment_id=s + 1,
-            label=labels[s],
-            size=int(sizes[s]),
-            share=float(sizes[s] / prepared.rows_used),
+            segment_id=segment_id,
+            label=final[segment_id],
+            size=int(sizes[row]),
+            share=float(sizes[row] / prepared.rows_used),
+            top_features=_top_features(features, z[row]),
         )
-        for s in range(k)
+        for row, segment_id in enumerate(segment_ids)
     ]
     centroid_values = [
         CentroidValue(
-            segment_id=s + 1,
+            segment_id=segment_id,
             feature=feature.name,
-            centroid=float(centroids[s, j]),
-            centroid_scaled=float(model.centers[s, j]),
-            mean=float(means[s, j]),
-            median=float(medians[s, j]),
-            z_score=float(z[s, j]),
+            centroid=float(centroids[row, j]),
+            centroid_scaled=float(scaled[row, j]),
+            mean=float(means[row, j]),
+            median=float(medians[row, j]),
+            z_score=float(z[row, j]),
         )
-        for s in range(k)
-        for j, feature in enumerate(prepared.features)
+        for row, segment_id in enumerate(segment_ids)
+        for j, feature in enumerate(features)
     ]
     return Profile(segments=segments, centroids=centroid_values)
+
+
+def _top_features(features: list[FeatureParams], z: np.ndarray) -> list[str]:
+    """The features that stand out in a segment, largest |z| first, at most TOP_FEATURES."""
+    standouts = [j for j in range(len(features)) if _stands_out(features[j], z[j])]
+    standouts.sort(key=lambda j: -abs(z[j]))
+    return [features[j].name for j in standouts[:TOP_FEATURES]]
+
+
+def _override(auto: dict[int, str], given: dict[int, str]) -> dict[int, str]:
+    """Automatic labels with the user's labels applied; they must name existing segments and stay unique."""
+    unknown = sorted(set(given) - set(auto))
+    if unknown:
+        raise UsageError(
+            f"--labels names segment {', '.join(map(str, unknown))}, but this run has segments"
+            f" {', '.join(map(str, sorted(auto)))}; see 'segjob runs show' for the segment ids"
+        )
+    final = {**auto, **given}
+    seen: dict[str, int] = {}
+    for segment_id, label in sorted(final.items()):
+        if label in seen:
+            raise UsageError(
+                f"with --labels, segments {seen[label]} and {segment_id} would both be labelled"
+                f" {label!r}; labels must be unique within a run"
+            )
+        seen[label] = segment_id
+    return final
 
 
 def _labels(features: list[FeatureParams], z: np.ndarray) -> list[str]:

@@ -60,33 +60,85 @@ def run_details(details: dict[str, Any]) -> None:
     console.print(
         f"rows read {details['rows_read']:,}, used {details['rows_used']:,}, dropped {dropped_text}"
     )
+    console.print(f"algorithm {details.get('algorithm') or 'kmeans'}; {details['k_reason']}")
     console.print(
-        f"{details['k_reason']}; silhouette {_number(details['silhouette'])},"
+        f"silhouette {_number(details['silhouette'])},"
         f" Davies-Bouldin {_number(details['davies_bouldin'])},"
-        f" Calinski-Harabasz {_number(details['calinski_harabasz'], 1)}, inertia {_number(details['inertia'], 1)}"
+        f" Calinski-Harabasz {_number(details['calinski_harabasz'], 1)}, inertia {_number(details['inertia'], 1)},"
+        f" stability {_number(details.get('stability'))}"
     )
+    if details.get("chosen_k_by"):
+        console.print(_criteria_line(details))
+    for rejected in details.get("rejected_k", []):
+        console.print(f"rejected k={rejected['k']}: {rejected['reason']}")
+    for line in _transform_lines(details["features"]):
+        console.print(line)
     if len(details["k_sweep"]) > 1:
-        sweep = Table(title="K sweep")
-        for name in ("k", "silhouette", "davies_bouldin", "calinski_harabasz", "inertia"):
-            sweep.add_column(name, justify="right")
+        rejected_ks = {row["k"] for row in details.get("rejected_k", [])}
+        sweep = Table(title="K sweep (* chosen)")
+        names = ("silhouette", "davies_bouldin", "calinski_harabasz", "inertia", "stability", "smallest_segment_share")
+        for name in ("k", *names, "rejected"):
+            sweep.add_column(name.replace("smallest_segment_share", "smallest share"), justify="right")
         for row in details["k_sweep"]:
             marker = " *" if row["k"] == details["k"] else ""
+            share = row.get("smallest_segment_share")
             sweep.add_row(
                 f"{row['k']}{marker}", _number(row.get("silhouette")), _number(row.get("davies_bouldin")),
                 _number(row.get("calinski_harabasz"), 1), _number(row.get("inertia"), 1),
+                _number(row.get("stability")), "" if share is None else f"{share:.1%}",
+                "yes" if row["k"] in rejected_ks else "",
             )
         console.print(sweep)
 
     feature_names = [feature["feature"] for feature in details["features"]]
-    segments = Table(title="Segments (centroids in original units)")
-    for name in ("segment", "label", "size", "share", *feature_names):
-        if name == "label":
-            segments.add_column(name, no_wrap=True)
+    levels = {feature["feature"] for feature in details["features"] if feature["kind"] == "categorical"}
+    segments = Table(title="Segments (centroids in original units; categorical levels as shares of the segment)")
+    for name in ("segment", "label", "size", "share", *feature_names, "stands out on"):
+        if name in ("label", "stands out on"):
+            segments.add_column(name, no_wrap=name == "label")
         else:
             segments.add_column(name, justify="right")
     for segment in details["segments"]:
-        values = [_number(segment["features"].get(name, {}).get("centroid"), 2) for name in feature_names]
+        values = [
+            _centroid(segment["features"].get(name, {}).get("centroid"), share=name in levels) for name in feature_names
+        ]
+        top = ", ".join(
+            f"{name} ({segment['features'].get(name, {}).get('z_score', 0):+.1f} sd)"
+            for name in segment.get("top_features", [])
+        )
         segments.add_row(
-            str(segment["segment_id"]), segment["label"], f"{segment['size']:,}", f"{segment['share']:.1%}", *values
+            str(segment["segment_id"]), segment["label"], f"{segment['size']:,}", f"{segment['share']:.1%}",
+            *values, top,
         )
     console.print(segments)
+
+
+def _centroid(value: Any, share: bool) -> str:
+    if value is None:
+        return ""
+    return f"{value:.0%}" if share else _number(value, 2)
+
+
+def _criteria_line(details: dict[str, Any]) -> str:
+    """Which k each criterion would choose, which one decided, and whether they agree."""
+    used = details.get("k_criterion")
+    choices = ", ".join(
+        f"{name} k={k}" + (" (used)" if name == used else "") for name, k in details["chosen_k_by"].items()
+    )
+    verdict = "criteria disagree" if details.get("criteria_disagree") else "all criteria agree"
+    return f"k by criterion: {choices}; {verdict}"
+
+
+def _transform_lines(features: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for feature in features:
+        if feature.get("transform"):
+            lines.append(
+                f"transform: {feature['feature']} {feature['transform']} (skewness {_number(feature.get('skewness'), 2)})"
+            )
+        if feature.get("clip_low") is not None:
+            lines.append(
+                f"clipped: {feature['feature']} to [{_number(feature['clip_low'], 2)}, {_number(feature['clip_high'], 2)}]"
+                f" ({feature.get('clipped_count') or 0:,} values)"
+            )
+    return lines

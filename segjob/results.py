@@ -50,6 +50,7 @@ def start_run(engine: sa.Engine, spec: JobSpec, kind: str = "fit") -> int:
                 spec=spec.to_json(),
                 source=spec.source_description,
                 seed=spec.seed,
+                algorithm=spec.algorithm,
                 segjob_version=segjob.__version__,
                 sklearn_version=sklearn.__version__,
                 numpy_version=np.__version__,
@@ -107,7 +108,10 @@ def publish(
             connection,
             schema.segment,
             [
-                dict(run_id=run_id, segment_id=s.segment_id, label=s.label, size=s.size, share=s.share)
+                dict(
+                    run_id=run_id, segment_id=s.segment_id, label=s.label, size=s.size, share=s.share,
+                    top_features=s.top_features,
+                )
                 for s in profile.segments
             ],
         )
@@ -124,6 +128,11 @@ def publish(
                 for m in model.metrics
             ],
         )
+        _insert_many(
+            connection,
+            schema.k_rejection,
+            [dict(run_id=run_id, k=r.k, smallest_share=r.smallest_share, reason=r.reason) for r in model.rejected],
+        )
         _write_assignments(connection, run_id, prepared.keys, model)
         finished = connection.execute(
             sa.update(schema.run)
@@ -139,6 +148,8 @@ def publish(
                 dropped_by_reason=prepared.dropped,
                 k=model.k,
                 k_reason=model.k_reason,
+                algorithm=model.algorithm,
+                k_criterion=model.criterion,
             )
         )
         if finished.rowcount != 1:
@@ -166,18 +177,32 @@ def _feature_rows(run_id: int, prepared: PreparedData) -> list[dict]:
             std=f.std,
             min=f.min,
             max=f.max,
+            transform=f.transform,
+            skewness=f.skewness,
+            clip_low=f.clip_low,
+            clip_high=f.clip_high,
+            clipped_count=f.clipped_count,
         )
         for position, f in enumerate(prepared.features)
     ]
 
 
 def _insert_many(connection: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
+    if not rows:
+        return
     for start in range(0, len(rows), _SQLITE_BATCH_ROWS):
         connection.execute(sa.insert(table), rows[start : start + _SQLITE_BATCH_ROWS])
 
 
+def _nulls(values: np.ndarray) -> list[float | None]:
+    """Floats for executemany, with NaN as None (NULL)."""
+    return np.where(np.isnan(values), None, values).tolist()
+
+
 def _write_assignments(connection: sa.Connection, run_id: int, keys: np.ndarray, model: ModelResult) -> None:
-    segment_ids = model.labels.astype(np.int64) + 1
+    segment_ids = model.labels.astype(np.int64) + 1  # DBSCAN noise (-1) becomes segment 0
+    # Missing values are NULL in both paths: no probability (not a GMM), no second centre (k=1).
+    probability = model.probability if model.probability is not None else np.full(len(keys), np.nan)
     if not is_postgres(connection):
         plain_table = schema.metadata_for(connection.dialect.name).tables["assignment"]
         insert = str(sa.insert(plain_table).compile(connection))
@@ -188,26 +213,33 @@ def _write_assignments(connection: sa.Connection, run_id: int, keys: np.ndarray,
                 keys[start:end].tolist(),
                 segment_ids[start:end].tolist(),
                 model.distance[start:end].tolist(),
-                model.second_distance[start:end].tolist(),
+                _nulls(model.second_distance[start:end]),
+                _nulls(probability[start:end]),
             )
             connection.exec_driver_sql(insert, list(rows))
         return
+    columns = ["run_id", "customer_key", "segment_id", "distance", "second_distance"]
+    if model.probability is not None:
+        columns.append("probability")  # otherwise left out, so it defaults to NULL
     cursor = connection.connection.driver_connection.cursor()
-    with cursor.copy(
-        "COPY segjob.assignment (run_id, customer_key, segment_id, distance, second_distance) FROM STDIN (FORMAT BINARY)"
-    ) as copy:
+    with cursor.copy(f"COPY segjob.assignment ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.write(pgcopy.HEADER)
         for start in range(0, len(keys), _COPY_CHUNK_ROWS):
             end = start + _COPY_CHUNK_ROWS
-            copy.write(
-                pgcopy.encode_rows(
-                    [
-                        ("int4", np.full(len(keys[start:end]), run_id)),
-                        ("text", keys[start:end]),
-                        ("int4", segment_ids[start:end]),
-                        ("float8", model.distance[start:end]),
-                        ("float8", model.second_distance[start:end]),
-                    ]
-                )
-            )
+            values = [
+                ("int4", np.full(len(keys[start:end]), run_id)),
+                ("text", keys[start:end]),
+                ("int4", segment_ids[start:end]),
+                ("float8", model.distance[start:end]),
+                ("float8", model.second_distance[start:end]),
+                ("float8", probability[start:end]),
+            ]
+            copy.write(pgcopy.encode_rows(values[: len(columns)]))
         copy.write(pgcopy.TRAILER)
+    if np.isnan(model.second_distance).any():
+        # Binary COPY writes NaN as a float NaN; "no second centre" (a single segment) is NULL.
+        connection.execute(
+            sa.update(schema.assignment)
+            .where(schema.assignment.c.run_id == run_id, schema.assignment.c.second_distance == float("nan"))
+            .values(second_distance=None)
+        )

@@ -59,6 +59,9 @@ def _build(schema: str | None) -> sa.MetaData:
         sa.Column("error", sa.Text),
         sa.Column("host", sa.String(255), nullable=False),
         sa.Column("pid", sa.Integer, nullable=False),
+        sa.Column("algorithm", sa.String(30)),  # kmeans, minibatch-kmeans, gmm, agglomerative, dbscan
+        # What decided k: the --select criterion (silhouette, elbow, ...), "fixed" (--k) or "dbscan".
+        sa.Column("k_criterion", sa.String(30)),
         sa.CheckConstraint("kind IN ('fit', 'score')", name="kind"),
         sa.CheckConstraint("status IN ('running', 'succeeded', 'failed', 'abandoned')", name="status"),
         sa.Index(None, "job", "status"),
@@ -82,6 +85,13 @@ def _build(schema: str | None) -> sa.MetaData:
         sa.Column("std", sa.Float(precision=53), nullable=False),
         sa.Column("min", sa.Float(precision=53), nullable=False),
         sa.Column("max", sa.Float(precision=53), nullable=False),
+        # Numeric features: clip to [clip_low, clip_high] (original units), then `transform`
+        # (NULL or 'log1p'), then (value - center) / scale.
+        sa.Column("transform", sa.String(10)),
+        sa.Column("skewness", sa.Float(precision=53)),
+        sa.Column("clip_low", sa.Float(precision=53)),
+        sa.Column("clip_high", sa.Float(precision=53)),
+        sa.Column("clipped_count", sa.BigInteger),
         sa.CheckConstraint("kind IN ('numeric', 'categorical')", name="kind"),
     )
 
@@ -93,6 +103,7 @@ def _build(schema: str | None) -> sa.MetaData:
         sa.Column("label", sa.Text, nullable=False),
         sa.Column("size", sa.BigInteger, nullable=False),
         sa.Column("share", sa.Float(precision=53), nullable=False),
+        sa.Column("top_features", Json),  # JSON list of the features that set it apart, largest |z| first
     )
 
     sa.Table(
@@ -119,6 +130,17 @@ def _build(schema: str | None) -> sa.MetaData:
         sa.Column("sample_size", sa.BigInteger),
     )
 
+    # Candidate k of the K sweep that could not be chosen, and why (e.g. a segment smaller than
+    # --min-segment-share).
+    sa.Table(
+        "k_rejection",
+        metadata,
+        sa.Column("run_id", sa.Integer, run_fk(), primary_key=True),
+        sa.Column("k", sa.Integer, primary_key=True),
+        sa.Column("smallest_share", sa.Float(precision=53)),
+        sa.Column("reason", sa.Text, nullable=False),
+    )
+
     # The big table. No foreign key: a per-row FK check would slow bulk loads, and runs are only
     # deleted through segjob, which deletes assignments first.
     sa.Table(
@@ -129,14 +151,15 @@ def _build(schema: str | None) -> sa.MetaData:
         sa.Column("segment_id", sa.Integer, nullable=False),
         sa.Column("distance", sa.Float(precision=53), nullable=False),
         sa.Column("second_distance", sa.Float(precision=53)),
+        sa.Column("probability", sa.Float(precision=53)),  # GMM membership probability; NULL otherwise
     )
     return metadata
 
 
 metadata = _build(SCHEMA)
-run, run_feature, segment, segment_centroid, run_metric, assignment = (
+run, run_feature, segment, segment_centroid, run_metric, k_rejection, assignment = (
     metadata.tables[f"{SCHEMA}.{name}"]
-    for name in ("run", "run_feature", "segment", "segment_centroid", "run_metric", "assignment")
+    for name in ("run", "run_feature", "segment", "segment_centroid", "run_metric", "k_rejection", "assignment")
 )
 
 VIEW_NAMES = (

@@ -144,7 +144,8 @@ def test_kill_while_publishing(big_pg_url):
 def test_sigterm_marks_the_run_failed(big_pg_url):
     run = Segjob(big_pg_url, *JOB)
     run.wait_for_text("preparing: ")
-    assert run.kill(signal.SIGTERM) == 143
+    code = run.kill(signal.SIGTERM)
+    assert code == 143, run.stderr
     assert "Error: interrupted by SIGTERM" in run.stderr
     statuses = query(big_pg_url, "SELECT status, error FROM run_summary")
     assert statuses == [{"status": "failed", "error": "interrupted by SIGTERM"}]

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall
+from segjob import db
 
 
 @pytest.fixture
@@ -70,7 +71,7 @@ def test_readers_get_views_added_by_later_migrations(migrated_pg_url, roles):
     assert invoke(migrated_pg_url, "db", "grant", "--reader", reader).exit_code == 0
     with _connect(migrated_pg_url, "postgres") as admin:
         admin.execute("CREATE VIEW segjob.extra_view AS SELECT 1 AS one")
-        admin.execute("UPDATE segjob.alembic_version SET version_num = '0001'")  # pretend an older schema
+    db.downgrade(migrated_pg_url, "0001")  # an older schema, whose views the reader can read
     assert invoke(migrated_pg_url, "db", "upgrade").exit_code == 0
     with _connect(migrated_pg_url, reader) as connection:
         assert connection.execute("SELECT one FROM segjob.extra_view").fetchone() == (1,)

@@ -12,7 +12,8 @@ from segjob.errors import DataError, UsageError
 from segjob.model import fit
 from segjob.prepare import PrepareOptions, prepare
 
-METRIC_NAMES = ["inertia", "silhouette", "davies_bouldin", "calinski_harabasz"]
+METRIC_NAMES = ["inertia", "smallest_segment_share", "silhouette", "davies_bouldin", "calinski_harabasz", "stability"]
+CHOSEN_BY = [f"chosen_k_by_{name}" for name in ("silhouette", "elbow", "davies_bouldin", "calinski_harabasz", "stability")]
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +93,13 @@ def test_sweep_metrics_are_all_kept(blobs_auto):
         (name, k) for k in range(2, 8) for name in METRIC_NAMES
     ]
     chosen = {m.name: m for m in metrics if m.k is None}
-    assert list(chosen) == METRIC_NAMES
+    assert list(chosen) == METRIC_NAMES + CHOSEN_BY
     sweep_entry = {m.name: m.value for m in metrics if m.k == 4}
-    assert {name: m.value for name, m in chosen.items()} == sweep_entry
-    assert all(m.sample_size is None for m in metrics)  # 300 rows: no sampling
+    assert {name: m.value for name, m in chosen.items() if name in METRIC_NAMES} == sweep_entry
+    assert {name: m.value for name, m in chosen.items() if name in CHOSEN_BY} == dict.fromkeys(CHOSEN_BY, 4.0)
+    # 300 rows: no sampling, but stability always refits on 80% subsamples
+    assert {m.sample_size for m in metrics if m.name != "stability"} == {None}
+    assert {m.sample_size for m in metrics if m.name == "stability"} == {240}
     inertia = [m.value for m in metrics if m.name == "inertia" and m.k is not None]
     assert inertia == sorted(inertia, reverse=True)
 
@@ -105,7 +109,7 @@ def test_silhouette_on_a_sample_records_its_size(blobs):
     result = fit(X, None, k_min=3, k_max=5, silhouette_sample=150)
     assert result.k == 4
     for m in result.metrics:
-        assert m.sample_size == (150 if m.name == "silhouette" else None)
+        assert m.sample_size == {"silhouette": 150, "stability": 240}.get(m.name)
 
 
 def test_k_max_is_lowered_to_the_distinct_rows():
@@ -118,7 +122,10 @@ def test_k_max_is_lowered_to_the_distinct_rows():
 
 def test_fixed_k_equal_to_rows_has_only_inertia():
     result = fit(np.array([[0.0], [1.0], [5.0]]), 3)
-    assert [(m.name, m.k) for m in result.metrics] == [("inertia", 3), ("inertia", None)]
+    # silhouette needs fewer clusters than rows; stability needs subsamples larger than k
+    assert [(m.name, m.k) for m in result.metrics] == [
+        ("inertia", 3), ("smallest_segment_share", 3), ("inertia", None), ("smallest_segment_share", None)
+    ]
     assert result.distance.tolist() == [0.0, 0.0, 0.0]
 
 

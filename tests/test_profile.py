@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from segjob.errors import UsageError
 from segjob.model import ModelResult, fit
 from segjob.prepare import PreparedData, PrepareOptions, prepare
 from segjob.profile import profile
@@ -129,3 +130,74 @@ def test_nothing_stands_out():
     # two segments with no differences at all
     prepared, model = segmented([(1.0, 1.0), (1.0, 1.0)], [5, 5])
     assert labels_of(prepared, model) == ["Average (segment 1)", "Average (segment 2)"]
+
+
+# distinguishing features, user labels, noise, categorical shares
+
+
+def test_mall_top_features(mall_run):
+    _, _, result = mall_run
+    top = {s.label: s.top_features for s in result.segments}
+    assert top["Average"] == []
+    assert top[f"High {INCOME}, Low {SPENDING}"] == [SPENDING, INCOME]  # spending stands out more
+    assert all(len(features) <= 3 for features in top.values())
+    for segment in result.segments:  # ordered by how far the segment is from the population
+        z = {c.feature: abs(c.z_score) for c in result.centroids if c.segment_id == segment.segment_id}
+        assert [z[name] for name in segment.top_features] == sorted((z[n] for n in segment.top_features), reverse=True)
+
+
+def test_labels_override_automatic_ones(mall_run):
+    prepared, model, _ = mall_run
+    result = profile(prepared, model, {2: "Big spenders", 5: "Careful rich"})
+    labels = [s.label for s in result.segments]
+    assert labels == ["Average", "Big spenders", f"High {INCOME}, Low {SPENDING}", f"Low {INCOME}, Low {SPENDING}", "Careful rich"]
+
+
+def test_labels_for_unknown_segments_or_twice_the_same_label(mall_run):
+    prepared, model, _ = mall_run
+    with pytest.raises(UsageError) as info:
+        profile(prepared, model, {2: "Big spenders", 7: "Ghosts", 0: "Noise"})
+    assert str(info.value) == (
+        "--labels names segment 0, 7, but this run has segments 1, 2, 3, 4, 5;"
+        " see 'segjob runs show' for the segment ids"
+    )
+    with pytest.raises(UsageError) as info:
+        profile(prepared, model, {3: "Average"})
+    assert str(info.value) == (
+        "with --labels, segments 1 and 3 would both be labelled 'Average'; labels must be unique within a run"
+    )
+
+
+def test_noise_is_segment_zero_labelled_outliers():
+    prepared, model = segmented([(0.0, 0.0), (10.0, 0.0), (50.0, 50.0)], [20, 20, 2])
+    noise = model.labels == 2
+    model.labels = np.where(noise, -1, model.labels)
+    model.noise_center, model.centers, model.k = model.centers[2], model.centers[:2], 2
+    result = profile(prepared, model)
+    assert [(s.segment_id, s.label, s.size) for s in result.segments] == [
+        (0, "Outliers", 2), (1, "Low A", 20), (2, "Average", 20),
+    ]
+    assert sum(s.share for s in result.segments) == pytest.approx(1.0)
+    outliers = {c.feature: c for c in result.centroids if c.segment_id == 0}
+    assert outliers["A"].centroid == pytest.approx(50.0) and outliers["A"].z_score > 2
+    assert result.segments[0].top_features == ["B", "A"]  # B: 0 -> 50 is further out than A: 10 -> 50
+    assert profile(prepared, model, {0: "Odd ones"}).segments[0].label == "Odd ones"
+
+
+def test_level_centroids_are_member_shares_for_every_algorithm():
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({
+        "id": range(300),
+        "x": np.r_[rng.normal(0, 1, 150), rng.normal(8, 1, 150)],
+        "plan": rng.choice(["basic", "pro", "team"], size=300),
+    })
+    prepared = prepare(frame, "id", PrepareOptions(features=["x"], categorical=["plan"]))
+    for algorithm in ("gmm", "agglomerative", "minibatch-kmeans"):
+        model = fit(prepared.X, 2, algorithm=algorithm)
+        result = profile(prepared, model)
+        for segment in result.segments:
+            members = frame["plan"][model.labels == segment.segment_id - 1]
+            shares = {c.feature: c.centroid for c in result.centroids if c.segment_id == segment.segment_id}
+            for level in ("basic", "pro", "team"):
+                assert shares[f"plan={level}"] == pytest.approx((members == level).mean())
+            assert sum(shares[f"plan={level}"] for level in ("basic", "pro", "team")) == pytest.approx(1.0)

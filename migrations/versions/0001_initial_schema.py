@@ -1,7 +1,8 @@
 """Initial schema: runs, per-feature parameters, segments, centroids, metrics, assignments, BI views.
 
-Table definitions are frozen here (not imported from segjob.schema) so this migration keeps
-meaning what it meant when later migrations change the models.
+Table definitions and view SQL are frozen here (not imported from segjob.schema or read from
+sql/views/, which holds the newest views) so this migration keeps meaning what it meant when later
+migrations change the models and views.
 
 Revision ID: 0001
 Revises:
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-from segjob.db import create_views, drop_views
+from segjob.db import drop_views
 
 revision = "0001"
 down_revision = None
@@ -147,7 +148,7 @@ def upgrade() -> None:
         schema=schema,
     )
 
-    create_views(op.get_bind(), VIEWS)
+    _create_views(op.get_bind())
 
 
 def downgrade() -> None:
@@ -155,3 +156,152 @@ def downgrade() -> None:
     drop_views(op.get_bind(), VIEWS)
     for table in ("assignment", "run_metric", "segment_centroid", "segment", "run_feature", "run"):
         op.drop_table(table, schema=schema)
+
+
+def _create_views(bind) -> None:
+    postgres = bind.dialect.name == "postgresql"
+    if postgres:
+        # The SQL names tables without a schema (it reads the same on SQLite); views bind their
+        # tables when created, so the search path matters only in this transaction.
+        bind.exec_driver_sql("SET LOCAL search_path TO segjob")
+    for name in VIEWS:
+        bind.exec_driver_sql(VIEW_SQL[name])
+    if postgres:
+        bind.exec_driver_sql("SET LOCAL search_path TO DEFAULT")
+
+
+# The views as this revision defines them.
+VIEW_SQL = {
+    "run_summary": """\
+-- run_summary: one row per run of every job, whatever its status (a job-health dashboard).
+-- The quality metrics are those of the chosen model (run_metric rows with k IS NULL);
+-- the whole K sweep is in run_metric.
+CREATE VIEW run_summary AS
+SELECT
+    r.run_id,
+    r.job,
+    r.kind,
+    r.status,
+    r.started_at,
+    r.finished_at,
+    r.k,
+    r.rows_read,
+    r.rows_used,
+    r.rows_dropped,
+    MAX(CASE WHEN m.name = 'silhouette' THEN m.value END) AS silhouette,
+    MAX(CASE WHEN m.name = 'davies_bouldin' THEN m.value END) AS davies_bouldin,
+    MAX(CASE WHEN m.name = 'calinski_harabasz' THEN m.value END) AS calinski_harabasz,
+    MAX(CASE WHEN m.name = 'inertia' THEN m.value END) AS inertia,
+    r.run_key,
+    r.error
+FROM run AS r
+LEFT JOIN run_metric AS m
+    ON m.run_id = r.run_id AND m.k IS NULL
+GROUP BY
+    r.run_id, r.job, r.kind, r.status, r.started_at, r.finished_at, r.k,
+    r.rows_read, r.rows_used, r.rows_dropped, r.run_key, r.error;
+""",
+    "current_segment": """\
+-- current_segment: every customer's segment in the latest succeeded run of each job.
+-- distance is the Euclidean distance to the segment's centroid in scaled units.
+CREATE VIEW current_segment AS
+SELECT
+    r.job,
+    a.run_id,
+    a.customer_key,
+    a.segment_id,
+    s.label AS segment_label,
+    a.distance
+FROM run AS r
+JOIN assignment AS a
+    ON a.run_id = r.run_id
+JOIN segment AS s
+    ON s.run_id = a.run_id AND s.segment_id = a.segment_id
+WHERE r.run_id = (
+    SELECT MAX(latest.run_id)
+    FROM run AS latest
+    WHERE latest.job = r.job AND latest.status = 'succeeded'
+);
+""",
+    "segment_profile": """\
+-- segment_profile: one row per segment and feature of every succeeded run, in original units
+-- (dollars, years, ...). A one-hot feature is named "column=level"; its centroid and mean are
+-- the share of the segment's customers at that level. z_score compares the segment mean with
+-- the whole population of the run, in population standard deviations.
+CREATE VIEW segment_profile AS
+SELECT
+    r.job,
+    s.run_id,
+    s.segment_id,
+    s.label AS segment_label,
+    s.size,
+    s.share,
+    c.feature,
+    c.centroid,
+    c.mean,
+    c.median,
+    c.z_score
+FROM run AS r
+JOIN segment AS s
+    ON s.run_id = r.run_id
+JOIN segment_centroid AS c
+    ON c.run_id = s.run_id AND c.segment_id = s.segment_id
+WHERE r.status = 'succeeded';
+""",
+    "customer_segment_history": """\
+-- customer_segment_history: each customer's segment in every succeeded run of a job, with the
+-- segment the customer had in the previous succeeded run it appeared in (NULL the first time).
+CREATE VIEW customer_segment_history AS
+SELECT
+    h.job,
+    h.customer_key,
+    h.run_id,
+    h.run_started_at,
+    h.segment_id,
+    h.segment_label,
+    h.previous_segment_id,
+    (h.previous_segment_id IS NOT NULL AND h.previous_segment_id <> h.segment_id) AS changed
+FROM (
+    SELECT
+        r.job,
+        a.customer_key,
+        a.run_id,
+        r.started_at AS run_started_at,
+        a.segment_id,
+        s.label AS segment_label,
+        LAG(a.segment_id) OVER (PARTITION BY r.job, a.customer_key ORDER BY a.run_id) AS previous_segment_id
+    FROM run AS r
+    JOIN assignment AS a
+        ON a.run_id = r.run_id
+    JOIN segment AS s
+        ON s.run_id = a.run_id AND s.segment_id = a.segment_id
+    WHERE r.status = 'succeeded'
+) AS h;
+""",
+    "segment_migration": """\
+-- segment_migration: how many customers went from each segment to each segment between two
+-- consecutive succeeded runs of a job. Only customers present in both runs are counted.
+CREATE VIEW segment_migration AS
+WITH succeeded AS (
+    SELECT
+        run_id,
+        job,
+        LAG(run_id) OVER (PARTITION BY job ORDER BY run_id) AS previous_run_id
+    FROM run
+    WHERE status = 'succeeded'
+)
+SELECT
+    s.job,
+    s.previous_run_id AS from_run_id,
+    s.run_id AS to_run_id,
+    earlier.segment_id AS from_segment_id,
+    later.segment_id AS to_segment_id,
+    COUNT(*) AS customers
+FROM succeeded AS s
+JOIN assignment AS later
+    ON later.run_id = s.run_id
+JOIN assignment AS earlier
+    ON earlier.run_id = s.previous_run_id AND earlier.customer_key = later.customer_key
+GROUP BY s.job, s.previous_run_id, s.run_id, earlier.segment_id, later.segment_id;
+""",
+}

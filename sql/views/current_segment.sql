@@ -1,5 +1,7 @@
 -- current_segment: every customer's segment in the latest succeeded run of each job.
--- distance is the Euclidean distance to the segment's centroid in scaled units.
+-- distance is the Euclidean distance to the segment's centroid in scaled units. Segment 0,
+-- labelled "Outliers", holds the customers DBSCAN counts as noise. probability is a Gaussian
+-- mixture's membership probability of the customer's segment (NULL for other algorithms).
 CREATE VIEW current_segment AS
 SELECT
     r.job,
@@ -7,7 +9,8 @@ SELECT
     a.customer_key,
     a.segment_id,
     s.label AS segment_label,
-    a.distance
+    a.distance,
+    a.probability
 FROM run AS r
 JOIN assignment AS a
     ON a.run_id = r.run_id

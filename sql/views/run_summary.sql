@@ -1,6 +1,7 @@
 -- run_summary: one row per run of every job, whatever its status (a job-health dashboard).
 -- The quality metrics are those of the chosen model (run_metric rows with k IS NULL);
--- the whole K sweep is in run_metric.
+-- the whole K sweep is in run_metric. algorithm is the clustering algorithm; k_criterion says
+-- what decided k (silhouette, elbow, davies-bouldin, calinski-harabasz, stability, fixed, dbscan).
 CREATE VIEW run_summary AS
 SELECT
     r.run_id,
@@ -18,10 +19,13 @@ SELECT
     MAX(CASE WHEN m.name = 'calinski_harabasz' THEN m.value END) AS calinski_harabasz,
     MAX(CASE WHEN m.name = 'inertia' THEN m.value END) AS inertia,
     r.run_key,
-    r.error
+    r.error,
+    r.algorithm,
+    r.k_criterion,
+    MAX(CASE WHEN m.name = 'stability' THEN m.value END) AS stability
 FROM run AS r
 LEFT JOIN run_metric AS m
     ON m.run_id = r.run_id AND m.k IS NULL
 GROUP BY
     r.run_id, r.job, r.kind, r.status, r.started_at, r.finished_at, r.k,
-    r.rows_read, r.rows_used, r.rows_dropped, r.run_key, r.error;
+    r.rows_read, r.rows_used, r.rows_dropped, r.run_key, r.error, r.algorithm, r.k_criterion;

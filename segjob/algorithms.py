@@ -1,0 +1,188 @@
+"""Clustering algorithms behind one shape: scaled rows in, labels and centres out. No database.
+
+Every algorithm returns a `Clustering` whose labels are 0..k-1 (-1 marks DBSCAN noise) and whose
+centres are in scaled units: the algorithm's own centres for K-Means, mini-batch K-Means and the
+Gaussian mixture, member means for Ward agglomerative clustering and DBSCAN. Segments that end up
+empty are dropped, so `k` counts the segments that have members.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, ward
+from sklearn.cluster import DBSCAN, KMeans, MiniBatchKMeans
+from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import NearestNeighbors
+
+from segjob.errors import DataError
+
+KMEANS, MINIBATCH, GMM, AGGLOMERATIVE, DBSCAN_NAME = (
+    "kmeans", "minibatch-kmeans", "gmm", "agglomerative", "dbscan",
+)
+ALGORITHMS = (KMEANS, MINIBATCH, GMM, AGGLOMERATIVE, DBSCAN_NAME)
+
+# Ward linkage needs the condensed distance matrix: n^2/2 float64. At 5,000 rows that peaks near
+# 200 MB (10,000 rows: 830 MB measured), so larger inputs build the tree on a random sample of
+# this many rows and every other row joins the segment with the nearest member mean.
+AGGLOMERATIVE_MAX_ROWS = 5_000
+# Rows whose k-distance is measured to place the DBSCAN eps knee; the curve's shape is settled
+# long before this, and each row costs a nearest-neighbour query.
+DBSCAN_KNEE_SAMPLE = 10_000
+# Restarts: K-Means' 10 is scikit-learn's classic default; the others are cheaper per init or
+# used on large inputs where fewer restarts matter less.
+KMEANS_N_INIT = 10
+MINIBATCH_N_INIT = 3
+GMM_N_INIT = 3
+
+
+@dataclass
+class Clustering:
+    labels: np.ndarray  # (n,) int32, 0..k-1; -1 = noise (DBSCAN only)
+    centers: np.ndarray  # (k, n_features) float64, scaled units
+    probability: np.ndarray | None = None  # (n,) membership probability of the own segment (GMM)
+
+    @property
+    def k(self) -> int:
+        return len(self.centers)
+
+
+Fitter = Callable[[int], Clustering]
+
+
+def fitter(algorithm: str, X: np.ndarray, seed: int) -> Fitter:
+    """A function that clusters X into k segments with `algorithm` (not DBSCAN, which finds k).
+
+    The agglomerative fitter builds the Ward tree once and cuts it for every k it is asked for.
+    """
+    if algorithm == KMEANS:
+        return lambda k: _centroid_model(KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed), X)
+    if algorithm == MINIBATCH:
+        return lambda k: _centroid_model(
+            MiniBatchKMeans(n_clusters=k, n_init=MINIBATCH_N_INIT, random_state=seed), X
+        )
+    if algorithm == GMM:
+        return lambda k: _gmm(X, k, seed)
+    if algorithm == AGGLOMERATIVE:
+        return _ward_fitter(X, seed)
+    raise ValueError(f"no k-based fitter for algorithm {algorithm!r}")
+
+
+def _centroid_model(model: KMeans | MiniBatchKMeans, X: np.ndarray) -> Clustering:
+    model.fit(X)
+    return _from_labels_and_centers(model.labels_, model.cluster_centers_)
+
+
+def _gmm(X: np.ndarray, k: int, seed: int) -> Clustering:
+    model = GaussianMixture(n_components=k, n_init=GMM_N_INIT, random_state=seed).fit(X)
+    probabilities = model.predict_proba(X)
+    labels = probabilities.argmax(axis=1)
+    probability = probabilities[np.arange(len(X)), labels]
+    return _from_labels_and_centers(labels, model.means_, probability)
+
+
+def _ward_fitter(X: np.ndarray, seed: int) -> Fitter:
+    n = len(X)
+    sample = None
+    if n > AGGLOMERATIVE_MAX_ROWS:
+        sample = np.sort(np.random.default_rng(seed).choice(n, AGGLOMERATIVE_MAX_ROWS, replace=False))
+    tree = ward(X if sample is None else X[sample])
+
+    def fit(k: int) -> Clustering:
+        # fcluster numbers clusters from 1; "maxclust" gives at most k (fewer only on exact ties).
+        tree_labels = fcluster(tree, k, criterion="maxclust") - 1
+        if sample is None:
+            return _with_member_means(X, tree_labels)
+        centers = _member_means(X[sample], tree_labels, tree_labels.max() + 1)
+        labels = _nearest(X, centers)
+        labels[sample] = tree_labels  # rows in the tree keep their cluster
+        return _with_member_means(X, labels)
+
+    return fit
+
+
+def dbscan(X: np.ndarray, eps: float, min_samples: int) -> Clustering:
+    """DBSCAN with member means as centres; noise rows get label -1."""
+    labels = DBSCAN(eps=eps, min_samples=min_samples).fit_predict(X)
+    return _with_member_means(X, labels)
+
+
+def dbscan_min_samples(n_features: int) -> int:
+    """Neighbours (including the point) that make a core point: 2 x dimensions, at least 5.
+
+    The 2 x dimensions rule is from Sander et al. (1998) and Schubert et al. (2017, "DBSCAN
+    revisited"); 5 is scikit-learn's default and keeps low-dimensional data from fragmenting.
+    """
+    return max(5, 2 * n_features)
+
+
+def estimate_eps(X: np.ndarray, min_samples: int, seed: int) -> float:
+    """eps at the knee of the sorted k-distance curve (distance to the min_samples-th neighbour).
+
+    Uses Kneedle on up to DBSCAN_KNEE_SAMPLE rows, each measured against all rows. Raises
+    DataError when the curve has no knee (then --eps must be given).
+    """
+    n = len(X)
+    if n <= min_samples:
+        raise DataError(f"DBSCAN needs more than {min_samples} rows (min_samples) to estimate eps, got {n}")
+    rows = X
+    if n > DBSCAN_KNEE_SAMPLE:
+        rows = X[np.random.default_rng(seed).choice(n, DBSCAN_KNEE_SAMPLE, replace=False)]
+    # The query point itself is its own nearest neighbour at distance 0, as DBSCAN counts it too.
+    distances = NearestNeighbors(n_neighbors=min_samples).fit(X).kneighbors(rows)[0][:, -1]
+    curve = np.sort(distances)
+    from kneed import KneeLocator  # imports matplotlib and scipy.signal: about a second
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "no knee found" is handled below
+        knee = KneeLocator(np.arange(len(curve)), curve, curve="convex", direction="increasing").knee
+    eps = float(curve[int(knee)]) if knee is not None else 0.0
+    if knee is None or eps <= 0:
+        raise DataError(
+            "DBSCAN could not choose eps: the k-distance curve has no knee (the data has no clear"
+            " density step); give --eps"
+        )
+    return eps
+
+
+def _from_labels_and_centers(
+    labels: np.ndarray, centers: np.ndarray, probability: np.ndarray | None = None
+) -> Clustering:
+    """Drop centres without members and number the remaining ones 0..k-1."""
+    used = np.bincount(labels, minlength=len(centers)) > 0
+    new_label = np.cumsum(used) - 1
+    return Clustering(
+        labels=new_label[labels].astype(np.int32),
+        centers=np.asarray(centers, dtype=np.float64)[used],
+        probability=probability,
+    )
+
+
+def _with_member_means(X: np.ndarray, labels: np.ndarray) -> Clustering:
+    """Label -1 stays noise; other labels are renumbered densely and get their member means."""
+    members = labels >= 0
+    present, dense = np.unique(labels[members], return_inverse=True)
+    new_labels = np.full(len(labels), -1, dtype=np.int32)
+    new_labels[members] = dense
+    return Clustering(new_labels, _member_means(X[members], dense, len(present)))
+
+
+def _member_means(X: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    counts = np.bincount(labels, minlength=k)
+    sums = np.column_stack([np.bincount(labels, weights=X[:, j], minlength=k) for j in range(X.shape[1])])
+    return sums / counts[:, None]
+
+
+def _nearest(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    return np.argmin(distances(X, centers), axis=1).astype(np.int32)
+
+
+def distances(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """(n, k) Euclidean distances from every row to every centre (one pass per centre)."""
+    out = np.empty((len(X), len(centers)))
+    for j, center in enumerate(centers):
+        out[:, j] = np.sqrt(((X - center) ** 2).sum(axis=1))
+    return out

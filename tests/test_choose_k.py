@@ -1,0 +1,163 @@
+"""Choosing k: the criteria, the stability score, rejection of tiny segments, progress per k."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+
+from segjob.algorithms import Clustering
+from segjob.choose_k import CRITERIA, STABILITY_TOLERANCE, Candidate, Metric, choose
+from segjob.errors import DataError
+from segjob.model import fit
+
+
+REASONS = {
+    "silhouette": "k=5: best silhouette (",
+    "elbow": "k=5: elbow of the inertia curve (Kneedle)",
+    "davies-bouldin": "k=5: lowest Davies-Bouldin (",
+    "calinski-harabasz": "k=5: highest Calinski-Harabasz (",
+    "stability": "k=5: most detailed stable segmentation (stability ",
+}
+
+
+@pytest.fixture(scope="module")
+def five_blobs():
+    centres = [[0, 0], [6, 0], [0, 6], [6, 6], [3, 11]]
+    return make_blobs(n_samples=500, centers=centres, cluster_std=0.8, random_state=1)
+
+
+@pytest.fixture(scope="module")
+def with_a_handful_far_away():
+    """Four big blobs and five customers far from everyone (0.6% of the rows)."""
+    centres = [[0, 0], [10, 0], [0, 10], [10, 10], [30, 30]]
+    return make_blobs(n_samples=[200, 200, 200, 200, 5], centers=centres, cluster_std=1.0, random_state=5)
+
+
+@pytest.mark.parametrize("criterion", CRITERIA)
+def test_each_criterion_finds_the_blobs(five_blobs, criterion):
+    X, _ = five_blobs
+    result = fit(X, None, k_min=2, k_max=8, select=criterion)
+    assert result.k == 5
+    assert result.criterion == criterion
+    assert result.k_reason.startswith(REASONS[criterion]) and result.k_reason.endswith(" over k=2..8")
+    assert result.chosen_by == dict.fromkeys(CRITERIA, 5)
+    chosen_by = {m.name: m.value for m in result.metrics if m.name.startswith("chosen_k_by_")}
+    assert chosen_by == {f"chosen_k_by_{name.replace('-', '_')}": 5.0 for name in CRITERIA}
+
+
+def test_stability_is_the_mean_ari_of_subsample_refits(five_blobs):
+    X, _ = five_blobs
+    result = fit(X, None, k_min=2, k_max=8)
+    stability = {m.k: m for m in result.metrics if m.name == "stability" and m.k is not None}
+    assert stability[5].value > 0.99  # the true blobs come back whatever the subsample
+    assert stability[8].value < 0.95  # splitting a blob in arbitrary places does not
+    assert {m.sample_size for m in stability.values()} == {400}  # 80% of 500 rows
+    small_sample = fit(X, 5, stability_sample=200)
+    assert {m.sample_size for m in small_sample.metrics if m.name == "stability"} == {160}
+
+
+def test_tiny_segments_reject_their_k(with_a_handful_far_away):
+    X, _ = with_a_handful_far_away
+    unguarded = fit(X, None, k_min=2, k_max=6, min_segment_share=0)
+    assert unguarded.k == 5 and unguarded.rejected == []  # the five far customers get a segment
+    result = fit(X, None, k_min=2, k_max=6)  # default 1%
+    assert result.k == 4
+    assert [r.k for r in result.rejected] == [5, 6]
+    rejection = result.rejected[0]
+    assert rejection.smallest_share == pytest.approx(5 / 805)
+    assert rejection.reason == "smallest segment has 5 customers (0.6%), below --min-segment-share 1.0%"
+    assert result.k_reason.endswith("over k=2..6, rejecting k=5, 6")
+    assert np.bincount(result.labels).min() >= 0.01 * len(X)
+    shares = {m.k: m.value for m in result.metrics if m.name == "smallest_segment_share" and m.k}
+    assert shares[5] == pytest.approx(5 / 805) and shares[4] > 0.2
+
+
+def test_every_k_rejected_is_a_data_error(with_a_handful_far_away):
+    X, _ = with_a_handful_far_away
+    with pytest.raises(DataError) as info:
+        fit(X, None, k_min=3, k_max=5, min_segment_share=0.3)
+    message = str(info.value)
+    assert message.startswith(
+        "every candidate k=3..5 leaves a segment smaller than --min-segment-share 30.0% of customers"
+    )
+    assert message.endswith("lower --min-segment-share or --k-min")
+    assert "k=3: " in message and "k=5: 0.6%" in message
+
+
+def test_fixed_k_is_never_rejected(with_a_handful_far_away):
+    X, _ = with_a_handful_far_away
+    result = fit(X, 5)
+    assert result.k == 5 and result.rejected == []
+
+
+class Recorder:
+    def __init__(self):
+        self.events = []
+
+    def stage(self, name):
+        self.events.append(("stage", name))
+
+    def rows(self, done):
+        self.events.append(("rows", done))
+
+    def done(self, summary):
+        self.events.append(("done", summary))
+
+
+def test_sweep_reports_every_k(five_blobs):
+    recorder = Recorder()
+    result = fit(five_blobs[0], None, k_min=2, k_max=4, progress=recorder)
+    stages = [name for kind, name in recorder.events if kind == "stage"]
+    assert stages == ["fitting kmeans k=2", "fitting kmeans k=3", "fitting kmeans k=4", "choosing k"]
+    summaries = [summary for kind, summary in recorder.events if kind == "done"]
+    assert summaries[0].startswith("silhouette ") and ", stability " in summaries[0]
+    assert summaries[-1] == result.k_reason
+
+
+# choose() on hand-made scores: the rules themselves
+
+
+def candidate(k: int, **scores: float) -> Candidate:
+    metrics = [Metric("smallest_segment_share", 0.1, k)] + [Metric(name, value, k) for name, value in scores.items()]
+    return Candidate(k, Clustering(np.zeros(1, dtype=np.int32), np.zeros((k, 1))), metrics)
+
+
+def test_stability_takes_the_largest_k_near_the_best():
+    # k=2 and k=3 are perfectly stable (as splitting in two usually is); k=4 is nearly so.
+    scores = {2: 1.0, 3: 1.0, 4: 1.0 - STABILITY_TOLERANCE / 2, 5: 0.9}
+    candidates = [candidate(k, stability=value, silhouette=0.5, inertia=10.0 / k) for k, value in scores.items()]
+    assert choose(candidates, "stability", 0.01).candidate.k == 4
+
+
+def test_ties_go_to_the_smaller_k_and_davies_bouldin_is_minimised():
+    candidates = [
+        candidate(2, silhouette=0.6, davies_bouldin=0.9, calinski_harabasz=50.0, inertia=9.0),
+        candidate(3, silhouette=0.6, davies_bouldin=0.4, calinski_harabasz=80.0, inertia=4.0),
+        candidate(4, silhouette=0.5, davies_bouldin=0.7, calinski_harabasz=80.0, inertia=3.0),
+    ]
+    choice = choose(candidates, "silhouette", 0.01)
+    assert choice.candidate.k == 2
+    assert choice.chosen_by["davies-bouldin"] == 3
+    assert choice.chosen_by["calinski-harabasz"] == 3
+    assert choice.chosen_by["stability"] is None  # not measured
+
+
+def test_a_criterion_without_an_answer_falls_back_to_silhouette():
+    # a straight inertia line has no elbow
+    candidates = [candidate(k, silhouette=0.1 * k, inertia=100.0 - 10 * k) for k in range(2, 7)]
+    choice = choose(candidates, "elbow", 0.01)
+    assert choice.chosen_by["elbow"] is None
+    assert choice.criterion == "silhouette" and choice.candidate.k == 6
+    assert choice.reason == (
+        "k=6: best silhouette (0.600) over k=2..6 (elbow had no answer: the inertia curve has no elbow)"
+    )
+
+
+def test_rejected_candidates_are_out_of_every_criterion():
+    candidates = [candidate(k, silhouette=0.1 * k, inertia=100.0 / k, stability=1.0) for k in range(2, 6)]
+    candidates[-1].rejected = "too small"
+    choice = choose(candidates, "silhouette", 0.01)
+    assert choice.candidate.k == 4
+    assert all(k is None or k <= 4 for k in choice.chosen_by.values())
+    assert [(r.k, r.reason) for r in choice.rejected] == [(5, "too small")]
