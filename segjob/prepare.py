@@ -184,6 +184,70 @@ def prepare(frame: pd.DataFrame, id_column: str, options: PrepareOptions) -> Pre
     )
 
 
+def apply_params(frame: pd.DataFrame, id_column: str, features: list[FeatureParams]) -> PreparedData:
+    """Rebuild the model columns of new rows from a run's stored parameters, without refitting.
+
+    The same steps as `prepare`, with every fitted value taken from `features`: a numeric cell
+    that is missing or infinite gets the stored impute value, or drops its row when the run
+    dropped such rows; then clip, log1p and scale as stored. A categorical level the run never
+    saw gives zeros in all of that column's one-hot columns. The returned `features` are the
+    stored ones; population statistics are not recomputed.
+    """
+    needed = [id_column, *dict.fromkeys(f.source_column for f in features)]
+    missing_columns = [name for name in needed if name not in frame.columns]
+    if missing_columns:
+        available = ", ".join(str(c) for c in frame.columns)
+        raise UsageError(f'column "{missing_columns[0]}" not found in the input (columns: {available})')
+    rows_read = len(frame)
+    ids = _as_text(frame[id_column])
+    has_id = ~_is_blank(ids)
+    dropped = {MISSING_ID: int((~has_id).sum())}
+    frame, keys = frame.loc[has_id.to_numpy()], ids[has_id]
+    _check_unique(keys, id_column)
+
+    numeric = [f for f in features if f.kind == "numeric"]
+    values = np.empty((len(frame), len(numeric)))
+    for j, feature in enumerate(numeric):
+        values[:, j] = _parse_numeric(frame[feature.source_column], feature.source_column)
+    finite = np.isfinite(values)
+    impute = np.array([np.nan if f.impute_value is None else f.impute_value for f in numeric])
+    droppable = ~finite & np.isnan(impute)
+    keep = ~droppable.any(axis=1)
+    non_finite_row = (np.isinf(values) & droppable).any(axis=1)
+    dropped[NON_FINITE_VALUE] = int(non_finite_row.sum())
+    dropped[MISSING_VALUE] = int((~keep & ~non_finite_row).sum())
+    values = np.where(finite, values, impute)[keep]
+
+    columns = []
+    for j, feature in enumerate(numeric):
+        column = values[:, j]
+        if feature.clip_low is not None:
+            column = np.clip(column, feature.clip_low, feature.clip_high)
+        columns.append((feature, values[:, j], np.log1p(column) if feature.transform == LOG1P else column))
+    levels = {}
+    for feature in features:
+        if feature.kind == "categorical" and feature.source_column not in levels:
+            text = _as_text(frame[feature.source_column])
+            levels[feature.source_column] = text.where(~_is_blank(text), MISSING_LEVEL)[keep].to_numpy()
+    for feature in features:
+        if feature.kind == "categorical":
+            one_hot = (levels[feature.source_column] == feature.level).astype(np.float64)
+            columns.append((feature, one_hot, one_hot))
+    by_name = {feature.name: (raw, model_input) for feature, raw, model_input in columns}
+    original = np.column_stack([by_name[f.name][0] for f in features])
+    model_input = np.column_stack([by_name[f.name][1] for f in features])
+    center = np.array([f.center for f in features])
+    scale = np.array([f.scale for f in features])
+    return PreparedData(
+        keys=keys[keep].to_numpy(dtype=object),
+        X=(model_input - center) / scale,
+        original=original,
+        features=features,
+        rows_read=rows_read,
+        dropped={reason: count for reason, count in dropped.items() if count > 0},
+    )
+
+
 def _check_columns(frame: pd.DataFrame, id_column: str, options: PrepareOptions) -> None:
     if not options.features and not options.categorical:
         raise UsageError("no features to segment on: give a numeric or categorical column")

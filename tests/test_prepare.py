@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from segjob.errors import DataError, UsageError
-from segjob.prepare import MAX_CATEGORICAL_LEVELS, PrepareOptions, prepare
+from segjob.prepare import MAX_CATEGORICAL_LEVELS, PrepareOptions, apply_params, prepare
 
 INCOME = "Annual Income (k$)"
 SPENDING = "Spending Score (1-100)"
@@ -316,3 +316,35 @@ def test_values_too_large_to_scale():
         'column "huge" cannot be scaled: its values are too extreme in magnitude'
         " (largest absolute value 1e+300); rescale the column in the source"
     )
+
+
+@pytest.mark.parametrize(
+    "prepare_options",
+    [
+        options(["tenure", "MonthlyCharges", "TotalCharges"], categorical=["Contract"], missing="median", auto_log1p=True, clip_z=3),
+        options(["tenure", "TotalCharges"], categorical=["Contract", "InternetService"], scaler="robust", log1p=["TotalCharges"]),
+        options(["MonthlyCharges", "TotalCharges"], missing="mean", scaler="minmax"),
+    ],
+    ids=["median-auto-clip", "drop-robust-log1p", "mean-minmax"],
+)
+def test_apply_params_rebuilds_the_fitted_columns_exactly(telco, prepare_options):
+    fitted = prepare(telco, "customerID", prepare_options)
+    rebuilt = apply_params(telco, "customerID", fitted.features)
+    assert list(rebuilt.keys) == list(fitted.keys)
+    assert np.array_equal(rebuilt.X, fitted.X)
+    assert np.array_equal(rebuilt.original, fitted.original)
+    assert rebuilt.dropped == fitted.dropped
+
+
+def test_apply_params_on_new_rows_uses_stored_values_and_zeroes_unseen_levels(telco):
+    fitted = prepare(telco, "customerID", options(["tenure", "TotalCharges"], categorical=["Contract"], missing="median"))
+    new = pd.DataFrame(
+        {"customerID": ["n1", "n2"], "tenure": ["10", ""], "TotalCharges": ["100", "5"], "Contract": ["Month-to-month", "Lifetime"]}
+    )
+    rebuilt = apply_params(new, "customerID", fitted.features)
+    tenure = fitted.features[0]
+    assert rebuilt.original[1, 0] == tenure.impute_value  # imputed with the stored median
+    assert rebuilt.X[1, 0] == pytest.approx((tenure.impute_value - tenure.center) / tenure.scale)
+    contract = [j for j, f in enumerate(fitted.features) if f.source_column == "Contract"]
+    assert rebuilt.X[0, contract].sum() == 1.0
+    assert rebuilt.X[1, contract].sum() == 0.0  # "Lifetime" was never seen

@@ -1,0 +1,91 @@
+"""A succeeded run's frozen model, read back from its tables: spec, feature parameters, centroids.
+
+Everything needed to rebuild model columns for rows (prepare.apply_params) and to assign them to
+the run's segments, with no refit and no pickles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from segjob import schema
+from segjob.config import JobSpec
+from segjob.errors import UsageError
+from segjob.prepare import FeatureParams
+
+
+@dataclass
+class StoredModel:
+    run_id: int
+    job: str
+    kind: str
+    spec: JobSpec
+    features: list[FeatureParams]  # in model column order
+    segment_ids: np.ndarray  # (k,) segment id of each centroid row
+    centroids: np.ndarray  # (k, n_features) scaled model units
+    labels: dict[int, str]  # segment id -> label
+
+    def assign(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Nearest centroid of each row of X: (segment id, distance, distance to the second nearest)."""
+        squared = (
+            (X**2).sum(axis=1)[:, None] - 2 * X @ self.centroids.T + (self.centroids**2).sum(axis=1)[None, :]
+        )
+        distances = np.sqrt(np.maximum(squared, 0.0))
+        order = np.argsort(distances, axis=1)[:, :2]
+        rows = np.arange(len(X))
+        nearest = distances[rows, order[:, 0]]
+        second = distances[rows, order[:, 1]] if self.centroids.shape[0] > 1 else None
+        return self.segment_ids[order[:, 0]], nearest, second
+
+
+def load_model(engine: sa.Engine, run_id: int) -> StoredModel:
+    """The model of succeeded run `run_id`; UsageError when there is no such run."""
+    run, run_feature, segment, centroid = schema.run, schema.run_feature, schema.segment, schema.segment_centroid
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(run.c.run_id, run.c.job, run.c.kind, run.c.status, run.c.spec).where(run.c.run_id == run_id)
+        ).first()
+        if row is None:
+            raise UsageError(f"run {run_id} not found; 'segjob runs list' shows the runs")
+        if row.status != "succeeded":
+            raise UsageError(f"run {run_id} has status {row.status}; only a succeeded run has a model")
+        feature_rows = connection.execute(
+            sa.select(run_feature).where(run_feature.c.run_id == run_id).order_by(run_feature.c.position)
+        ).all()
+        segments = connection.execute(
+            sa.select(segment.c.segment_id, segment.c.label).where(segment.c.run_id == run_id).order_by(segment.c.segment_id)
+        ).all()
+        centroid_rows = connection.execute(
+            sa.select(centroid.c.segment_id, centroid.c.feature, centroid.c.centroid_scaled).where(centroid.c.run_id == run_id)
+        ).all()
+    names = {f.name for f in fields(FeatureParams)}
+    features = [
+        FeatureParams(name=r.feature, **{key: value for key, value in r._mapping.items() if key in names})
+        for r in feature_rows
+    ]
+    column = {feature.name: j for j, feature in enumerate(features)}
+    segment_ids = np.array([s.segment_id for s in segments], dtype=np.int64)
+    position = {segment_id: i for i, segment_id in enumerate(segment_ids)}
+    centroids = np.zeros((len(segment_ids), len(features)))
+    for r in centroid_rows:
+        centroids[position[r.segment_id], column[r.feature]] = r.centroid_scaled
+    return StoredModel(
+        run_id=row.run_id,
+        job=row.job,
+        kind=row.kind,
+        spec=spec_from_json(row.spec),
+        features=features,
+        segment_ids=segment_ids,
+        centroids=centroids,
+        labels={s.segment_id: s.label for s in segments},
+    )
+
+
+def spec_from_json(stored: dict[str, Any]) -> JobSpec:
+    """The JobSpec stored with a run (keys from older segjob versions that no longer exist are ignored)."""
+    names = {f.name for f in fields(JobSpec)}
+    return JobSpec(**{key: value for key, value in stored.items() if key in names})
