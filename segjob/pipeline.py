@@ -25,7 +25,7 @@ from segjob.prepare import PrepareOptions, prepare
 from segjob.profile import profile
 from segjob.progress import Progress, Silent
 from segjob.source import describe_source, read_source
-from segjob.transactions import transaction_source
+from segjob.transactions import marketer_words, transaction_source
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def _fit_and_publish(engine, spec: JobSpec, source, run_id: int, progress: Progr
         progress=_HeartbeatOnDone(progress, lambda: results.heartbeat(engine, run_id)),
     )
 
-    segments = profile(prepared, model, spec.segment_labels)
+    segments = profile(prepared, model, spec.segment_labels, marketer_words if spec.transactions else None)
     progress.stage("publishing")
     results.publish(engine, run_id, fingerprint, prepared, model, segments)
     progress.done(f"run {run_id}: {prepared.rows_used:,} assignments, {model.k} segments")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,11 @@ MAX_LABEL_FEATURES = 3  # features a label may grow to when two labels collide
 TOP_FEATURES = 3  # distinguishing features stored per segment
 NOISE_SEGMENT_ID = 0  # DBSCAN noise; real segments are 1..k
 NOISE_LABEL = "Outliers"
+
+
+# (feature name, "High"/"Low"/"Mid", segment mean in original units) -> words for the label, or
+# None for the generic "High <feature>"; e.g. transactions.marketer_words.
+Vocabulary = Callable[[str, str, float | None], str | None]
 
 
 @dataclass
@@ -49,7 +55,12 @@ class Profile:
     centroids: list[CentroidValue]
 
 
-def profile(prepared: PreparedData, model: ModelResult, labels: dict[int, str] | None = None) -> Profile:
+def profile(
+    prepared: PreparedData,
+    model: ModelResult,
+    labels: dict[int, str] | None = None,
+    vocabulary: Vocabulary | None = None,
+) -> Profile:
     """Sizes, original-unit centroids, distinguishing features and labels of the segments of `model`.
 
     Centroids are the model's centres taken back to original units (unscaled, log1p undone);
@@ -59,6 +70,7 @@ def profile(prepared: PreparedData, model: ModelResult, labels: dict[int, str] |
 
     `labels` (segment id -> label, e.g. from --labels FILE) replaces automatic labels; raises
     UsageError for a segment id the run does not have or when two segments would share a label.
+    `vocabulary` puts features that stand out into domain words ("Recent, frequent, high spend").
     """
     features = prepared.features
     noise = model.noise_center is not None
@@ -79,7 +91,8 @@ def profile(prepared: PreparedData, model: ModelResult, labels: dict[int, str] |
     spread = np.where(population_std > 0, population_std, 1.0)
     z = np.where(population_std > 0, (means - population_mean) / spread, 0.0)
 
-    auto = ([NOISE_LABEL] if noise else []) + _labels(features, z[1:] if noise else z)
+    real = slice(1, None) if noise else slice(None)
+    auto = ([NOISE_LABEL] if noise else []) + _labels(features, z[real], means[real], vocabulary)
     final = _override(dict(zip(segment_ids, auto)), labels or {})
     segments = [
         Segment(
@@ -134,7 +147,9 @@ def _override(auto: dict[int, str], given: dict[int, str]) -> dict[int, str]:
     return final
 
 
-def _labels(features: list[FeatureParams], z: np.ndarray) -> list[str]:
+def _labels(
+    features: list[FeatureParams], z: np.ndarray, means: np.ndarray, vocabulary: Vocabulary | None
+) -> list[str]:
     """A short, unique label per segment from the features where it differs most.
 
     Each segment starts with its (up to) LABEL_FEATURES most distinctive features. Segments whose
@@ -150,7 +165,7 @@ def _labels(features: list[FeatureParams], z: np.ndarray) -> list[str]:
 
     numeric = [j for j, f in enumerate(features) if f.kind == "numeric"]
     while True:
-        labels = [_render(features, z[s], chosen[s]) for s in range(k)]
+        labels = [_render(features, z[s], means[s], chosen[s], vocabulary) for s in range(k)]
         groups = _collisions(labels)
         extended = False
         for group in groups:
@@ -185,16 +200,23 @@ def _word(z: float) -> str:
     return "Mid"
 
 
-def _render(features: list[FeatureParams], z: np.ndarray, chosen: list[int]) -> str:
+def _render(
+    features: list[FeatureParams], z: np.ndarray, means: np.ndarray, chosen: list[int], vocabulary: Vocabulary | None
+) -> str:
     if not chosen:
         return "Average"
     parts = []
     for j in sorted(chosen):  # feature order reads the same way in every label
         feature = features[j]
-        if feature.kind == "numeric":
-            parts.append(f"{_word(z[j])} {feature.name}")
-        else:
+        if feature.kind == "categorical":
             parts.append(f"{feature.source_column}: {feature.level}")
+            continue
+        word = _word(z[j])
+        words = vocabulary(feature.name, word, float(means[j])) if vocabulary else None
+        if words is None:
+            parts.append(f"{word} {feature.name}")
+        else:  # domain words read as one phrase: "Recent, frequent, high spend"
+            parts.append(words if not parts else words[0].lower() + words[1:])
     return ", ".join(parts)
 
 

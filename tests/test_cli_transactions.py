@@ -182,3 +182,5 @@ def test_demo_transactions_on_sqlite(sqlite_url):
     assert definitions["counts"]["customers_without_purchase"] == 6  # the sample's return-only customers
     labels = query(sqlite_url, "SELECT DISTINCT segment_label FROM current_segment WHERE job = 'transactions_demo'")
     assert len(labels) == runs[0]["k"]
+    words = {"Lapsed", "Recent", "Frequent", "Infrequent", "One-off", "High spend", "Low spend"}
+    assert all(label["segment_label"].split(", ")[0] in words for label in labels), labels

@@ -10,6 +10,7 @@ from segjob.errors import UsageError
 from segjob.model import ModelResult, fit
 from segjob.prepare import PreparedData, PrepareOptions, prepare
 from segjob.profile import profile
+from segjob.transactions import marketer_words
 
 INCOME = "Annual Income (k$)"
 SPENDING = "Spending Score (1-100)"
@@ -201,3 +202,13 @@ def test_level_centroids_are_member_shares_for_every_algorithm():
             for level in ("basic", "pro", "team"):
                 assert shares[f"plan={level}"] == pytest.approx((members == level).mean())
             assert sum(shares[f"plan={level}"] for level in ("basic", "pro", "team")) == pytest.approx(1.0)
+
+
+def test_vocabulary_puts_standout_features_into_domain_words():
+    # recency high (long ago) + frequency low, a recent frequent big spender, and an average group
+    prepared, model = segmented([(400, 1, 30), (5, 20, 3000), (100, 5, 200)], [40, 20, 40])
+    prepared.features[0].name, prepared.features[1].name, prepared.features[2].name = "recency", "frequency", "monetary_total"
+    assert labels_of(prepared, model) == ["High recency, Low frequency", "High frequency, High monetary_total", "Low recency"]
+    worded = [s.label for s in profile(prepared, model, vocabulary=marketer_words).segments]
+    # frequency 1 is below 1.5 purchases: "one-off"; words after the first read lower-case
+    assert worded == ["Lapsed, one-off", "Frequent, high spend", "Recent"]
