@@ -73,6 +73,8 @@ def run_details(details: dict[str, Any]) -> None:
         console.print(f"rejected k={rejected['k']}: {rejected['reason']}")
     for line in _transform_lines(details["features"]):
         console.print(line)
+    for line in _transaction_lines((details.get("spec") or {}).get("transaction_features")):
+        console.print(line, markup=False)
     if len(details["k_sweep"]) > 1:
         rejected_ks = {row["k"] for row in details.get("rejected_k", [])}
         sweep = Table(title="K sweep (* chosen)")
@@ -141,4 +143,22 @@ def _transform_lines(features: list[dict[str, Any]]) -> list[str]:
                 f"clipped: {feature['feature']} to [{_number(feature['clip_low'], 2)}, {_number(feature['clip_high'], 2)}]"
                 f" ({feature.get('clipped_count') or 0:,} values)"
             )
+    return lines
+
+
+def _transaction_lines(definitions: dict[str, Any] | None) -> list[str]:
+    """How a purchase-history run built its features: window, definitions, what was left out."""
+    if not definitions:
+        return []
+    since = f" since {definitions['since']}" if definitions.get("since") else ""
+    lines = [f"purchase history as of {definitions['as_of']}{since} ({definitions.get('as_of_rule', '')})"]
+    for name, feature in definitions.get("features", {}).items():
+        lines.append(f"  {name} [{feature['unit']}]: {feature['definition']}")
+    counts = definitions.get("counts") or {}
+    if counts:
+        lines.append(
+            f"  {counts.get('rows', 0):,} transaction rows ({counts.get('return_rows', 0):,} returns);"
+            f" {counts.get('customers_with_purchase', 0):,} customers with a purchase,"
+            f" {counts.get('customers_without_purchase', 0):,} with only returns or zero amounts left out"
+        )
     return lines

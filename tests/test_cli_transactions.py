@@ -184,3 +184,7 @@ def test_demo_transactions_on_sqlite(sqlite_url):
     assert len(labels) == runs[0]["k"]
     words = {"Lapsed", "Recent", "Frequent", "Infrequent", "One-off", "High spend", "Low spend"}
     assert all(label["segment_label"].split(", ")[0] in words for label in labels), labels
+    shown = invoke(sqlite_url, "runs", "show", str(runs[0]["run_id"]))
+    assert "purchase history as of 2025-01-01" in shown.stdout
+    assert "recency [days]: days from the last purchase day" in shown.stdout
+    assert "6 with only returns or zero amounts left out" in shown.stdout
