@@ -85,6 +85,9 @@ def _grant_writer(cursor, role: str) -> list[str]:
             sql.SQL("GRANT USAGE ON SCHEMA {schema} TO {who}"),
             sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {who}"),
             sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {who}"),
+            # Publishing and pruning create/attach/drop a run's assignment partition through
+            # segjob's SECURITY DEFINER functions (migration 0003).
+            sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {schema} TO {who}"),
             # Tables and sequences that later migrations create (run by the current role) too.
             sql.SQL(
                 "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {who}"

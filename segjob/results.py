@@ -16,7 +16,7 @@ import sklearn
 import sqlalchemy as sa
 
 import segjob
-from segjob import pgcopy, schema
+from segjob import partitions, pgcopy, schema
 from segjob.config import JobSpec
 from segjob.db import is_postgres
 from segjob.model import ModelResult
@@ -34,8 +34,9 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def start_run(engine: sa.Engine, spec: JobSpec, kind: str = "fit") -> int:
-    """Insert the run row as `running` and commit it; returns run_id."""
+def start_run(engine: sa.Engine, spec: JobSpec, kind: str = "fit", model_run_id: int | None = None) -> int:
+    """Insert the run row as `running` and commit it; returns run_id. A score run names the fit
+    run whose model it uses in `model_run_id`."""
     moment = now()
     with engine.begin() as connection:
         return connection.execute(
@@ -44,6 +45,7 @@ def start_run(engine: sa.Engine, spec: JobSpec, kind: str = "fit") -> int:
                 job=spec.job,
                 run_key=spec.run_key,
                 kind=kind,
+                model_run_id=model_run_id,
                 status="running",
                 started_at=moment,
                 heartbeat_at=moment,
@@ -221,8 +223,9 @@ def _write_assignments(connection: sa.Connection, run_id: int, keys: np.ndarray,
     columns = ["run_id", "customer_key", "segment_id", "distance", "second_distance"]
     if model.probability is not None:
         columns.append("probability")  # otherwise left out, so it defaults to NULL
+    target = partitions.create(connection, run_id)  # filled standalone, attached below
     cursor = connection.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY segjob.assignment ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+    with cursor.copy(f"COPY {target} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.write(pgcopy.HEADER)
         for start in range(0, len(keys), _COPY_CHUNK_ROWS):
             end = start + _COPY_CHUNK_ROWS
@@ -236,6 +239,7 @@ def _write_assignments(connection: sa.Connection, run_id: int, keys: np.ndarray,
             ]
             copy.write(pgcopy.encode_rows(values[: len(columns)]))
         copy.write(pgcopy.TRAILER)
+    partitions.attach(connection, run_id)
     if np.isnan(model.second_distance).any():
         # Binary COPY writes NaN as a float NaN; "no second centre" (a single segment) is NULL.
         connection.execute(

@@ -62,6 +62,12 @@ def _build(schema: str | None) -> sa.MetaData:
         sa.Column("algorithm", sa.String(30)),  # kmeans, minibatch-kmeans, gmm, agglomerative, dbscan
         # What decided k: the --select criterion (silhouette, elbow, ...), "fixed" (--k) or "dbscan".
         sa.Column("k_criterion", sa.String(30)),
+        sa.Column("model_run_id", sa.Integer),  # score runs: the fit run whose model they used
+        # Drift against compared_run_id, the job's previous succeeded run (no FK: it may be pruned).
+        sa.Column("compared_run_id", sa.Integer),
+        sa.Column("common_customers", sa.BigInteger),
+        sa.Column("changed_share", sa.Float(precision=53)),
+        sa.Column("ari", sa.Float(precision=53)),
         sa.CheckConstraint("kind IN ('fit', 'score')", name="kind"),
         sa.CheckConstraint("status IN ('running', 'succeeded', 'failed', 'abandoned')", name="status"),
         sa.Index(None, "job", "status"),
@@ -92,7 +98,21 @@ def _build(schema: str | None) -> sa.MetaData:
         sa.Column("clip_low", sa.Float(precision=53)),
         sa.Column("clip_high", sa.Float(precision=53)),
         sa.Column("clipped_count", sa.BigInteger),
+        sa.Column("psi", sa.Float(precision=53)),  # population stability index vs the compared run
         sa.CheckConstraint("kind IN ('numeric', 'categorical')", name="kind"),
+    )
+
+    # Decile bins of each numeric feature (original units, after imputation): bin i holds values
+    # in (upper_edge of bin i-1, upper_edge]; the last bin's upper_edge is NULL (no limit).
+    # A later run measures its PSI against them.
+    sa.Table(
+        "feature_bin",
+        metadata,
+        sa.Column("run_id", sa.Integer, run_fk(), primary_key=True),
+        sa.Column("feature", sa.Text, primary_key=True),
+        sa.Column("bin", sa.Integer, primary_key=True),
+        sa.Column("upper_edge", sa.Float(precision=53)),
+        sa.Column("share", sa.Float(precision=53), nullable=False),
     )
 
     sa.Table(
@@ -104,6 +124,10 @@ def _build(schema: str | None) -> sa.MetaData:
         sa.Column("size", sa.BigInteger, nullable=False),
         sa.Column("share", sa.Float(precision=53), nullable=False),
         sa.Column("top_features", Json),  # JSON list of the features that set it apart, largest |z| first
+        # segment_id is stable across a job's runs; cluster_index is the algorithm's own index.
+        sa.Column("cluster_index", sa.Integer),
+        # Distance from the same segment's centroid in the compared run, in that run's scaled units.
+        sa.Column("centroid_shift", sa.Float(precision=53)),
     )
 
     sa.Table(
@@ -142,7 +166,8 @@ def _build(schema: str | None) -> sa.MetaData:
     )
 
     # The big table. No foreign key: a per-row FK check would slow bulk loads, and runs are only
-    # deleted through segjob, which deletes assignments first.
+    # deleted through segjob, which deletes assignments first. On PostgreSQL it is partitioned by
+    # LIST (run_id), one partition per run (see migration 0003 and segjob.lineage).
     sa.Table(
         "assignment",
         metadata,
@@ -157,9 +182,11 @@ def _build(schema: str | None) -> sa.MetaData:
 
 
 metadata = _build(SCHEMA)
-run, run_feature, segment, segment_centroid, run_metric, k_rejection, assignment = (
+run, run_feature, segment, segment_centroid, run_metric, k_rejection, assignment, feature_bin = (
     metadata.tables[f"{SCHEMA}.{name}"]
-    for name in ("run", "run_feature", "segment", "segment_centroid", "run_metric", "k_rejection", "assignment")
+    for name in (
+        "run", "run_feature", "segment", "segment_centroid", "run_metric", "k_rejection", "assignment", "feature_bin"
+    )
 )
 
 VIEW_NAMES = (
@@ -168,6 +195,7 @@ VIEW_NAMES = (
     "segment_profile",
     "customer_segment_history",
     "segment_migration",
+    "segment_size_history",
 )
 
 

@@ -2,6 +2,11 @@
 -- The quality metrics are those of the chosen model (run_metric rows with k IS NULL);
 -- the whole K sweep is in run_metric. algorithm is the clustering algorithm; k_criterion says
 -- what decided k (silhouette, elbow, davies-bouldin, calinski-harabasz, stability, fixed, dbscan).
+-- model_run_id: the fit run whose model a score run used (NULL for fit runs).
+-- Drift against compared_run_id, the job's previous succeeded run: common_customers (in both
+-- runs), changed_share (share of them in another segment), ari (adjusted Rand index on them),
+-- max_psi (largest population stability index of a feature), max_centroid_shift (largest
+-- distance a segment's centroid moved, in the compared run's scaled units).
 CREATE VIEW run_summary AS
 SELECT
     r.run_id,
@@ -22,10 +27,18 @@ SELECT
     r.error,
     r.algorithm,
     r.k_criterion,
-    MAX(CASE WHEN m.name = 'stability' THEN m.value END) AS stability
+    MAX(CASE WHEN m.name = 'stability' THEN m.value END) AS stability,
+    r.model_run_id,
+    r.compared_run_id,
+    r.common_customers,
+    r.changed_share,
+    r.ari,
+    (SELECT MAX(f.psi) FROM run_feature AS f WHERE f.run_id = r.run_id) AS max_psi,
+    (SELECT MAX(g.centroid_shift) FROM segment AS g WHERE g.run_id = r.run_id) AS max_centroid_shift
 FROM run AS r
 LEFT JOIN run_metric AS m
     ON m.run_id = r.run_id AND m.k IS NULL
 GROUP BY
     r.run_id, r.job, r.kind, r.status, r.started_at, r.finished_at, r.k,
-    r.rows_read, r.rows_used, r.rows_dropped, r.run_key, r.error, r.algorithm, r.k_criterion;
+    r.rows_read, r.rows_used, r.rows_dropped, r.run_key, r.error, r.algorithm, r.k_criterion,
+    r.model_run_id, r.compared_run_id, r.common_customers, r.changed_share, r.ari;

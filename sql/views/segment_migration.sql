@@ -1,5 +1,6 @@
 -- segment_migration: how many customers went from each segment to each segment between two
--- consecutive succeeded runs of a job. Only customers present in both runs are counted.
+-- consecutive succeeded runs (fit or score) of a job. Only customers present in both runs are
+-- counted.
 CREATE VIEW segment_migration AS
 WITH succeeded AS (
     SELECT
