@@ -2,7 +2,8 @@
 
 lock -> mark dead runs abandoned -> (idempotent no-op?) -> run row `running` -> read -> prepare
 -> fit -> profile -> publish (one transaction, status `succeeded`); any failure marks the run
-`failed` with its reason and re-raises.
+`failed` with its reason and re-raises. `run_lifecycle` is the part fit and score runs share
+(segjob.score supplies a score run's work).
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
 import sqlalchemy as sa
 
-from segjob import db, results, schema
+from segjob import db, lineage, results, schema
 from segjob.config import JobSpec
 from segjob.errors import Interrupted, SegjobError
 from segjob.model import fit
@@ -38,23 +39,47 @@ class RunOutcome:
 def run_job(engine: sa.Engine, spec: JobSpec, progress: Progress | None = None, force: bool = False) -> RunOutcome:
     """Run one segmentation job end to end and publish its results atomically."""
     progress = progress or Silent()
-    db.check_at_head(engine)
-    with db.translate_errors(engine):
+
+    def setup() -> tuple[JobSpec, Callable[[int], None]]:
         if spec.transactions:  # the spec comes back with the feature definitions, stored with the run
-            spec, source = transaction_source(engine, spec, progress)
+            checked, source = transaction_source(engine, spec, progress)
         else:
-            source = describe_source(engine, spec)
+            checked, source = spec, describe_source(engine, spec)
+        return checked, lambda run_id: _fit_and_publish(engine, checked, source, run_id, progress)
+
+    return run_lifecycle(engine, spec, setup, force=force)
+
+
+def run_lifecycle(
+    engine: sa.Engine,
+    spec: JobSpec,
+    setup: Callable[[], tuple[JobSpec, Callable[[int], None]]],
+    force: bool = False,
+    kind: str = "fit",
+    model_run_id: int | None = None,
+) -> RunOutcome:
+    """The lifecycle every run shares, fit or score.
+
+    Checks the schema, calls `setup()` (check the source before taking the lock; it returns the
+    spec to store and the work to do), takes the job lock, marks dead runs abandoned, returns the
+    succeeded run of the same kind with the same run key unless `force`, inserts the run row and
+    calls `work(run_id)`, which must publish and mark the run succeeded. Any failure, SIGINT or
+    SIGTERM marks the run failed and raises a SegjobError where one fits.
+    """
+    db.check_at_head(engine)
+    with db.translate_errors(engine, spec.statement_timeout):
+        spec, work = setup()
         with db.job_lock(engine, spec.job, lambda: _describe_running(engine, spec.job)):
             results.mark_abandoned(engine, spec.job)
             if spec.run_key and not force:
-                previous = _succeeded_run_with_key(engine, spec.job, spec.run_key)
+                previous = _succeeded_run_with_key(engine, spec.job, spec.run_key, kind)
                 if previous is not None:
                     return RunOutcome(previous, spec.job, reused=True)
-            run_id = results.start_run(engine, spec)
+            run_id = results.start_run(engine, spec, kind=kind, model_run_id=model_run_id)
             stop = _StopSignals()
             try:
                 with stop.raise_interrupted():
-                    _fit_and_publish(engine, spec, source, run_id, progress)
+                    work(run_id)
             except SegjobError as exc:
                 _mark_failed_if_reachable(engine, run_id, str(exc))
                 raise
@@ -64,6 +89,10 @@ def run_job(engine: sa.Engine, spec: JobSpec, progress: Progress | None = None, 
                     interrupted = Interrupted(stop.received)
                     _mark_failed_if_reachable(engine, run_id, str(interrupted))
                     raise interrupted from exc
+                trouble = db.database_trouble(engine, exc, spec.statement_timeout)
+                if trouble is not None:
+                    _mark_failed_if_reachable(engine, run_id, str(trouble))
+                    raise trouble from exc
                 _mark_failed_if_reachable(engine, run_id, f"{type(exc).__name__}: {exc}")
                 raise
             return RunOutcome(run_id, spec.job, reused=False)
@@ -98,7 +127,7 @@ def _fit_and_publish(engine, spec: JobSpec, source, run_id: int, progress: Progr
     progress.stage(f"reading {source.description}")
     frame = read_source(engine, spec, source, progress.rows)
     progress.done(f"{len(frame):,} rows")
-    fingerprint = _fingerprint(frame)
+    fingerprint = input_fingerprint(frame)
 
     progress.stage("preparing")
     options = PrepareOptions(
@@ -118,7 +147,10 @@ def _fit_and_publish(engine, spec: JobSpec, source, run_id: int, progress: Progr
         progress=_HeartbeatOnDone(progress, lambda: results.heartbeat(engine, run_id)),
     )
 
-    segments = profile(prepared, model, spec.segment_labels, marketer_words if spec.transactions else None)
+    stable_ids = lineage.stable_segment_ids(engine, spec.job, prepared.features, model)  # matched to the last fit
+    segments = profile(
+        prepared, model, spec.segment_labels, marketer_words if spec.transactions else None, segment_ids=stable_ids
+    )
     progress.stage("publishing")
     results.publish(engine, run_id, fingerprint, prepared, model, segments)
     progress.done(f"run {run_id}: {prepared.rows_used:,} assignments, {model.k} segments")
@@ -141,7 +173,7 @@ class _HeartbeatOnDone:
         self.beat()
 
 
-def _fingerprint(frame: pd.DataFrame) -> str:
+def input_fingerprint(frame: pd.DataFrame) -> str:
     """A digest of the rows read, so analysts can tell whether two runs saw the same input."""
     digest = hashlib.sha256(",".join(map(str, frame.columns)).encode())
     digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
@@ -155,12 +187,12 @@ def _mark_failed_if_reachable(engine: sa.Engine, run_id: int, error: str) -> Non
         pass  # the database is gone; the next run of the job marks this one abandoned
 
 
-def _succeeded_run_with_key(engine: sa.Engine, job: str, run_key: str) -> int | None:
+def _succeeded_run_with_key(engine: sa.Engine, job: str, run_key: str, kind: str) -> int | None:
     run = schema.run
     with engine.connect() as connection:
         return connection.execute(
             sa.select(sa.func.max(run.c.run_id)).where(
-                run.c.job == job, run.c.run_key == run_key, run.c.status == "succeeded"
+                run.c.job == job, run.c.run_key == run_key, run.c.kind == kind, run.c.status == "succeeded"
             )
         ).scalar()
 

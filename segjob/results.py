@@ -16,7 +16,7 @@ import sklearn
 import sqlalchemy as sa
 
 import segjob
-from segjob import partitions, pgcopy, schema
+from segjob import lineage, partitions, pgcopy, schema
 from segjob.config import JobSpec
 from segjob.db import is_postgres
 from segjob.model import ModelResult
@@ -112,7 +112,7 @@ def publish(
             [
                 dict(
                     run_id=run_id, segment_id=s.segment_id, label=s.label, size=s.size, share=s.share,
-                    top_features=s.top_features,
+                    top_features=s.top_features, cluster_index=s.cluster_index,
                 )
                 for s in profile.segments
             ],
@@ -135,7 +135,8 @@ def publish(
             schema.k_rejection,
             [dict(run_id=run_id, k=r.k, smallest_share=r.smallest_share, reason=r.reason) for r in model.rejected],
         )
-        _write_assignments(connection, run_id, prepared.keys, model)
+        _write_assignments(connection, run_id, prepared.keys, model, profile)
+        lineage.record(connection, run_id, prepared.features, prepared.original)
         finished = connection.execute(
             sa.update(schema.run)
             .where(schema.run.c.run_id == run_id, schema.run.c.status == "running")
@@ -201,10 +202,30 @@ def _nulls(values: np.ndarray) -> list[float | None]:
     return np.where(np.isnan(values), None, values).tolist()
 
 
-def _write_assignments(connection: sa.Connection, run_id: int, keys: np.ndarray, model: ModelResult) -> None:
-    segment_ids = model.labels.astype(np.int64) + 1  # DBSCAN noise (-1) becomes segment 0
+def _write_assignments(
+    connection: sa.Connection, run_id: int, keys: np.ndarray, model: ModelResult, profile: Profile
+) -> None:
+    stable = np.zeros(model.k + 1, dtype=np.int64)  # model label + 1 (noise: 0) -> stable segment id
+    for s in profile.segments:
+        stable[s.cluster_index + 1] = s.segment_id
+    segment_ids = stable[model.labels + 1]
+    write_assignments(
+        connection, run_id, keys, segment_ids, model.distance, model.second_distance, model.probability
+    )
+
+
+def write_assignments(
+    connection: sa.Connection,
+    run_id: int,
+    keys: np.ndarray,
+    segment_ids: np.ndarray,
+    distance: np.ndarray,
+    second_distance: np.ndarray,
+    model_probability: np.ndarray | None,
+) -> None:
+    """Write a run's assignment rows inside the caller's transaction (COPY on PostgreSQL)."""
     # Missing values are NULL in both paths: no probability (not a GMM), no second centre (k=1).
-    probability = model.probability if model.probability is not None else np.full(len(keys), np.nan)
+    probability = model_probability if model_probability is not None else np.full(len(keys), np.nan)
     if not is_postgres(connection):
         plain_table = schema.metadata_for(connection.dialect.name).tables["assignment"]
         insert = str(sa.insert(plain_table).compile(connection))
@@ -214,14 +235,14 @@ def _write_assignments(connection: sa.Connection, run_id: int, keys: np.ndarray,
                 [run_id] * len(keys[start:end]),
                 keys[start:end].tolist(),
                 segment_ids[start:end].tolist(),
-                model.distance[start:end].tolist(),
-                _nulls(model.second_distance[start:end]),
+                distance[start:end].tolist(),
+                _nulls(second_distance[start:end]),
                 _nulls(probability[start:end]),
             )
             connection.exec_driver_sql(insert, list(rows))
         return
     columns = ["run_id", "customer_key", "segment_id", "distance", "second_distance"]
-    if model.probability is not None:
+    if model_probability is not None:
         columns.append("probability")  # otherwise left out, so it defaults to NULL
     target = partitions.create(connection, run_id)  # filled standalone, attached below
     cursor = connection.connection.driver_connection.cursor()
@@ -233,17 +254,90 @@ def _write_assignments(connection: sa.Connection, run_id: int, keys: np.ndarray,
                 ("int4", np.full(len(keys[start:end]), run_id)),
                 ("text", keys[start:end]),
                 ("int4", segment_ids[start:end]),
-                ("float8", model.distance[start:end]),
-                ("float8", model.second_distance[start:end]),
+                ("float8", distance[start:end]),
+                ("float8", second_distance[start:end]),
                 ("float8", probability[start:end]),
             ]
             copy.write(pgcopy.encode_rows(values[: len(columns)]))
         copy.write(pgcopy.TRAILER)
     partitions.attach(connection, run_id)
-    if np.isnan(model.second_distance).any():
+    if np.isnan(second_distance).any():
         # Binary COPY writes NaN as a float NaN; "no second centre" (a single segment) is NULL.
         connection.execute(
             sa.update(schema.assignment)
             .where(schema.assignment.c.run_id == run_id, schema.assignment.c.second_distance == float("nan"))
             .values(second_distance=None)
         )
+
+
+def publish_score(
+    engine: sa.Engine,
+    run_id: int,
+    input_fingerprint: str,
+    prepared: PreparedData,
+    model_run_id: int,
+    segment_ids: np.ndarray,
+    distance: np.ndarray,
+    second_distance: np.ndarray,
+) -> None:
+    """Write a score run and mark it succeeded, in one transaction.
+
+    The model's features and centroids are copied from the model run; its segments keep their
+    ids and labels, with size and share among the scored customers.
+    """
+    segment = schema.segment
+    with engine.begin() as connection:
+        _copy_run_rows(connection, schema.run_feature, model_run_id, run_id, cleared={"psi"})
+        _copy_run_rows(connection, schema.segment_centroid, model_run_id, run_id)
+        ids, counts = np.unique(segment_ids, return_counts=True)
+        sizes = dict(zip(ids.tolist(), counts.tolist()))
+        model_segments = connection.execute(
+            sa.select(segment).where(segment.c.run_id == model_run_id).order_by(segment.c.segment_id)
+        ).all()
+        rows = []
+        for row in model_segments:
+            size = sizes.get(row.segment_id, 0)
+            values = {**row._mapping, "run_id": run_id, "size": size, "share": size / len(segment_ids)}
+            if "centroid_shift" in values:
+                values["centroid_shift"] = None  # a score run does not move the centroids
+            rows.append(values)
+        _insert_many(connection, segment, rows)
+        write_assignments(connection, run_id, prepared.keys, segment_ids, distance, second_distance, None)
+        run = schema.run
+        model = connection.execute(
+            sa.select(run.c.k, run.c.algorithm, run.c.k_criterion).where(run.c.run_id == model_run_id)
+        ).one()
+        finished = connection.execute(
+            sa.update(run)
+            .where(run.c.run_id == run_id, run.c.status == "running")
+            .values(
+                status="succeeded",
+                finished_at=now(),
+                heartbeat_at=now(),
+                input_fingerprint=input_fingerprint,
+                rows_read=prepared.rows_read,
+                rows_used=prepared.rows_used,
+                rows_dropped=prepared.rows_dropped,
+                dropped_by_reason=prepared.dropped,
+                k=model.k,
+                k_reason=f"scored with the model of run {model_run_id} (no refit)",
+                algorithm=model.algorithm,
+                k_criterion=model.k_criterion,
+            )
+        )
+        if finished.rowcount != 1:
+            raise RuntimeError(f"run {run_id} is no longer running (marked abandoned by another process?)")
+
+
+def _copy_run_rows(
+    connection: sa.Connection, table: sa.Table, from_run: int, to_run: int, cleared: set[str] = frozenset()
+) -> None:
+    """INSERT ... SELECT a run's rows of `table` under another run id (columns in `cleared` NULL)."""
+    columns = [column for column in table.columns if column.name != "run_id"]
+    values = [sa.null().label(c.name) if c.name in cleared else c for c in columns]
+    connection.execute(
+        sa.insert(table).from_select(
+            ["run_id", *(c.name for c in columns)],
+            sa.select(sa.literal(to_run, sa.Integer), *values).where(table.c.run_id == from_run),
+        )
+    )

@@ -28,6 +28,7 @@ class StoredModel:
     segment_ids: np.ndarray  # (k,) segment id of each centroid row
     centroids: np.ndarray  # (k, n_features) scaled model units
     labels: dict[int, str]  # segment id -> label
+    algorithm: str = "kmeans"  # kmeans, minibatch-kmeans, gmm, agglomerative or dbscan
 
     def assign(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Nearest centroid of each row of X: (segment id, distance, distance to the second nearest)."""
@@ -47,7 +48,7 @@ def load_model(engine: sa.Engine, run_id: int) -> StoredModel:
     run, run_feature, segment, centroid = schema.run, schema.run_feature, schema.segment, schema.segment_centroid
     with engine.connect() as connection:
         row = connection.execute(
-            sa.select(run.c.run_id, run.c.job, run.c.kind, run.c.status, run.c.spec).where(run.c.run_id == run_id)
+            sa.select(run.c.run_id, run.c.job, run.c.kind, run.c.status, run.c.spec, run.c.algorithm).where(run.c.run_id == run_id)
         ).first()
         if row is None:
             raise UsageError(f"run {run_id} not found; 'segjob runs list' shows the runs")
@@ -82,6 +83,7 @@ def load_model(engine: sa.Engine, run_id: int) -> StoredModel:
         segment_ids=segment_ids,
         centroids=centroids,
         labels={s.segment_id: s.label for s in segments},
+        algorithm=row.algorithm or "kmeans",
     )
 
 
