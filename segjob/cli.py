@@ -69,10 +69,10 @@ def handle_errors(command):
     return wrapper
 
 
-def _engine(database_url: str | None):
+def _engine(database_url: str | None, statement_timeout: float | None = None):
     from segjob import db
 
-    return db.make_engine(database_url)
+    return db.make_engine(database_url, statement_timeout=statement_timeout)
 
 
 def _print_json(value: Any) -> None:
@@ -216,6 +216,10 @@ def run(
         Optional[str], typer.Option(help="Idempotency key: a succeeded run with this key is not repeated.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Run even if --run-key already succeeded.")] = False,
+    statement_timeout: Annotated[
+        Optional[float],
+        typer.Option(help="PostgreSQL: cancel any statement of the run after this many seconds (default 21600 = 6 h)."),
+    ] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML file with the same settings.")] = None,
     json_output: JsonFlag = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
@@ -238,9 +242,9 @@ def run(
         job=job, run_key=run_key, algorithm=algorithm, select=select, min_segment_share=min_segment_share,
         stability_sample=stability_sample, eps=eps, transform=transform, clip_outliers=clip_outliers,
         labels=labels, transactions=transactions, customer=customer, date=date, amount=amount, as_of=as_of,
-        since=since, customers=customers,
+        since=since, customers=customers, statement_timeout=statement_timeout,
     )
-    engine = _engine(database_url)
+    engine = _engine(database_url, statement_timeout=spec.statement_timeout)
     outcome = run_job(engine, spec, _progress(quiet or json_output), force=force)
     summary = history.run_summary(engine, outcome.run_id)
     if json_output:
@@ -248,6 +252,63 @@ def run(
         return
     if outcome.reused:
         typer.echo(f"run key {spec.run_key!r} already succeeded as run {outcome.run_id}; nothing to do")
+    _print_run_details(history.show_run(engine, outcome.run_id))
+
+
+@app.command("score")
+@handle_errors
+def score(
+    job: Annotated[str, typer.Option(help="Job whose model scores the customers.", show_default=False)],
+    model_run: Annotated[
+        Optional[int], typer.Option(help="Fit run whose model to use (default: the job's latest succeeded fit run).")
+    ] = None,
+    source: Annotated[Optional[str], typer.Option(help="Table of customers to score, optionally schema.table.")] = None,
+    query: Annotated[Optional[str], typer.Option(help="Read-only SELECT to score instead of a table.")] = None,
+    id: Annotated[
+        Optional[str], typer.Option("--id", help="Column that identifies a customer (default: the model's).")
+    ] = None,
+    transactions: Annotated[
+        Optional[str], typer.Option(help="Purchase-history job: transactions table (default: the model's).")
+    ] = None,
+    customer: Annotated[Optional[str], typer.Option(help="With --transactions: customer column (default: the model's).")] = None,
+    date: Annotated[Optional[str], typer.Option(help="With --transactions: date column (default: the model's).")] = None,
+    amount: Annotated[Optional[str], typer.Option(help="With --transactions: amount column (default: the model's).")] = None,
+    customers: Annotated[
+        Optional[str], typer.Option(help="With --transactions: customers table (default: the model's).")
+    ] = None,
+    as_of: Annotated[
+        Optional[str],
+        typer.Option(help="With --transactions: features as of this date (default: day after the latest scored transaction)."),
+    ] = None,
+    run_key: Annotated[
+        Optional[str], typer.Option(help="Idempotency key: a succeeded score run with this key is not repeated.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Score even if --run-key already succeeded.")] = False,
+    json_output: JsonFlag = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Assign customers to the segments of a stored model, without refitting; writes a run of kind score.
+
+    Example: segjob score --job mall_customers --source new_customers --id CustomerID
+
+    Purchase-history job: segjob score --job demo_transactions --transactions orders_this_month
+    """
+    from segjob import history
+    from segjob.score import ScoreInput, score_job
+
+    scored = ScoreInput(
+        source=source, query=query, id=id, transactions=transactions, customer=customer, date=date,
+        amount=amount, customers=customers, as_of=as_of,
+    )
+    engine = _engine(database_url)
+    outcome = score_job(engine, job, scored, model_run, run_key, force, _progress(quiet or json_output))
+    summary = history.run_summary(engine, outcome.run_id)
+    if json_output:
+        _print_json({**summary, "reused": outcome.reused})
+        return
+    if outcome.reused:
+        typer.echo(f"run key {run_key!r} already succeeded as run {outcome.run_id}; nothing to do")
     _print_run_details(history.show_run(engine, outcome.run_id))
 
 
@@ -306,18 +367,50 @@ def demo(
     transactions: Annotated[
         bool, typer.Option("--transactions", help="Segment a bundled purchase-history sample instead (RFM).")
     ] = False,
+    report_dir: Annotated[
+        Path, typer.Option("--report-dir", help="Directory for the HTML report and its PNG files.")
+    ] = Path("segjob-report"),
 ) -> None:
-    """Run the whole job on the bundled Mall Customers sample and print the segments.
+    """Run the whole job on the bundled Mall Customers sample, print the segments and write the report.
 
     Loads the sample into table mall_customers, upgrades the database, segments on Age, Annual
     Income and Spending Score with k chosen automatically. Default database: sqlite:///segjob.db.
     With --transactions: loads ~17,000 purchases of ~2,000 customers into demo_transactions and
-    segments on recency, frequency and monetary_total computed from them.
+    segments on recency, frequency and monetary_total computed from them. The HTML report and its
+    pictures go to --report-dir (default ./segjob-report).
     """
     from segjob.demo import run_demo
 
-    details = run_demo(database_url, _progress(quiet), transactions=transactions)
-    _print_run_details(details)
+    outcome = run_demo(database_url, _progress(quiet), transactions=transactions, report_dir=report_dir)
+    _print_run_details(outcome.details)
+    for reason in outcome.report.missing:
+        typer.echo(f"Note: {reason}", err=True)
+    typer.echo(f"\nReport: {outcome.report.html}")
+
+
+@app.command("report")
+@handle_errors
+def report(
+    run_id: Annotated[int, typer.Argument(help="Run id of a succeeded run (see 'segjob runs list').", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="Directory for report.html and its PNG files (created).", show_default=False)],
+    sample: Annotated[
+        Optional[int], typer.Option(help="Customers sampled for the scatter and silhouette plots (default 5000).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Write a self-contained HTML report of a run (pictures embedded) and the PNG files behind it.
+
+    The customer plots re-read the run's source; if it is gone, the rest is still written.
+
+    Example: segjob report 7 --out report-7
+    """
+    from segjob.report import write_report
+
+    written = write_report(_engine(database_url), run_id, out, sample, _progress(quiet))
+    for reason in written.missing:
+        typer.echo(f"Note: {reason}", err=True)
+    typer.echo(f"Report: {written.html} ({len(written.pictures)} pictures)")
 
 
 def main() -> None:
