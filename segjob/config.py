@@ -21,6 +21,9 @@ MISSING_POLICIES = ("drop", "median", "mean")
 SCALERS = ("standard", "robust", "minmax", "none")
 # Silhouette costs O(n^2); on a 10k-row sample it agrees with a 20k-row one to about 0.002.
 DEFAULT_SILHOUETTE_SAMPLE = 10_000
+# Generous: a nightly run over tens of millions of rows finishes well within it, while a
+# statement stuck behind a lock or a runaway --query does not hold the warehouse forever.
+DEFAULT_STATEMENT_TIMEOUT = 6 * 3600  # seconds
 
 
 @dataclass
@@ -48,6 +51,7 @@ class JobSpec:
     eps: float | None = None  # DBSCAN neighbourhood radius in scaled units; None: from the k-distance knee
     transform: str = "none"  # "none", "auto" or "log1p:COL,COL"
     clip_outliers: float | None = None  # winsorize numeric features at mean +/- this many std
+    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT  # seconds per database statement (PostgreSQL)
     labels: dict[str, str] = field(default_factory=dict)  # segment id (as text) -> label
     # Purchase-history source instead of --source/--query (see segjob.transactions); `id` is `customer`.
     transactions: str | None = None  # table of transactions, optionally schema-qualified
@@ -323,6 +327,9 @@ def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
         clip_outliers = _as_float(clip_outliers, "clip-outliers")
         if clip_outliers <= 0:
             raise UsageError(f"--clip-outliers must be greater than 0 (standard deviations), not {clip_outliers:g}")
+    statement_timeout = _as_float(settings.get("statement_timeout", DEFAULT_STATEMENT_TIMEOUT), "statement-timeout")
+    if statement_timeout < 0.001:
+        raise UsageError(f"--statement-timeout must be a positive number of seconds, not {statement_timeout:g}")
     labels = load_labels(settings["labels"]) if settings.get("labels") is not None else {}
 
     return JobSpec(
@@ -347,6 +354,7 @@ def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
         eps=eps,
         transform=_parse_transform(settings.get("transform"), features),
         clip_outliers=clip_outliers,
+        statement_timeout=statement_timeout,
         labels=labels,
         transactions=settings.get("transactions"),
         customer=settings.get("customer"),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from segjob.errors import DatabaseError, JobLockedError, SchemaOutOfDateError
+from segjob.errors import DatabaseError, JobLockedError, SchemaOutOfDateError, StatementTimeoutError
 from segjob.schema import SCHEMA
 
 DEFAULT_URL = "sqlite:///segjob.db"
@@ -63,19 +63,23 @@ def is_postgres(engine_or_conn: sa.Engine | sa.Connection) -> bool:
     return engine_or_conn.dialect.name == "postgresql"
 
 
-def make_engine(url: str | sa.URL | None = None) -> sa.Engine:
-    """An engine for segjob's work. On SQLite the `segjob` schema maps to the main database."""
+def make_engine(url: str | sa.URL | None = None, statement_timeout: float | None = None) -> sa.Engine:
+    """An engine for segjob's work. On SQLite the `segjob` schema maps to the main database.
+
+    `statement_timeout` (seconds, PostgreSQL only) caps every statement on every connection of
+    the engine, including the raw ones that read sources; None leaves the server's setting.
+    """
     parsed = url if isinstance(url, sa.URL) else resolve_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(parsed, execution_options={"schema_translate_map": {SCHEMA: None}})
         sa.event.listen(engine, "connect", _sqlite_on_connect)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return sa.create_engine(
-            parsed,
-            pool_pre_ping=True,
-            connect_args={"application_name": "segjob", "connect_timeout": 10},
-        )
+        connect_args = {"application_name": "segjob", "connect_timeout": 10}
+        if statement_timeout is not None:
+            # A startup option rather than SET: it holds on every pooled connection from the start.
+            connect_args["options"] = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
+        return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     from segjob.errors import UsageError
 
     raise UsageError(f"unsupported database {parsed.get_backend_name()!r}: segjob works with PostgreSQL and SQLite")
@@ -93,24 +97,61 @@ def _sqlite_on_connect(dbapi_connection, _record) -> None:
 
 def connection_error(engine: sa.Engine, exc: Exception) -> DatabaseError:
     """One readable line for a database that cannot be reached; never shows the password."""
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+    if engine.url.password:
+        reason = reason.replace(str(engine.url.password), "***")
+    lost = ("terminating connection", "server closed the connection", "consuming input failed", "connection is lost")
+    if any(marker in reason.lower() for marker in lost):
+        return DatabaseError(f"lost the connection to database {display_url(engine.url)}: {reason}")
     return DatabaseError(f"cannot use database {display_url(engine.url)}: {reason}")
 
 
 @contextmanager
-def translate_errors(engine: sa.Engine) -> Iterator[None]:
-    """Turn driver-level connection failures into DatabaseError."""
+def translate_errors(engine: sa.Engine, statement_timeout: float | None = None) -> Iterator[None]:
+    """Turn driver-level connection failures and statement timeouts into DatabaseError."""
     try:
         yield
-    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-        if isinstance(exc, sa.exc.OperationalError) and not _is_connection_failure(exc):
+    except Exception as exc:
+        trouble = database_trouble(engine, exc, statement_timeout)
+        if trouble is None:
             raise
-        raise connection_error(engine, exc) from exc
+        raise trouble from exc
 
 
-def _is_connection_failure(exc: sa.exc.OperationalError) -> bool:
-    if exc.connection_invalidated:
-        return True
+def database_trouble(engine: sa.Engine, exc: BaseException, statement_timeout: float | None = None) -> DatabaseError | None:
+    """A DatabaseError with one readable line when `exc` (SQLAlchemy-wrapped or straight from the
+    driver) means the database is unreachable, the connection was lost or a statement timed
+    out; None for any other error. Never shows the password."""
+    import psycopg
+
+    if isinstance(exc, DatabaseError):
+        return None
+    driver = getattr(exc, "orig", None) or exc
+    if isinstance(driver, psycopg.errors.QueryCanceled) and "statement timeout" in str(driver):
+        limit = f" ({statement_timeout:g} s)" if statement_timeout is not None else ""
+        return StatementTimeoutError(
+            f"a database statement ran longer than --statement-timeout{limit} and was cancelled;"
+            " raise --statement-timeout or make the source faster"
+        )
+    if isinstance(driver, psycopg.errors.QueryCanceled):
+        return None  # cancelled on purpose (e.g. Ctrl-C), not trouble
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return connection_error(engine, exc)
+    # Failed connects and lost connections carry no SQLSTATE, or class 08 (connection exception)
+    # or 57P (server shutdown, terminated backend). psycopg's OperationalError also covers limits
+    # such as an oversized index row, which are not trouble with the database itself; SQLite's
+    # covers plain SQL errors too, so only a few of its messages count.
+    if isinstance(driver, psycopg.InterfaceError) or (
+        isinstance(driver, psycopg.OperationalError)
+        and (driver.sqlstate is None or driver.sqlstate.startswith(("08", "57P")))
+    ):
+        return connection_error(engine, exc)
+    if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) and _is_connection_failure(exc):
+        return connection_error(engine, exc)
+    return None
+
+
+def _is_connection_failure(exc: sa.exc.DBAPIError) -> bool:
     text = str(exc.orig).lower()
     return any(
         marker in text

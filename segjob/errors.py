@@ -4,8 +4,9 @@
     +-- UsageError               2  bad option, unknown table or column, missing file
     +-- DataError                3  input data unusable (no rows, too few rows, non-numeric, duplicates)
     +-- JobLockedError           4  another run of the same job is in progress
-    +-- DatabaseError            5  database unreachable, or its schema is not at head
+    +-- DatabaseError            5  database unreachable, connection lost, or its schema is not at head
     |   +-- SchemaOutOfDateError 5  run 'segjob db upgrade'
+    |   +-- StatementTimeoutError 5 a statement ran longer than --statement-timeout
     +-- Interrupted        130/143  stopped by Ctrl-C (SIGINT) or SIGTERM
 """
 
@@ -44,6 +45,10 @@ class DatabaseError(SegjobError):
 
 class SchemaOutOfDateError(DatabaseError):
     """segjob's tables are missing or older than this version of segjob."""
+
+
+class StatementTimeoutError(DatabaseError):
+    """PostgreSQL cancelled a statement that ran longer than the job's --statement-timeout."""
 
 
 class Interrupted(SegjobError):

@@ -23,6 +23,10 @@ MAX_CATEGORICAL_LEVELS = 50
 
 MISSING_LEVEL = "(missing)"  # level given to a missing categorical value; such rows are kept
 
+# Longest customer id, in UTF-8 bytes: assignment's primary key indexes the id, and a PostgreSQL
+# btree entry must fit in about a third of an 8 kB page. Far above any real id.
+MAX_KEY_BYTES = 2000
+
 # Reasons a row is dropped (keys of PreparedData.dropped). A row with several problems is counted
 # once, under the first of these that applies.
 MISSING_ID = "missing_id"
@@ -102,6 +106,7 @@ def prepare(frame: pd.DataFrame, id_column: str, options: PrepareOptions) -> Pre
     if len(keys) == 0:
         raise DataError(_no_rows_message(rows_read, dropped, options.missing, id_column))
     _check_unique(keys, id_column)
+    _check_key_length(keys, id_column)
 
     values = np.empty((len(frame), len(options.features)))
     for j, name in enumerate(options.features):
@@ -204,6 +209,7 @@ def apply_params(frame: pd.DataFrame, id_column: str, features: list[FeaturePara
     dropped = {MISSING_ID: int((~has_id).sum())}
     frame, keys = frame.loc[has_id.to_numpy()], ids[has_id]
     _check_unique(keys, id_column)
+    _check_key_length(keys, id_column)
 
     numeric = [f for f in features if f.kind == "numeric"]
     values = np.empty((len(frame), len(numeric)))
@@ -303,6 +309,16 @@ def _check_unique(keys: pd.Series, id_column: str) -> None:
         f'duplicate customer ids in column "{id_column}": {ids} more than once'
         f' (for example "{example}" appears {counts[example]} times); ids must be unique'
     )
+
+
+def _check_key_length(keys: pd.Series, id_column: str) -> None:
+    lengths = keys.str.encode("utf-8").str.len()
+    too_long = lengths > MAX_KEY_BYTES
+    if too_long.any():
+        raise DataError(
+            f'{int(too_long.sum())} customer ids in column "{id_column}" are longer than {MAX_KEY_BYTES} bytes'
+            f" (the longest has {int(lengths.max())}); is it really the id column?"
+        )
 
 
 def _parse_numeric(column: pd.Series, name: str) -> np.ndarray:

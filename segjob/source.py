@@ -7,6 +7,7 @@ identifier preparer, never pasted in raw. Every read runs in a read-only transac
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 
 from segjob.config import JobSpec
 from segjob.db import is_postgres
-from segjob.errors import UsageError
+from segjob.errors import DataError, UsageError
 
 # PostgreSQL type OIDs that cast cleanly to float8: int2, int4, int8, oid, float4, float8, numeric.
 _NUMERIC_OIDS = {21, 23, 20, 26, 700, 701, 1700}
@@ -59,8 +60,7 @@ def _table_source(engine: sa.Engine, name: str) -> Source:
         column["name"]: SourceColumn(column["name"], _is_numeric_type(column["type"]))
         for column in inspector.get_columns(table, schema=schema)
     }
-    preparer = engine.dialect.identifier_preparer
-    from_clause = preparer.format_table(sa.table(table, schema=schema))
+    from_clause = ".".join(_quote(engine, part) for part in (schema, table) if part is not None)
     qualified = f"{schema}.{table}" if schema else table
     return Source(from_clause, f"table {qualified}", columns)
 
@@ -130,15 +130,31 @@ def _end_read_only(engine: sa.Engine, connection, cursor) -> None:
     connection.rollback()
     if not is_postgres(engine):
         cursor.execute("PRAGMA query_only = OFF")
+        cursor.close()
+        return
+    # A read-only transaction still lets a query take session advisory locks, which outlive the
+    # rollback: release them, and refuse the query unless it already failed for another reason.
+    cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+    (held,) = cursor.fetchone()
+    if held:
+        cursor.execute("SELECT pg_advisory_unlock_all()")
+    connection.rollback()
     cursor.close()
+    if held and sys.exc_info()[1] is None:
+        raise UsageError("reading the source failed: the query took an advisory lock; a source query may only read")
 
 
 def _raise_query_error(exc: Exception) -> None:
     import psycopg
     import sqlite3
 
-    if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, psycopg.errors.QueryCanceled):
-        raise exc
+    if isinstance(exc, psycopg.OperationalError):
+        raise exc  # lost connection or statement timeout: database trouble, not the user's SQL
+    if isinstance(exc, psycopg.errors.NumericValueOutOfRange):
+        raise DataError(
+            "reading the source failed: a value does not fit a double precision number"
+            " (beyond about 1.8e308); rescale or filter the column in the source"
+        ) from None
     if isinstance(exc, (psycopg.Error, sqlite3.Error)):
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"reading the source failed: {message}") from None
@@ -163,8 +179,23 @@ def _feature_kind(column: SourceColumn) -> str:
     return "float8" if column.numeric else "text"
 
 
+def _quote(engine: sa.Engine, name: str) -> str:
+    """A quoted identifier for SQL that goes to the driver as is, without parameters.
+
+    On PostgreSQL psycopg quotes it: SQLAlchemy's preparer doubles a `%` for the pyformat
+    paramstyle, which is wrong in a statement run without parameters.
+    """
+    if is_postgres(engine):
+        from psycopg import sql
+
+        return sql.Identifier(name).as_string(None)
+    return engine.dialect.identifier_preparer.quote_identifier(name)
+
+
 def _select_list(engine: sa.Engine, names: list[str], kinds: list[str] | None) -> str:
-    quote = engine.dialect.identifier_preparer.quote_identifier
+    def quote(name: str) -> str:
+        return _quote(engine, name)
+
     if kinds is None:
         return ", ".join(quote(name) for name in names)
     cast = {"text": "TEXT", "float8": "DOUBLE PRECISION"}
@@ -187,9 +218,11 @@ def _read_postgres(engine, source: Source, names, kinds, progress) -> pd.DataFra
             with cursor.copy(statement) as copy:
                 # CSV NULL is an empty unquoted field, so "" (missing) and "" (empty text) both read
                 # as missing, which is what prepare() wants for ids and features alike.
+                # float8 NaN arrives as the text NaN, which the C parser reads only as a missing value.
+                missing = {label: ["", "NaN"] if kind == "float8" else [""] for label, kind in zip(labels, kinds)}
                 reader = pd.read_csv(
                     _CopyReader(copy), header=None, names=labels, dtype=dtypes, keep_default_na=False,
-                    na_values=[""], chunksize=_PROGRESS_EVERY, engine="c",
+                    na_values=missing, chunksize=_PROGRESS_EVERY, engine="c",
                 )
                 for chunk in reader:
                     chunks.append(chunk)
