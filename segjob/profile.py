@@ -31,11 +31,12 @@ Vocabulary = Callable[[str, str, float | None], str | None]
 
 @dataclass
 class Segment:
-    segment_id: int  # 1-based; label index + 1; 0 = DBSCAN noise ("Outliers")
+    segment_id: int  # stable id (see segjob.lineage); 0 = DBSCAN noise ("Outliers")
     label: str  # unique within the run, e.g. "High Annual Income (k$), Low Spending Score (1-100)"
     size: int
     share: float
     top_features: list[str]  # up to TOP_FEATURES that stand out most (largest |z| first)
+    cluster_index: int | None = None  # the algorithm's own index (model label); -1 = DBSCAN noise
 
 
 @dataclass
@@ -60,6 +61,7 @@ def profile(
     model: ModelResult,
     labels: dict[int, str] | None = None,
     vocabulary: Vocabulary | None = None,
+    segment_ids: dict[int, int] | None = None,
 ) -> Profile:
     """Sizes, original-unit centroids, distinguishing features and labels of the segments of `model`.
 
@@ -71,12 +73,13 @@ def profile(
     `labels` (segment id -> label, e.g. from --labels FILE) replaces automatic labels; raises
     UsageError for a segment id the run does not have or when two segments would share a label.
     `vocabulary` puts features that stand out into domain words ("Recent, frequent, high spend").
+    `segment_ids` maps each model label (-1: noise) to its stable segment id (default label + 1).
     """
     features = prepared.features
     noise = model.noise_center is not None
     # Model label of each output row: noise (-1) first when present, then segments 0..k-1.
     order = ([-1] if noise else []) + list(range(model.k))
-    segment_ids = [label + 1 for label in order]
+    ids = [segment_ids[label] if segment_ids else label + 1 for label in order]
     sizes = np.bincount(model.labels + 1, minlength=model.k + 1)[[label + 1 for label in order]]
     members = pd.DataFrame(prepared.original).groupby(model.labels)
     means = members.mean().reindex(order).to_numpy()
@@ -92,8 +95,8 @@ def profile(
     z = np.where(population_std > 0, (means - population_mean) / spread, 0.0)
 
     real = slice(1, None) if noise else slice(None)
-    auto = ([NOISE_LABEL] if noise else []) + _labels(features, z[real], means[real], vocabulary)
-    final = _override(dict(zip(segment_ids, auto)), labels or {})
+    auto = ([NOISE_LABEL] if noise else []) + _labels(features, z[real], means[real], vocabulary, ids[real])
+    final = _override(dict(zip(ids, auto)), labels or {})
     segments = [
         Segment(
             segment_id=segment_id,
@@ -101,8 +104,9 @@ def profile(
             size=int(sizes[row]),
             share=float(sizes[row] / prepared.rows_used),
             top_features=_top_features(features, z[row]),
+            cluster_index=order[row],
         )
-        for row, segment_id in enumerate(segment_ids)
+        for row, segment_id in enumerate(ids)
     ]
     centroid_values = [
         CentroidValue(
@@ -114,7 +118,7 @@ def profile(
             median=float(medians[row, j]),
             z_score=float(z[row, j]),
         )
-        for row, segment_id in enumerate(segment_ids)
+        for row, segment_id in enumerate(ids)
         for j, feature in enumerate(features)
     ]
     return Profile(segments=segments, centroids=centroid_values)
@@ -148,13 +152,18 @@ def _override(auto: dict[int, str], given: dict[int, str]) -> dict[int, str]:
 
 
 def _labels(
-    features: list[FeatureParams], z: np.ndarray, means: np.ndarray, vocabulary: Vocabulary | None
+    features: list[FeatureParams],
+    z: np.ndarray,
+    means: np.ndarray,
+    vocabulary: Vocabulary | None,
+    ids: list[int] | None = None,
 ) -> list[str]:
     """A short, unique label per segment from the features where it differs most.
 
     Each segment starts with its (up to) LABEL_FEATURES most distinctive features. Segments whose
     labels collide get one more numeric feature, the one that best tells them apart (possibly
-    "Mid ..."), up to MAX_LABEL_FEATURES; any collision left is settled with " (segment N)".
+    "Mid ..."), up to MAX_LABEL_FEATURES; any collision left is settled with " (segment N)",
+    N being the segment's id (`ids`, in row order; default row + 1).
     """
     k, n_features = z.shape
     chosen = []
@@ -181,7 +190,7 @@ def _labels(
             break
     for group in groups:
         for s in group:
-            labels[s] += f" (segment {s + 1})"
+            labels[s] += f" (segment {ids[s] if ids else s + 1})"
     return labels
 
 

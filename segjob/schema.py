@@ -68,6 +68,9 @@ def _build(schema: str | None) -> sa.MetaData:
         sa.Column("common_customers", sa.BigInteger),
         sa.Column("changed_share", sa.Float(precision=53)),
         sa.Column("ari", sa.Float(precision=53)),
+        # Largest segment id the job had ever used when this run published: fresh ids start above
+        # it, even after the runs that used them are pruned.
+        sa.Column("last_segment_id", sa.Integer),
         sa.CheckConstraint("kind IN ('fit', 'score')", name="kind"),
         sa.CheckConstraint("status IN ('running', 'succeeded', 'failed', 'abandoned')", name="status"),
         sa.Index(None, "job", "status"),

@@ -1,7 +1,9 @@
 """Segment history: stable ids, scoring runs, drift, bins for PSI, history views, partitioning.
 
 - run: model_run_id (the fit run a score run used; NULL for fit runs), and drift against
-  compared_run_id, the job's previous succeeded run: common_customers, changed_share, ari.
+  compared_run_id, the job's previous succeeded run: common_customers, changed_share, ari;
+  last_segment_id, the largest segment id the job had used when the run published (so new
+  segments get ids never used before, even after older runs are pruned).
 - segment: cluster_index (the algorithm's raw cluster index, -1 for DBSCAN noise; segment_id is
   the stable id) and centroid_shift (distance from the same segment in the compared run).
   Existing segments get cluster_index = segment_id - 1, which is how ids were made before.
@@ -46,6 +48,7 @@ def _new_columns() -> dict[str, list[sa.Column]]:
             sa.Column("common_customers", sa.BigInteger),
             sa.Column("changed_share", Double),
             sa.Column("ari", Double),
+            sa.Column("last_segment_id", sa.Integer),
         ],
         "segment": [sa.Column("cluster_index", sa.Integer), sa.Column("centroid_shift", Double)],
         "run_feature": [sa.Column("psi", Double)],
@@ -66,7 +69,12 @@ def upgrade() -> None:
             for column in columns:
                 batch.add_column(column)
     segment = f"{schema}.segment" if schema else "segment"
+    run = f"{schema}.run" if schema else "run"
     op.execute(f"UPDATE {segment} SET cluster_index = segment_id - 1")
+    op.execute(
+        f"UPDATE {run} SET last_segment_id = (SELECT MAX(g.segment_id) FROM {segment} AS g"
+        f" JOIN {run} AS e ON e.run_id = g.run_id WHERE e.job = run.job AND e.run_id <= run.run_id)"
+    )
     op.create_table(
         "feature_bin",
         sa.Column("run_id", sa.Integer, nullable=False),
