@@ -28,6 +28,8 @@ db_app = typer.Typer(help="Manage segjob's own schema in the database.", no_args
 runs_app = typer.Typer(help="Look at run history, metrics and segment profiles.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(runs_app, name="runs")
+sql_app = typer.Typer(help="Print SQL that BI tools can run without segjob.", no_args_is_help=True)
+app.add_typer(sql_app, name="sql")
 
 DatabaseUrl = Annotated[
     Optional[str],
@@ -310,6 +312,25 @@ def score(
     if outcome.reused:
         typer.echo(f"run key {run_key!r} already succeeded as run {outcome.run_id}; nothing to do")
     _print_run_details(history.show_run(engine, outcome.run_id))
+
+
+@sql_app.command("score")
+@handle_errors
+def sql_score(
+    job: Annotated[str, typer.Option(help="Job whose source and model to use.", show_default=False)],
+    model_run: Annotated[
+        Optional[int], typer.Option(help="Fit run whose model to use (default: the job's latest succeeded fit run).")
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print one standalone PostgreSQL SELECT that assigns every row of the job's source to the
+    nearest centroid of its stored model: customer_key, segment_id, segment_label, distance.
+
+    Example: segjob sql score --job mall_customers > score_mall.sql
+    """
+    from segjob.sqlscore import score_sql
+
+    typer.echo(score_sql(_engine(database_url), job, model_run), nl=False)
 
 
 @runs_app.command("list")
