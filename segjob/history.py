@@ -35,6 +35,13 @@ run_summary_view = sa.Table(
     sa.Column("algorithm", sa.Text),
     sa.Column("k_criterion", sa.Text),
     sa.Column("stability", _Number),
+    sa.Column("model_run_id", sa.Integer),
+    sa.Column("compared_run_id", sa.Integer),
+    sa.Column("common_customers", sa.BigInteger),
+    sa.Column("changed_share", _Number),
+    sa.Column("ari", _Number),
+    sa.Column("max_psi", _Number),
+    sa.Column("max_centroid_shift", _Number),
 )
 
 CHOSEN_BY_PREFIX = "chosen_k_by_"
@@ -130,7 +137,8 @@ def show_run(engine: sa.Engine, run_id: int) -> dict[str, Any]:
         ],
         "segments": [
             {"segment_id": row.segment_id, "label": row.label, "size": row.size, "share": row.share,
-             "top_features": row.top_features or [], "features": by_segment.get(row.segment_id, {})}
+             "top_features": row.top_features or [], "features": by_segment.get(row.segment_id, {}),
+             "cluster_index": row.cluster_index, "centroid_shift": row.centroid_shift}
             for row in segments
         ],
     }

@@ -73,6 +73,8 @@ def run_details(details: dict[str, Any]) -> None:
         console.print(f"rejected k={rejected['k']}: {rejected['reason']}")
     for line in _transform_lines(details["features"]):
         console.print(line)
+    for line in _drift_lines(details):
+        console.print(line, markup=False)
     for line in _transaction_lines((details.get("spec") or {}).get("transaction_features")):
         console.print(line, markup=False)
     if len(details["k_sweep"]) > 1:
@@ -113,6 +115,29 @@ def run_details(details: dict[str, Any]) -> None:
             *values, top,
         )
     console.print(segments)
+
+
+def _drift_lines(details: dict[str, Any]) -> list[str]:
+    """Drift against the job's previous succeeded run (segjob.lineage), when there was one."""
+    if details.get("compared_run_id") is None:
+        return ["drift: first succeeded run of the job, nothing to compare with"]
+    changed = details.get("changed_share")
+    lines = [
+        f"drift vs run {details['compared_run_id']}: {_number(details.get('common_customers'))} common customers,"
+        f" {'' if changed is None else f'{changed:.1%}'} changed segment, adjusted Rand index {_number(details.get('ari'))}"
+    ]
+    psi = [f"{f['feature']} {f['psi']:.3f}" for f in details["features"] if f.get("psi") is not None]
+    if psi:
+        lines.append(f"PSI (<0.1 stable, >0.25 major shift): {', '.join(psi)}")
+    shifts = [
+        f"{s['segment_id']} {s['centroid_shift']:.3f}" for s in details["segments"] if s.get("centroid_shift") is not None
+    ]
+    new = [str(s["segment_id"]) for s in details["segments"] if s.get("centroid_shift") is None]
+    if shifts:
+        lines.append(f"centroid shift by segment (compared run's scaled units): {', '.join(shifts)}")
+    if new:
+        lines.append(f"segments not in run {details['compared_run_id']}: {', '.join(new)}")
+    return lines
 
 
 def _centroid(value: Any, share: bool) -> str:
