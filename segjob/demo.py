@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from segjob.config import build_spec
 from segjob.csvload import load_csv
 from segjob.pipeline import run_job
 from segjob.progress import Progress
+from segjob.report import Report, write_report
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "mall_customers.csv"
 TABLE = "mall_customers"
@@ -21,8 +23,16 @@ TRANSACTIONS_SAMPLE = Path(__file__).resolve().parent / "data" / "transactions.c
 TRANSACTIONS_TABLE = "demo_transactions"
 
 
-def run_demo(database_url: str | None, progress: Progress, transactions: bool = False) -> dict[str, Any]:
-    """Upgrade the database, (re)load the sample into `mall_customers`, run the job; return the run.
+@dataclass
+class DemoOutcome:
+    details: dict[str, Any]  # history.show_run of the demo's run
+    report: Report
+
+
+def run_demo(
+    database_url: str | None, progress: Progress, transactions: bool = False, report_dir: Path = Path("segjob-report")
+) -> DemoOutcome:
+    """Upgrade the database, (re)load the sample into `mall_customers`, run the job, write its report.
 
     With `transactions`, the purchase-history sample goes into `demo_transactions` instead and is
     segmented on recency, frequency and monetary_total built from it.
@@ -43,6 +53,7 @@ def run_demo(database_url: str | None, progress: Progress, transactions: bool = 
         else:
             spec = build_spec(source=TABLE, id="CustomerID", features=FEATURES, job="mall_customers_demo")
         outcome = run_job(engine, spec, progress)
-        return history.show_run(engine, outcome.run_id)
+        report = write_report(engine, outcome.run_id, report_dir, progress=progress)
+        return DemoOutcome(history.show_run(engine, outcome.run_id), report)
     finally:
         engine.dispose()
