@@ -127,6 +127,11 @@ def _begin_read_only(engine: sa.Engine, cursor) -> None:
 
 
 def _end_read_only(engine: sa.Engine, connection, cursor) -> None:
+    if is_postgres(engine) and connection.driver_connection.broken:
+        # The server ended the session: there is nothing to roll back, and a rollback would raise
+        # over the error that says why. The pool must not reuse the connection.
+        connection.invalidate()
+        return
     connection.rollback()
     if not is_postgres(engine):
         cursor.execute("PRAGMA query_only = OFF")
