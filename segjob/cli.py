@@ -187,6 +187,13 @@ def run(
     silhouette_sample: Annotated[
         Optional[int], typer.Option(help="Rows sampled for the silhouette score (default 10000).")
     ] = None,
+    fit_sample: Annotated[
+        Optional[int],
+        typer.Option(help="K-Means over more source rows than this fits on a uniform sample of this size, then streams every row through (default 200000)."),
+    ] = None,
+    full_fit: Annotated[
+        bool, typer.Option("--full-fit", help="After a sampled fit, refine with exact Lloyd iterations over all rows.")
+    ] = False,
     algorithm: Annotated[
         Optional[str], typer.Option(help="kmeans (default), minibatch-kmeans, gmm, agglomerative or dbscan.")
     ] = None,
@@ -241,7 +248,7 @@ def run(
         config,
         source=source, query=query, id=id, features=features, categorical=categorical, missing=missing,
         scaler=scaler, k=k, k_min=k_min, k_max=k_max, silhouette_sample=silhouette_sample, seed=seed,
-        job=job, run_key=run_key, algorithm=algorithm, select=select, min_segment_share=min_segment_share,
+        fit_sample=fit_sample, full_fit=True if full_fit else None, job=job, run_key=run_key, algorithm=algorithm, select=select, min_segment_share=min_segment_share,
         stability_sample=stability_sample, eps=eps, transform=transform, clip_outliers=clip_outliers,
         labels=labels, transactions=transactions, customer=customer, date=date, amount=amount, as_of=as_of,
         since=since, customers=customers, statement_timeout=statement_timeout,
@@ -372,6 +379,37 @@ def runs_show(
         _print_json(details)
         return
     _print_run_details(details)
+
+
+@app.command("prune")
+@handle_errors
+def prune(
+    job: Annotated[str, typer.Option(help="Job whose older runs to delete.", show_default=False)],
+    keep: Annotated[int, typer.Option(help="How many of the job's newest runs to keep (at least 1).", show_default=False)],
+    json_output: JsonFlag = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Delete a job's older runs and everything they wrote. Never deletes the run current_segment
+    shows, the job's latest succeeded fit run (and the current run's model), or a running run.
+
+    Example: segjob prune --job mall_customers --keep 12
+    """
+    from dataclasses import asdict
+
+    from segjob.retention import prune as prune_runs
+
+    result = prune_runs(_engine(database_url), job, keep)
+    if json_output:
+        _print_json(asdict(result))
+        return
+    for gone in result.deleted:
+        how = "partition dropped" if gone.partition_dropped else "rows deleted"
+        typer.echo(
+            f"deleted run {gone.run_id} ({gone.kind}, {gone.status}, started {gone.started_at:%Y-%m-%d %H:%M:%S}):"
+            f" {gone.assignments:,} assignments, {how}"
+        )
+    kept = ", ".join(map(str, result.kept))
+    typer.echo(f"job {job!r}: deleted {len(result.deleted)} run(s), kept {kept}")
 
 
 def _print_run_details(details: dict[str, Any]) -> None:

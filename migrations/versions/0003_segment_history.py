@@ -223,6 +223,8 @@ BEGIN
                    partition_name, 'ck_' || partition_name || '_run', p_run_id);
     EXECUTE format('ALTER TABLE segjob.assignment ATTACH PARTITION segjob.%I FOR VALUES IN (%s)',
                    partition_name, p_run_id);
+    -- Now redundant with the partition bound.
+    EXECUTE format('ALTER TABLE segjob.%I DROP CONSTRAINT %I', partition_name, 'ck_' || partition_name || '_run');
 END
 $$""",
     """

@@ -1,4 +1,5 @@
--- Which runs had a clearly worse silhouette than the job's previous succeeded run?
+-- Which runs had a clearly worse silhouette than the job's previous succeeded run that has one?
+-- (Score runs without a silhouette are skipped.)
 -- Parameters: :job, :min_drop (e.g. 0.05)
 WITH succeeded AS (
     SELECT
@@ -9,7 +10,7 @@ WITH succeeded AS (
         LAG(run_id) OVER (ORDER BY run_id) AS previous_run_id,
         LAG(silhouette) OVER (ORDER BY run_id) AS previous_silhouette
     FROM run_summary
-    WHERE job = :job AND status = 'succeeded'
+    WHERE job = :job AND status = 'succeeded' AND silhouette IS NOT NULL
 )
 SELECT
     run_id,
