@@ -70,11 +70,11 @@ def write_report(
     sample = DEFAULT_SAMPLE if sample is None else sample
     if sample < 2:
         raise UsageError(f"--sample must be at least 2, got {sample}")
-    out_dir = _writable_dir(out_dir)
     db.check_at_head(engine)
     with db.translate_errors(engine):
         model = load_model(engine, run_id)
         details = history.show_run(engine, run_id)
+    out_dir = _writable_dir(out_dir)
 
     missing: list[str] = []
     customers: CustomerSample | None = None

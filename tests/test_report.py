@@ -1,0 +1,265 @@
+"""`segjob report` and the report `segjob demo` writes, through the CLI, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import struct
+import subprocess
+import sys
+from html import escape
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query, run_json
+from segjob import db
+
+AGE = "Age"
+SWEEP_PICTURES = {"elbow.png", "criteria.png"}
+CUSTOMER_PICTURES = {"customers.png", "silhouette_samples.png"}
+TABLE_PICTURES = {"segment_sizes.png", "zscore_heatmap.png"}
+ALL_PICTURES = SWEEP_PICTURES | CUSTOMER_PICTURES | TABLE_PICTURES
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def sqlite_db(sqlite_template, tmp_path) -> str:
+    """An SQLite database with segjob's schema at head (the slower tests run on one backend)."""
+    path = tmp_path / "segjob.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+def mall_run(url: str, *features: str, extra: tuple[str, ...] = ()) -> dict:
+    return run_json(url, "--source", "mall", "--id", MALL_ID, "--features", ",".join(features), "--quiet", *extra)
+
+
+def report(url: str, run_id: int, out: Path, *args: str):
+    return invoke(url, "report", str(run_id), "--out", str(out), "--quiet", *args)
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from the IHDR chunk, which a valid PNG has right after its signature."""
+    assert data[:8] == PNG_SIGNATURE
+    length, kind = struct.unpack(">I4s", data[8:16])
+    assert kind == b"IHDR" and length == 13
+    return struct.unpack(">II", data[16:24])
+
+
+def embedded_images(html: str) -> list[bytes]:
+    return [base64.b64decode(data) for data in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)]
+
+
+def caption(html: str, file: str) -> str:
+    match = re.search(rf"<figcaption><strong>[^<]*</strong> \({re.escape(file)}\)(.*?)</figcaption>", html)
+    assert match, f"no figure for {file}"
+    return match.group(1)
+
+
+def profile_table(html: str) -> str:
+    match = re.search(r'<table class="profile">(.*?)</table>', html, re.S)
+    assert match
+    return match.group(1)
+
+
+def segments(url: str, run_id: int) -> list[dict]:
+    return query(url, "SELECT segment_id, label, size FROM segment WHERE run_id = :r ORDER BY segment_id", r=run_id)
+
+
+def test_two_feature_report(migrated_db_url, tmp_path):
+    import matplotlib.image
+
+    load_mall(migrated_db_url)
+    run = mall_run(migrated_db_url, INCOME, SPENDING)
+    assert run["k"] == 5
+    out = tmp_path / "report"
+    result = report(migrated_db_url, run["run_id"], out)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == f"Report: {out / 'report.html'} (6 pictures)"
+    assert result.stderr == ""
+
+    assert {p.name for p in out.iterdir()} == ALL_PICTURES | {"report.html"}
+    files = {}
+    for name in ALL_PICTURES:
+        data = (out / name).read_bytes()
+        width, height = png_size(data)
+        assert 400 <= width <= 2500 and 250 <= height <= 2500, (name, width, height)
+        assert matplotlib.image.imread(out / name).shape[:2] == (height, width)
+        files[name] = data
+
+    html = (out / "report.html").read_text(encoding="utf-8")
+    embedded = embedded_images(html)
+    assert sorted(embedded) == sorted(files.values())  # exactly the PNG files, each once
+    assert not re.search(r"https?://", html)
+    assert not re.search(r"""(?:src|href)\s*=\s*(?!["']?data:)""", html, re.I)
+    assert "<script" not in html.lower() and "@import" not in html and "url(" not in html
+
+    table = profile_table(html)
+    stored = segments(migrated_db_url, run["run_id"])
+    assert len(stored) == 5
+    for segment in stored:
+        assert f"{segment['segment_id']}: {escape(segment['label'])}</th>" in table
+        assert f"<td class='num'>{segment['size']:,}</td>" in table
+    assert table.count("<td class='num'>") >= 5 * (2 + 2 * 4)  # size, share; per feature 4 statistics
+
+    scatter = caption(html, "customers.png")
+    assert f'Horizontal axis: <span class="axis">{escape(INCOME)}</span>' in scatter
+    assert f'vertical axis: <span class="axis">{escape(SPENDING)}</span>' in scatter
+    assert "200 sampled customers" in scatter
+    # The per-customer silhouettes of all 200 customers, rebuilt from the stored parameters and
+    # coloured by the stored assignment, average to the silhouette the run measured.
+    silhouette = caption(html, "silhouette_samples.png")
+    measured = re.search(r"mean (\d\.\d{3}) \(the run measured (\d\.\d{3})", silhouette)
+    assert measured and measured.group(1) == measured.group(2) == f"{run['silhouette']:.3f}"
+    assert "200 matched to this run" in html
+    assert "chosen k=5" in caption(html, "elbow.png")
+
+
+def test_three_feature_report_uses_principal_components(migrated_db_url, tmp_path):
+    load_mall(migrated_db_url)
+    run = mall_run(migrated_db_url, AGE, INCOME, SPENDING)
+    out = tmp_path / "report"
+    result = report(migrated_db_url, run["run_id"], out, "--sample", "150")
+    assert result.exit_code == 0, result.stderr
+    html = (out / "report.html").read_text(encoding="utf-8")
+    scatter = caption(html, "customers.png")
+    horizontal, vertical = re.findall(r'<span class="axis">(.*?)</span>', scatter)
+    assert horizontal.startswith("PC1 (") and vertical.startswith("PC2 (")
+    assert "of variance" in horizontal
+    # Each axis names the features that load on it; on Mall, income alone makes up one component.
+    named = {feature for feature in (AGE, INCOME, SPENDING) if escape(feature) in horizontal + vertical}
+    assert named == {AGE, INCOME, SPENDING}
+    assert "150 sampled customers" in scatter
+    assert "150 sampled uniformly" in html
+    assert {p.name for p in out.iterdir()} == ALL_PICTURES | {"report.html"}
+
+
+def test_customers_not_in_the_run_are_skipped_and_counted(sqlite_db, tmp_path):
+    sqlite_url = sqlite_db
+    load_mall(sqlite_url)
+    run = mall_run(sqlite_url, INCOME, SPENDING)
+    engine = db.make_engine(sqlite_url)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text('INSERT INTO mall ("CustomerID", "Gender", "Age", "Annual Income (k$)", "Spending Score (1-100)")'
+                    " VALUES (9001, 'Female', 30, 50, 50), (9002, 'Male', 40, 60, 40)")
+        )
+        connection.execute(sa.text('DELETE FROM mall WHERE "CustomerID" IN (1, 2, 3)'))
+    engine.dispose()
+    out = tmp_path / "report"
+    result = report(sqlite_url, run["run_id"], out)
+    assert result.exit_code == 0, result.stderr
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "holds 199 rows now; 199 sampled uniformly (seed: the run's), 199 usable, 197 matched" in html
+    assert "197 sampled customers" in caption(html, "customers.png")
+
+
+def test_source_gone_still_renders_the_run(migrated_db_url, tmp_path):
+    load_mall(migrated_db_url)
+    run = mall_run(migrated_db_url, INCOME, SPENDING)
+    engine = db.make_engine(migrated_db_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE mall"))
+    engine.dispose()
+    out = tmp_path / "report"
+    result = report(migrated_db_url, run["run_id"], out)
+    assert result.exit_code == 0, result.stderr
+    assert {p.name for p in out.iterdir()} == SWEEP_PICTURES | TABLE_PICTURES | {"report.html"}
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Note: the customer plots are missing: reading table mall failed")
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "the customer plots are missing: reading table mall failed" in html
+    assert len(embedded_images(html)) == 4
+    for segment in segments(migrated_db_url, run["run_id"]):
+        assert escape(segment["label"]) in profile_table(html)
+
+
+def test_dbscan_run_with_outliers_renders(migrated_db_url, tmp_path):
+    load_mall(migrated_db_url)
+    run = mall_run(migrated_db_url, INCOME, SPENDING, extra=("--algorithm", "dbscan", "--eps", "0.3"))
+    stored = segments(migrated_db_url, run["run_id"])
+    assert stored[0]["segment_id"] == 0 and stored[0]["label"] == "Outliers" and len(stored) >= 3
+    out = tmp_path / "report"
+    result = report(migrated_db_url, run["run_id"], out)
+    assert result.exit_code == 0, result.stderr
+    # No K sweep to draw: DBSCAN found k itself.
+    assert {p.name for p in out.iterdir()} == CUSTOMER_PICTURES | TABLE_PICTURES | {"report.html"}
+    assert "DBSCAN finds the number of segments itself" in result.stderr
+    html = (out / "report.html").read_text(encoding="utf-8")
+    table = profile_table(html)
+    for segment in stored:
+        assert f"{segment['segment_id']}: {escape(segment['label'])}</th>" in table
+        assert f"<td class='num'>{segment['size']:,}</td>" in table
+    assert "DBSCAN outliers are left out" in caption(html, "silhouette_samples.png")
+
+
+def test_gmm_run_renders(sqlite_db, tmp_path):
+    sqlite_url = sqlite_db
+    load_mall(sqlite_url)
+    run = mall_run(sqlite_url, AGE, INCOME, SPENDING, extra=("--algorithm", "gmm", "--k-max", "6"))
+    out = tmp_path / "report"
+    result = report(sqlite_url, run["run_id"], out)
+    assert result.exit_code == 0, result.stderr
+    assert {p.name for p in out.iterdir()} == ALL_PICTURES | {"report.html"}
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert len(embedded_images(html)) == 6
+    assert f"chosen k={run['k']}" in caption(html, "elbow.png")
+
+
+def test_missing_and_unfinished_runs_and_bad_out(migrated_db_url, tmp_path):
+    load_mall(migrated_db_url)
+    missing = report(migrated_db_url, 999, tmp_path / "nothing")
+    assert missing.exit_code == 2
+    assert missing.stderr == "Error: run 999 not found; 'segjob runs list' shows the runs\n"
+    assert not (tmp_path / "nothing").exists()
+
+    failed = invoke(migrated_db_url, "run", "--source", "mall", "--id", MALL_ID, "--features", INCOME,
+                    "--k", "500", "--quiet")
+    assert failed.exit_code == 3
+    (run_id,) = [r["run_id"] for r in query(migrated_db_url, "SELECT run_id FROM run WHERE status = 'failed'")]
+    unfinished = report(migrated_db_url, run_id, tmp_path / "failed")
+    assert unfinished.exit_code == 2
+    assert unfinished.stderr == f"Error: run {run_id} has status failed; only a succeeded run has a model\n"
+
+    run = mall_run(migrated_db_url, INCOME, SPENDING)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    unwritable = report(migrated_db_url, run["run_id"], blocker / "report")
+    assert unwritable.exit_code == 2
+    assert unwritable.stderr.startswith(f"Error: cannot write the report to {blocker / 'report'}: ")
+    assert unwritable.stderr.count("\n") == 1
+
+    too_small = report(migrated_db_url, run["run_id"], tmp_path / "r", "--sample", "1")
+    assert too_small.exit_code == 2 and too_small.stderr == "Error: --sample must be at least 2, got 1\n"
+
+
+@pytest.mark.parametrize("transactions", [False, True], ids=["mall", "transactions"])
+def test_demo_prints_where_the_report_is(sqlite_url, tmp_path, transactions):
+    out = tmp_path / "demo-report"
+    result = invoke(sqlite_url, "demo", "--quiet", "--report-dir", str(out), *(["--transactions"] if transactions else []))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.rstrip().splitlines()[-1] == f"Report: {out / 'report.html'}"
+    assert result.stderr == ""
+    html = (out / "report.html").read_text(encoding="utf-8")
+    (run,) = query(sqlite_url, "SELECT run_id, rows_used FROM run_summary")
+    assert f"segjob run {run['run_id']} of job" in html
+    for segment in segments(sqlite_url, run["run_id"]):
+        assert escape(segment["label"]) in profile_table(html)
+    # Every customer the run used is found again in the source: for the purchase history, the
+    # features are rebuilt as of the date the run used.
+    assert f"{run['rows_used']:,} matched to this run" in html
+    assert {p.name for p in out.iterdir()} == ALL_PICTURES | {"report.html"}
+
+
+def test_help_does_not_import_matplotlib():
+    code = (
+        "import sys; from typer.testing import CliRunner; from segjob.cli import app;"
+        " result = CliRunner().invoke(app, ['report', '--help']);"
+        " assert result.exit_code == 0 and '--sample' in result.stdout, result.stdout;"
+        " print('matplotlib' in sys.modules)"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert output.stdout.strip() == "False"
