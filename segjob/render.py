@@ -47,8 +47,10 @@ def runs_table(rows: list[dict[str, Any]]) -> None:
 
 def run_details(details: dict[str, Any]) -> None:
     console = _console()
+    score = details.get("kind") == "score"
+    model = f" with the model of run {details.get('model_run_id')}" if score else ""
     console.print(
-        f"run {details['run_id']} of job [bold]{details['job']}[/bold]: {details['status']}"
+        f"{'score run' if score else 'run'} {details['run_id']} of job [bold]{details['job']}[/bold]{model}: {details['status']}"
         f" ({details['source']}), started {_time(details['started_at'])}"
     )
     if details.get("error"):
@@ -61,12 +63,13 @@ def run_details(details: dict[str, Any]) -> None:
         f"rows read {details['rows_read']:,}, used {details['rows_used']:,}, dropped {dropped_text}"
     )
     console.print(f"algorithm {details.get('algorithm') or 'kmeans'}; {details['k_reason']}")
-    console.print(
-        f"silhouette {_number(details['silhouette'])},"
-        f" Davies-Bouldin {_number(details['davies_bouldin'])},"
-        f" Calinski-Harabasz {_number(details['calinski_harabasz'], 1)}, inertia {_number(details['inertia'], 1)},"
-        f" stability {_number(details.get('stability'))}"
-    )
+    if details.get("kind") != "score":  # a score run fits nothing, so it has no quality metrics
+        console.print(
+            f"silhouette {_number(details['silhouette'])},"
+            f" Davies-Bouldin {_number(details['davies_bouldin'])},"
+            f" Calinski-Harabasz {_number(details['calinski_harabasz'], 1)}, inertia {_number(details['inertia'], 1)},"
+            f" stability {_number(details.get('stability'))}"
+        )
     if details.get("chosen_k_by"):
         console.print(_criteria_line(details))
     for rejected in details.get("rejected_k", []):

@@ -140,6 +140,9 @@ def test_scoring_training_rows_reproduces_numeric_fit(mall_url):
     assert scored["kind"] == "score" and scored["model_run_id"] == fit["run_id"]
     assert_same_assignments(mall_url, fit["run_id"], scored["run_id"])
     assert_model_copied(mall_url, fit["run_id"], scored["run_id"])
+    shown = invoke(mall_url, "runs", "show", str(scored["run_id"]))
+    assert f"score run {scored['run_id']} of job mall with the model of run {fit['run_id']}" in shown.stdout
+    assert "silhouette" not in shown.stdout  # a score run fits nothing
 
 
 def test_scoring_training_rows_reproduces_categorical_transformed_fit(migrated_db_url):
