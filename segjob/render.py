@@ -63,7 +63,7 @@ def run_details(details: dict[str, Any]) -> None:
         f"rows read {details['rows_read']:,}, used {details['rows_used']:,}, dropped {dropped_text}"
     )
     console.print(f"algorithm {details.get('algorithm') or 'kmeans'}; {details['k_reason']}")
-    if details.get("kind") != "score":  # a score run fits nothing, so it has no quality metrics
+    if not score:  # a score run fits nothing, so it has no quality metrics
         console.print(
             f"silhouette {_number(details['silhouette'])},"
             f" Davies-Bouldin {_number(details['davies_bouldin'])},"

@@ -145,6 +145,21 @@ def test_scoring_training_rows_reproduces_numeric_fit(mall_url):
     assert "silhouette" not in shown.stdout  # a score run fits nothing
 
 
+def test_score_run_counts_dropped_rows(mall_url):
+    """A model that dropped rows with missing values drops them when scoring too, and says so."""
+    fit = run_json(mall_url, "--source", "mall", "--id", MALL_ID, "--features", f"Age,{INCOME}", "--k", "3")
+    columns = f'"{MALL_ID}", "Age", "{INCOME}"'
+    extra = f"SELECT {columns} FROM mall UNION ALL SELECT 9001, NULL, 50 UNION ALL SELECT NULL, 30, 40"
+    scored = score_json(mall_url, "--job", "mall", "--query", extra)
+    run = query(mall_url, "SELECT rows_read, rows_used, dropped_by_reason FROM run WHERE run_id = :r", r=scored["run_id"])[0]
+    dropped = run["dropped_by_reason"]
+    dropped = json.loads(dropped) if isinstance(dropped, str) else dropped
+    assert (run["rows_read"], run["rows_used"]) == (202, 200)
+    assert dropped == {"missing_id": 1, "missing_value": 1}
+    assert "9001" not in assignments(mall_url, scored["run_id"])
+    assert_same_assignments(mall_url, fit["run_id"], scored["run_id"])
+
+
 def test_scoring_training_rows_reproduces_categorical_transformed_fit(migrated_db_url):
     load_people(migrated_db_url, "people", make_people(400, seed=3))
     fit = run_json(migrated_db_url, *PEOPLE_RUN)
