@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Protocol
 
 import numpy as np
 import sklearn
@@ -20,8 +22,23 @@ from segjob import lineage, partitions, pgcopy, schema
 from segjob.config import JobSpec
 from segjob.db import is_postgres
 from segjob.model import ModelResult
-from segjob.prepare import PreparedData
+from segjob.prepare import FeatureParams, PreparedData
 from segjob.profile import Profile
+
+class Published(Protocol):
+    """What publish needs of the prepared rows: PreparedData, or a streamed run's totals."""
+
+    features: list[FeatureParams]
+    original: np.ndarray  # rows in original units (all, or a sample), for the stored decile bins
+    rows_read: int
+    dropped: dict[str, int]
+
+    @property
+    def rows_used(self) -> int: ...
+
+    @property
+    def rows_dropped(self) -> int: ...
+
 
 # SQLite binds at most 32766 variables per statement; executemany has no such limit but
 # batching keeps each call's Python-side list small.
@@ -104,7 +121,24 @@ def publish(
     profile: Profile,
 ) -> None:
     """Write everything the run produced and mark it succeeded, in one transaction."""
+
+    def write(connection: sa.Connection) -> tuple[str, PreparedData, ModelResult, Profile]:
+        _write_assignments(connection, run_id, prepared.keys, model, profile)
+        return input_fingerprint, prepared, model, profile
+
+    publish_streamed(engine, run_id, write)
+
+
+def publish_streamed(
+    engine: sa.Engine,
+    run_id: int,
+    write_assignments: Callable[[sa.Connection], tuple[str, Published, ModelResult, Profile]],
+) -> None:
+    """Like `publish`, for a run whose assignments stream: `write_assignments(connection)` writes
+    them first, inside the publish transaction, and returns the fingerprint, the row counts and
+    features (`Published`), the model and the profile, which depend on what it streamed."""
     with engine.begin() as connection:
+        input_fingerprint, prepared, model, profile = write_assignments(connection)
         _insert_many(connection, schema.run_feature, _feature_rows(run_id, prepared))
         _insert_many(
             connection,
@@ -135,7 +169,6 @@ def publish(
             schema.k_rejection,
             [dict(run_id=run_id, k=r.k, smallest_share=r.smallest_share, reason=r.reason) for r in model.rejected],
         )
-        _write_assignments(connection, run_id, prepared.keys, model, profile)
         lineage.record(connection, run_id, prepared.features, prepared.original)
         finished = connection.execute(
             sa.update(schema.run)
@@ -163,7 +196,7 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if value is not None and np.isfinite(value) else None
 
 
-def _feature_rows(run_id: int, prepared: PreparedData) -> list[dict]:
+def _feature_rows(run_id: int, prepared: Published) -> list[dict]:
     return [
         dict(
             run_id=run_id,
@@ -224,50 +257,98 @@ def write_assignments(
     model_probability: np.ndarray | None,
 ) -> None:
     """Write a run's assignment rows inside the caller's transaction (COPY on PostgreSQL)."""
-    # Missing values are NULL in both paths: no probability (not a GMM), no second centre (k=1).
-    probability = model_probability if model_probability is not None else np.full(len(keys), np.nan)
-    if not is_postgres(connection):
-        plain_table = schema.metadata_for(connection.dialect.name).tables["assignment"]
-        insert = str(sa.insert(plain_table).compile(connection))
-        for start in range(0, len(keys), _SQLITE_BATCH_ROWS):
-            end = start + _SQLITE_BATCH_ROWS
-            rows = zip(
-                [run_id] * len(keys[start:end]),
-                keys[start:end].tolist(),
-                segment_ids[start:end].tolist(),
-                distance[start:end].tolist(),
-                _nulls(second_distance[start:end]),
-                _nulls(probability[start:end]),
-            )
-            connection.exec_driver_sql(insert, list(rows))
-        return
-    columns = ["run_id", "customer_key", "segment_id", "distance", "second_distance"]
-    if model_probability is not None:
-        columns.append("probability")  # otherwise left out, so it defaults to NULL
-    target = partitions.create(connection, run_id)  # filled standalone, attached below
-    cursor = connection.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY {target} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.write(pgcopy.HEADER)
+    with AssignmentWriter(connection, run_id, model_probability is not None) as writer:
         for start in range(0, len(keys), _COPY_CHUNK_ROWS):
             end = start + _COPY_CHUNK_ROWS
-            values = [
-                ("int4", np.full(len(keys[start:end]), run_id)),
-                ("text", keys[start:end]),
-                ("int4", segment_ids[start:end]),
-                ("float8", distance[start:end]),
-                ("float8", second_distance[start:end]),
-                ("float8", probability[start:end]),
-            ]
-            copy.write(pgcopy.encode_rows(values[: len(columns)]))
-        copy.write(pgcopy.TRAILER)
-    partitions.attach(connection, run_id)
-    if np.isnan(second_distance).any():
-        # Binary COPY writes NaN as a float NaN; "no second centre" (a single segment) is NULL.
-        connection.execute(
-            sa.update(schema.assignment)
-            .where(schema.assignment.c.run_id == run_id, schema.assignment.c.second_distance == float("nan"))
-            .values(second_distance=None)
-        )
+            writer.write(
+                keys[start:end], segment_ids[start:end], distance[start:end], second_distance[start:end],
+                None if model_probability is None else model_probability[start:end],
+            )
+
+
+class AssignmentWriter:
+    """Streams a run's assignment rows, chunk by chunk, inside the caller's transaction.
+
+    PostgreSQL: one binary COPY into the run's standalone partition table, which gets its
+    primary key and is attached when the writer closes (indexes built after the load are
+    cheaper than maintained during it), so a duplicate customer key surfaces at close.
+    SQLite: batched executemany per chunk.
+    """
+
+    def __init__(self, connection: sa.Connection, run_id: int, with_probability: bool) -> None:
+        self.connection, self.run_id, self.with_probability = connection, run_id, with_probability
+        self.postgres = is_postgres(connection)
+        self.rows = 0
+        self._any_nan_second = False
+        self._copy = None
+
+    def __enter__(self) -> "AssignmentWriter":
+        if not self.postgres:
+            plain_table = schema.metadata_for(self.connection.dialect.name).tables["assignment"]
+            self._insert = str(sa.insert(plain_table).compile(self.connection))
+            return self
+        self.columns = ["run_id", "customer_key", "segment_id", "distance", "second_distance"]
+        if self.with_probability:
+            self.columns.append("probability")  # otherwise left out, so it defaults to NULL
+        target = partitions.create(self.connection, self.run_id)  # filled standalone, attached at close
+        cursor = self.connection.connection.driver_connection.cursor()
+        self._copy_context = cursor.copy(f"COPY {target} ({', '.join(self.columns)}) FROM STDIN (FORMAT BINARY)")
+        self._copy = self._copy_context.__enter__()
+        self._copy.write(pgcopy.HEADER)
+        return self
+
+    def write(
+        self,
+        keys: np.ndarray,
+        segment_ids: np.ndarray,
+        distance: np.ndarray,
+        second_distance: np.ndarray,
+        probability: np.ndarray | None = None,
+    ) -> None:
+        """Write one chunk of rows; NaN second_distance / probability are stored as NULL."""
+        # Missing values are NULL in both paths: no probability (not a GMM), no second centre (k=1).
+        probability = probability if probability is not None else np.full(len(keys), np.nan)
+        self.rows += len(keys)
+        if not self.postgres:
+            for start in range(0, len(keys), _SQLITE_BATCH_ROWS):
+                end = start + _SQLITE_BATCH_ROWS
+                rows = zip(
+                    [self.run_id] * len(keys[start:end]),
+                    keys[start:end].tolist(),
+                    segment_ids[start:end].tolist(),
+                    distance[start:end].tolist(),
+                    _nulls(second_distance[start:end]),
+                    _nulls(probability[start:end]),
+                )
+                self.connection.exec_driver_sql(self._insert, list(rows))
+            return
+        self._any_nan_second = self._any_nan_second or bool(np.isnan(second_distance).any())
+        values = [
+            ("int4", np.full(len(keys), self.run_id)),
+            ("text", keys),
+            ("int4", segment_ids),
+            ("float8", distance),
+            ("float8", second_distance),
+            ("float8", probability),
+        ]
+        self._copy.write(pgcopy.encode_rows(values[: len(self.columns)]))
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if not self.postgres:
+            return
+        if exc_type is not None:
+            self._copy_context.__exit__(exc_type, exc, traceback)
+            return
+        self._copy.write(pgcopy.TRAILER)
+        self._copy_context.__exit__(None, None, None)
+        partitions.attach(self.connection, self.run_id)
+        if self._any_nan_second:
+            # Binary COPY writes NaN as a float NaN; "no second centre" (a single segment) is NULL.
+            self.connection.execute(
+                sa.update(schema.assignment)
+                .where(schema.assignment.c.run_id == self.run_id, schema.assignment.c.second_distance == float("nan"))
+                .values(second_distance=None)
+            )
 
 
 def publish_score(
@@ -303,6 +384,7 @@ def publish_score(
             rows.append(values)
         _insert_many(connection, segment, rows)
         write_assignments(connection, run_id, prepared.keys, segment_ids, distance, second_distance, None)
+        lineage.record(connection, run_id, prepared.features, prepared.original)  # drift vs the previous run
         run = schema.run
         model = connection.execute(
             sa.select(run.c.k, run.c.algorithm, run.c.k_criterion).where(run.c.run_id == model_run_id)

@@ -240,3 +240,20 @@ def test_migration_0003_moves_assignments_and_backfills(migrated_db_url):
         engine.dispose()
     third = _run(url, "mall", "--k", "4")  # publishing works on the migrated schema
     assert query(url, "SELECT COUNT(*) AS n FROM current_segment WHERE run_id = :r", r=third)[0]["n"] == 200
+
+
+def test_a_score_run_records_drift_against_the_previous_run(migrated_db_url):
+    url = migrated_db_url
+    load_mall(url)
+    fit = _run(url, "mall", "--k", "5", "--seed", "1")
+    result = invoke(url, "score", "--job", "mall", "--source", "mall", "--id", MALL_ID, "--json")
+    assert result.exit_code == 0, result.stderr
+    scored = json.loads(result.stdout)["run_id"]
+    summary = _summary(url, scored)
+    assert (summary["model_run_id"], summary["compared_run_id"], summary["common_customers"]) == (fit, fit, 200)
+    assert summary["changed_share"] == 0.0 and summary["ari"] == pytest.approx(1.0)
+    assert summary["max_psi"] == pytest.approx(0.0) and summary["max_centroid_shift"] == pytest.approx(0.0)
+    sizes = query(url, "SELECT run_id, segment_id, size FROM segment_size_history ORDER BY run_id, segment_id")
+    assert [(r["segment_id"], r["size"]) for r in sizes if r["run_id"] == scored] == [
+        (r["segment_id"], r["size"]) for r in sizes if r["run_id"] == fit
+    ]
