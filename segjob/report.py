@@ -88,7 +88,7 @@ def write_report(
     except Interrupted:
         raise
     except (SegjobError, sa.exc.DBAPIError) as exc:
-        progress.done("failed")
+        progress.done("failed, drawing the rest")
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         missing.append(f"the customer plots are missing: reading {model.spec.source_description} failed: {reason}")
 
@@ -159,6 +159,7 @@ def _read_customers(engine: sa.Engine, model: StoredModel, progress: Progress) -
     from segjob.source import describe_source, read_source
 
     spec = model.spec
+    progress.stage(f"reading customers from {spec.source_description}")
     if spec.transactions:
         from segjob.transactions import transaction_source
 
@@ -167,7 +168,6 @@ def _read_customers(engine: sa.Engine, model: StoredModel, progress: Progress) -
         spec, source = transaction_source(engine, dataclasses.replace(spec, as_of=as_of))
     else:
         source = describe_source(engine, spec)
-    progress.stage(f"reading customers from {source.description}")
     with db.translate_errors(engine):
         frame = read_source(engine, spec, source, progress.rows)
     progress.done(f"{len(frame):,} rows")

@@ -263,3 +263,19 @@ def test_help_does_not_import_matplotlib():
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert output.stdout.strip() == "False"
+
+
+def test_labels_are_escaped(sqlite_db, tmp_path):
+    load_mall(sqlite_db)
+    labels = tmp_path / "labels.toml"
+    labels.write_text('1 = "<img src=x> Big & \\"bold\\""\n')
+    run = mall_run(sqlite_db, INCOME, SPENDING, extra=("--k", "5", "--labels", str(labels)))
+    out = tmp_path / "report"
+    result = report(sqlite_db, run["run_id"], out)
+    assert result.exit_code == 0, result.stderr
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "1: &lt;img src=x&gt; Big &amp; &quot;bold&quot;</th>" in profile_table(html)
+    assert "<img src=x>" not in html
+    # A fixed k has no sweep to draw; the page says why instead.
+    assert "no elbow or criteria plots: k was fixed by --k=5" in html
+    assert not (out / "elbow.png").exists()
