@@ -27,8 +27,9 @@ NOISE_COLOR = "#9a9a9a"
 CHOSEN_COLOR = "#d62728"
 REJECTED_COLOR = "#8c8c8c"
 LINE_COLOR = "#1f4e79"
-# Colours that stay distinct for up to 10 segments; more cycle through tab20.
-_TAB10 = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#d62728"]
+# Colours that stay distinct for up to 10 segments (no grey: that is for DBSCAN outliers); more
+# cycle through tab20.
+_TAB10 = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#393b79", "#d62728"]
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,16 @@ def segment_styles(segments: list[tuple[int, str, bool]]) -> list[SegmentStyle]:
     """A colour for each (segment id, label, is noise), in the given order; noise is grey."""
     from matplotlib import colormaps
 
-    many = colormaps["tab20"]
+    palette = _TAB10
+    if len(segments) > len(_TAB10):
+        tab20 = [_hex(colormaps["tab20"](j)) for j in range(20)]
+        palette = [color for color in tab20 if color not in ("#7f7f7f", "#c7c7c7")]  # greys: outliers
     styles, i = [], 0
     for segment_id, label, noise in segments:
         if noise:
             styles.append(SegmentStyle(segment_id, label, NOISE_COLOR, True))
             continue
-        color = _TAB10[i] if len(segments) <= len(_TAB10) else _hex(many(i % 20))
+        color = palette[i % len(palette)]
         styles.append(SegmentStyle(segment_id, label, color))
         i += 1
     return styles
@@ -238,9 +242,12 @@ def heatmap(z: np.ndarray, styles: list[SegmentStyle], features: list[str]) -> b
 
 def silhouette_values(X: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per-row silhouette (needs at least two segments among the rows)."""
+    from sklearn import config_context
     from sklearn.metrics import silhouette_samples
 
-    return silhouette_samples(X, labels)
+    # Distances are computed in chunks of this many MB (scikit-learn's default is 1 GB).
+    with config_context(working_memory=64):
+        return silhouette_samples(X, labels)
 
 
 def principal_components(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
