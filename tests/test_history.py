@@ -257,3 +257,42 @@ def test_a_score_run_records_drift_against_the_previous_run(migrated_db_url):
     assert [(r["segment_id"], r["size"]) for r in sizes if r["run_id"] == scored] == [
         (r["segment_id"], r["size"]) for r in sizes if r["run_id"] == fit
     ]
+
+
+def test_roles_keep_their_rights_across_migration_0003(migrated_pg_url, pg_admin_engine):
+    """A writer granted before the upgrade still publishes (partition functions) and prunes; a
+    reader still reads the re-created views."""
+    import uuid
+
+    url = migrated_pg_url
+    suffix = uuid.uuid4().hex[:8]
+    reader, writer = f"segjob_r_{suffix}", f"segjob_w_{suffix}"
+    with pg_admin_engine.connect() as connection:
+        for role in (reader, writer):
+            connection.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+    try:
+        load_mall(url)
+        assert invoke(url, "db", "grant", "--reader", reader, "--writer", writer).exit_code == 0
+        first = _run(url, "mall", "--k", "3")
+        db.downgrade(url, "0002")
+        db.upgrade(url)
+        engine = db.make_engine(url)
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f"GRANT SELECT ON public.mall TO {writer}")
+        engine.dispose()
+        as_writer = sa.make_url(url).set(username=writer).render_as_string(hide_password=False)
+        second = _run(as_writer, "mall", "--k", "4")
+        pruned = invoke(as_writer, "prune", "--job", "mall", "--keep", "1", "--json")
+        assert pruned.exit_code == 0, pruned.stderr
+        assert [run["run_id"] for run in json.loads(pruned.stdout)["deleted"]] == [first]
+        as_reader = sa.make_url(url).set(username=reader).render_as_string(hide_password=False)
+        assert query(as_reader, "SELECT COUNT(*) AS n FROM current_segment WHERE run_id = :r", r=second)[0]["n"] == 200
+        assert query(as_reader, "SELECT COUNT(*) AS n FROM segment_size_history")[0]["n"] == 4
+    finally:
+        admin_db = db.make_engine(url)  # DROP OWNED also revokes the roles' privileges there
+        with admin_db.begin() as connection:
+            connection.exec_driver_sql(f"DROP OWNED BY {reader}, {writer}")
+        admin_db.dispose()
+        with pg_admin_engine.connect() as connection:
+            for role in (reader, writer):
+                connection.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")

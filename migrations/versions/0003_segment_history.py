@@ -146,8 +146,12 @@ def _partition_assignment(bind) -> None:
     cursor = bind.connection.driver_connection.cursor()
     for statement in PARTITION_FUNCTIONS:
         cursor.execute(statement)  # no parameters: the bodies' % signs are format() and RAISE's own
+    quote = bind.dialect.identifier_preparer.quote
+    writers = [role for privilege, role in _table_grants(bind, "run") if privilege == "INSERT"]
     for name in _FUNCTION_SIGNATURES:
         bind.exec_driver_sql(f"REVOKE ALL ON FUNCTION segjob.{name} FROM PUBLIC")
+        for role in writers:  # roles that already run jobs keep publishing
+            bind.exec_driver_sql(f"GRANT EXECUTE ON FUNCTION segjob.{name} TO {quote(role)}")
 
 
 def _unpartition_assignment(bind) -> None:
