@@ -217,6 +217,17 @@ def test_dbscan_model_scores_to_the_nearest_real_segment(mall_url):
     assert outliers == [{"size": 0}]
 
 
+def test_gmm_model_scores_to_the_nearest_mean_without_probability(mall_url):
+    fit = run_json(mall_url, "--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}", "--algorithm", "gmm", "--k", "4")
+    assert query(mall_url, "SELECT COUNT(probability) AS n FROM assignment WHERE run_id = :r", r=fit["run_id"])[0]["n"] == 200
+    scored = score_json(mall_url, "--job", "mall", "--source", "mall")
+    frame = pd.DataFrame(query(mall_url, "SELECT * FROM mall"))
+    expected = independent_assignment(mall_url, fit["run_id"], frame, MALL_ID)
+    got = assignments(mall_url, scored["run_id"])
+    assert {key: segment for key, (segment, _, _) in got.items()} == {key: s for key, (s, _) in expected.items()}
+    assert query(mall_url, "SELECT COUNT(probability) AS n FROM assignment WHERE run_id = :r", r=scored["run_id"])[0]["n"] == 0
+
+
 def test_transactions_job_rebuilds_identical_features(migrated_db_url):
     engine = db.make_engine(migrated_db_url)
     try:
