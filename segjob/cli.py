@@ -82,10 +82,10 @@ def _print_json(value: Any) -> None:
 
 
 def _progress(quiet: bool):
-    """Progress lines on stderr, only for a person at a terminal: logs of scheduled runs stay clean."""
-    from segjob.progress import Silent, StderrLines
+    """Progress bars on stderr, only for a person at a terminal: logs of scheduled runs stay clean."""
+    from segjob.progress import for_terminal
 
-    return StderrLines() if not quiet and sys.stderr.isatty() else Silent()
+    return for_terminal(quiet)
 
 
 @db_app.command("upgrade")
@@ -328,6 +328,10 @@ def sql_score(
     model_run: Annotated[
         Optional[int], typer.Option(help="Fit run whose model to use (default: the job's latest succeeded fit run).")
     ] = None,
+    as_of: Annotated[
+        Optional[str],
+        typer.Option(help="Purchase-history job: features as of this date (default: day after the latest transaction)."),
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Print one standalone PostgreSQL SELECT that assigns every row of the job's source to the
@@ -337,7 +341,7 @@ def sql_score(
     """
     from segjob.sqlscore import score_sql
 
-    typer.echo(score_sql(_engine(database_url), job, model_run), nl=False)
+    typer.echo(score_sql(_engine(database_url), job, model_run, as_of), nl=False)
 
 
 @runs_app.command("list")

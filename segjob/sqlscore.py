@@ -16,26 +16,32 @@ mirrors prepare.apply_params and score.assign:
   is never chosen.
 
 User identifiers are quoted by SQLAlchemy's PostgreSQL identifier preparer and text literals by
-psycopg, never pasted in raw. A purchase-history job embeds the aggregation SQL its model run
-stored, so its as-of date is the model run's.
+psycopg, never pasted in raw. A purchase-history job embeds its aggregation SQL rebuilt from
+the definitions stored with the model run, as of `--as-of` (default: the day after the latest
+transaction, the rule of `segjob score`), so print it again to move the as-of date on.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import sqlalchemy as sa
 
 from segjob.algorithms import DBSCAN_NAME
+from segjob.config import _as_date
 from segjob.errors import UsageError
 from segjob.prepare import MISSING_LEVEL
 from segjob.profile import NOISE_SEGMENT_ID
 from segjob.score import resolve_model_run
 from segjob.source import describe_source
 from segjob.stored import StoredModel, load_model
+from segjob.transactions import transaction_source
 
 
-def score_sql(engine: sa.Engine, job: str, model_run_id: int | None = None) -> str:
+def score_sql(engine: sa.Engine, job: str, model_run_id: int | None = None, as_of: str | None = None) -> str:
     """The SELECT that assigns every row of `job`'s source to the nearest centroid of its model
-    (default: the job's latest succeeded fit run). UsageError (exit 2) on SQLite."""
+    (default: the job's latest succeeded fit run). A purchase-history job's features are as of
+    `as_of` (default: the day after the latest transaction). UsageError (exit 2) on SQLite."""
     from segjob import db
 
     if not db.is_postgres(engine):
@@ -46,17 +52,21 @@ def score_sql(engine: sa.Engine, job: str, model_run_id: int | None = None) -> s
     db.check_at_head(engine)
     with db.translate_errors(engine):
         model = load_model(engine, resolve_model_run(engine, job, model_run_id))
-        return render(model, *_source(engine, model))
+        if as_of is not None and not model.spec.transactions:
+            raise UsageError(f"--as-of is for purchase-history jobs; job {job!r} reads a table")
+        return render(model, *_source(engine, model, as_of))
 
 
-def _source(engine: sa.Engine, model: StoredModel) -> tuple[str, set[str]]:
+def _source(engine: sa.Engine, model: StoredModel, as_of: str | None) -> tuple[str, set[str]]:
     """The FROM clause of the job's source and its columns the database types as numbers."""
     spec = model.spec
     if spec.transactions:
-        stored = spec.transaction_features or {}
-        if stored.get("dialect") != "postgresql" or not stored.get("sql"):
-            raise UsageError(f"run {model.run_id} stored no PostgreSQL aggregation SQL for its transactions")
-        return f"(\n{stored['sql']}\n) AS segjob_source", set(stored.get("features", {}))
+        # The aggregation rebuilt from the stored definitions, as of the date asked for: the SQL
+        # the model run stored would leave out every transaction since its own as-of date.
+        rebuilt = dataclasses.replace(spec, as_of=_as_date(as_of, "as-of"), transaction_features=None)
+        rebuilt, _ = transaction_source(engine, rebuilt)
+        features = rebuilt.transaction_features
+        return f"(\n{features['sql']}\n) AS segjob_source", set(features["features"])
     # Checks that the table (or query) and its columns still exist; the FROM clause is quoted.
     source = describe_source(engine, spec)
     return source.from_clause, {name for name, column in source.columns.items() if column.numeric}

@@ -57,6 +57,8 @@ def test_sql_score_equals_score_numeric(migrated_pg_url):
     sql = print_sql(url, "--job", "mall")
     assert '"Annual Income (k$)"' in sql
     assert_sql_equals_score(url, sql, scored["run_id"])
+    result = invoke(url, "sql", "score", "--job", "mall", "--as-of", "2024-01-01")
+    assert result.exit_code == 2 and "--as-of is for purchase-history jobs" in result.stderr
 
 
 def test_sql_score_equals_score_categorical_transformed(migrated_pg_url):
@@ -106,6 +108,14 @@ def test_sql_score_equals_score_transactions(migrated_pg_url):
     sql = print_sql(url, "--job", "tx")
     assert "customer_days" in sql
     assert_sql_equals_score(url, sql, scored["run_id"])
+
+    # An earlier as-of date: fewer customers, other recencies; still the same segments as score.
+    scored = score_json(url, "--job", "tx", "--as-of", "2024-05-01")
+    sql = print_sql(url, "--job", "tx", "--as-of", "2024-05-01")
+    assert "2024-05-01" in sql
+    assert_sql_equals_score(url, sql, scored["run_id"])
+    result = invoke(url, "sql", "score", "--job", "tx", "--as-of", "May 1st")
+    assert result.exit_code == 2 and "--as-of must be a date like 2024-12-31" in result.stderr
 
 
 def test_sql_score_errors(migrated_db_url):
