@@ -249,3 +249,12 @@ def _result(X: np.ndarray, clustering: Clustering, metrics: list[Metric], k_reas
         noise_center=noise_center,
         **details,
     )
+
+
+def refitted(X: np.ndarray, model: ModelResult, centers: np.ndarray, note: str) -> ModelResult:
+    """`model` with its centres replaced (e.g. refined on more rows than X), rows of X reassigned
+    to the nearest new centre and renumbered (0 = largest on X); metrics are kept, `note` is
+    added to the reason."""
+    labels = distances(X, centers).argmin(axis=1)
+    details = dict(algorithm=model.algorithm, criterion=model.criterion, chosen_by=model.chosen_by, rejected=model.rejected)
+    return _result(X, Clustering(labels, centers), model.metrics, model.k_reason + note, **details)

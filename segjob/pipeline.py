@@ -18,14 +18,15 @@ from dataclasses import dataclass
 import pandas as pd
 import sqlalchemy as sa
 
-from segjob import db, lineage, results, schema
+from segjob import db, lineage, results, schema, streaming
+from segjob.algorithms import KMEANS
 from segjob.config import JobSpec
 from segjob.errors import Interrupted, SegjobError
 from segjob.model import fit
 from segjob.prepare import PrepareOptions, prepare
 from segjob.profile import profile
 from segjob.progress import Progress, Silent
-from segjob.source import describe_source, read_source
+from segjob.source import count_rows, describe_source, read_source
 from segjob.transactions import marketer_words, transaction_source
 
 
@@ -124,6 +125,13 @@ class _StopSignals:
 
 
 def _fit_and_publish(engine, spec: JobSpec, source, run_id: int, progress: Progress) -> None:
+    if spec.algorithm == KMEANS:
+        rows = count_rows(engine, source)
+        if streaming.should_stream(spec, rows):  # large input: sampled fit, streamed assignment
+            beat = _HeartbeatOnDone(progress, lambda: results.heartbeat(engine, run_id))
+            vocabulary = marketer_words if spec.transactions else None
+            streaming.fit_and_publish(engine, spec, source, run_id, rows, progress, beat, vocabulary)
+            return
     progress.stage(f"reading {source.description}")
     frame = read_source(engine, spec, source, progress.rows)
     progress.done(f"{len(frame):,} rows")
@@ -162,8 +170,8 @@ class _HeartbeatOnDone:
     def __init__(self, progress: Progress, beat) -> None:
         self.progress, self.beat = progress, beat
 
-    def stage(self, name: str) -> None:
-        self.progress.stage(name)
+    def stage(self, name: str, total: int | None = None) -> None:
+        self.progress.stage(name, total)
 
     def rows(self, done: int) -> None:
         self.progress.rows(done)

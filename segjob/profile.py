@@ -62,6 +62,7 @@ def profile(
     labels: dict[int, str] | None = None,
     vocabulary: Vocabulary | None = None,
     segment_ids: dict[int, int] | None = None,
+    totals: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Profile:
     """Sizes, original-unit centroids, distinguishing features and labels of the segments of `model`.
 
@@ -74,6 +75,9 @@ def profile(
     UsageError for a segment id the run does not have or when two segments would share a label.
     `vocabulary` puts features that stand out into domain words ("Recent, frequent, high spend").
     `segment_ids` maps each model label (-1: noise) to its stable segment id (default label + 1).
+    `totals` (sizes, means), indexed by model label + 1, replaces the sizes and member means
+    counted from `prepared` (a streamed run passes exact totals over all rows; `prepared` is then
+    its fit sample, which still gives the medians).
     """
     features = prepared.features
     noise = model.noise_center is not None
@@ -84,6 +88,10 @@ def profile(
     members = pd.DataFrame(prepared.original).groupby(model.labels)
     means = members.mean().reindex(order).to_numpy()
     medians = members.median().reindex(order).to_numpy()
+    rows_used = prepared.rows_used
+    if totals is not None:
+        sizes, means = totals[0][[label + 1 for label in order]], totals[1][[label + 1 for label in order]]
+        rows_used = int(totals[0].sum())
 
     scaled = np.vstack([model.noise_center, model.centers]) if noise else model.centers
     centroids = to_original_units(features, scaled)
@@ -102,7 +110,7 @@ def profile(
             segment_id=segment_id,
             label=final[segment_id],
             size=int(sizes[row]),
-            share=float(sizes[row] / prepared.rows_used),
+            share=float(sizes[row] / rows_used),
             top_features=_top_features(features, z[row]),
             cluster_index=order[row],
         )
