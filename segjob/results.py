@@ -21,6 +21,7 @@ import segjob
 from segjob import lineage, partitions, pgcopy, schema
 from segjob.config import JobSpec
 from segjob.db import is_postgres
+from segjob.errors import UsageError
 from segjob.model import ModelResult
 from segjob.prepare import FeatureParams, PreparedData
 from segjob.profile import Profile
@@ -375,6 +376,8 @@ def publish_score(
         model_segments = connection.execute(
             sa.select(segment).where(segment.c.run_id == model_run_id).order_by(segment.c.segment_id)
         ).all()
+        if not model_segments:
+            raise UsageError(f"model run {model_run_id} was deleted (segjob prune?) while scoring; score again")
         rows = []
         for row in model_segments:
             size = sizes.get(row.segment_id, 0)
