@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 
 import numpy as np
 import pandas as pd
@@ -338,3 +340,41 @@ def test_bad_input_one_line_and_exit_code(migrated_db_url):
 
 def failed_run(url: str) -> int:
     return query(url, "SELECT MIN(run_id) AS r FROM run WHERE status = 'failed'")[0]["r"]
+
+
+class _SignalAt:
+    """Progress that sends this process SIGTERM when a stage starts, like an orchestrator would."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage_name = stage
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        if name.startswith(self.stage_name):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def rows(self, done: int) -> None:
+        pass
+
+    def done(self, summary: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize("stage", ["scoring", "publishing"])
+def test_sigterm_during_a_score_run_marks_it_failed(mall_url, stage):
+    """The score run shares the fit run's lifecycle: a signal fails it and publishes nothing."""
+    from segjob.errors import Interrupted
+    from segjob.score import ScoreInput, score_job
+
+    fit = run_json(mall_url, "--source", "mall", "--id", MALL_ID, "--features", f"Age,{INCOME}", "--k", "3")
+    engine = db.make_engine(mall_url)
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            score_job(engine, "mall", ScoreInput(source="mall"), progress=_SignalAt(stage))
+    finally:
+        engine.dispose()
+    assert stopped.value.exit_code == 143
+    runs = query(mall_url, "SELECT run_id, kind, status, model_run_id, error FROM run ORDER BY run_id")
+    assert [(r["kind"], r["status"]) for r in runs] == [("fit", "succeeded"), ("score", "failed")]
+    assert runs[1]["model_run_id"] == fit["run_id"] and "SIGTERM" in runs[1]["error"]
+    assert query(mall_url, "SELECT COUNT(*) AS n FROM assignment WHERE run_id = :r", r=runs[1]["run_id"])[0]["n"] == 0
+    assert query(mall_url, "SELECT DISTINCT run_id FROM current_segment") == [{"run_id": fit["run_id"]}]
