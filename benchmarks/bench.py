@@ -144,6 +144,7 @@ def main() -> None:
     subprocess.run([SEGJOB, "db", "upgrade", "--database-url", plain], check=True, capture_output=True)
 
     results: list[Result] = []
+    load_before = os.getloadavg()
     seconds, peak, _ = child([sys.executable, "-c", IO_FLOOR, plain])
     results.append(Result("I/O floor (COPY out + COPY in)", seconds, peak))
 
@@ -166,14 +167,32 @@ def main() -> None:
 
     floor = results[0].seconds
     notebook = next((r for r in results if r.name.startswith("notebook")), None)
-    print(f"\n{options.rows:,} customers x {len(FEATURES)} features, {GROUPS} latent groups; "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
-    print("| case | wall s | peak MB | x faster than notebook | x I/O floor | ARI vs truth |")
-    print("|---|---:|---:|---:|---:|---:|")
+    fixed = next(r for r in results if r.name == "segjob, k fixed")
+    print(f"\n{options.rows:,} customers x {len(FEATURES)} features, {GROUPS} latent groups\n")
+    print(machine(plain, load_before) + "\n")
+    print("| case | wall s | peak MB | x faster than notebook | peak / notebook's | x I/O floor | x fixed-k run | ARI vs truth |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         speedup = f"{notebook.seconds / r.seconds:.1f}" if notebook else ""
-        print(f"| {r.name} | {r.seconds:.1f} | {r.peak_mb:,.0f} | {speedup} | {r.seconds / floor:.2f} | "
-              f"{'' if r.ari is None else f'{r.ari:.4f}'} |")
+        memory = f"{r.peak_mb / notebook.peak_mb:.2f}" if notebook else ""
+        print(f"| {r.name} | {r.seconds:.1f} | {r.peak_mb:,.0f} | {speedup} | {memory} | {r.seconds / floor:.2f} | "
+              f"{r.seconds / fixed.seconds:.2f} | {'' if r.ari is None else f'{r.ari:.4f}'} |")
+
+
+def machine(url: str, load_before: tuple[float, float, float]) -> str:
+    """One line describing the machine and the software versions, and how busy it was."""
+    import numpy
+    import sklearn
+
+    with psycopg.connect(url) as conn:
+        server = conn.execute("SHOW server_version").fetchone()[0]
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    load_after = os.getloadavg()
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, {memory:.0f} GiB RAM; PostgreSQL {server} on the same host;"
+        f" Python {platform.python_version()}, numpy {numpy.__version__}, scikit-learn {sklearn.__version__};"
+        f" load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after"
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,52 @@
+"""Fast start-up: commands that only talk to the database do not import the numeric stack."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("sklearn", "pandas", "matplotlib", "scipy", "numpy", "kneed")
+LIGHT_COMMANDS = [["--help"], ["runs", "list"], ["runs", "--help"], ["run", "--help"]]
+
+# Runs the CLI's Typer app in a fresh interpreter and prints which heavy packages got imported.
+_PROBE = """
+import json, sys
+from segjob.cli import app
+try:
+    app(args=json.loads(sys.argv[1]), prog_name="segjob")
+except SystemExit as stop:
+    code = stop.code
+print(json.dumps({"code": code, "heavy": sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)}))
+"""
+
+
+def _probe(args: list[str], url: str) -> dict:
+    completed = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps([*args] + (["--database-url", url] if args[-1] == "list" else [])),
+         json.dumps(HEAVY)],
+        capture_output=True, text=True, timeout=120,
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("args", LIGHT_COMMANDS, ids=" ".join)
+def test_light_commands_do_not_import_the_numeric_stack(args, migrated_db_url):
+    probe = _probe(args, migrated_db_url)
+    assert probe["code"] in (0, None)
+    assert probe["heavy"] == []
+
+
+def test_the_probe_sees_heavy_imports_of_a_run(migrated_db_url):
+    """The same probe on `segjob run` (which fails fast on a missing table) does see scikit-learn."""
+    completed = subprocess.run(
+        [sys.executable, "-c", _PROBE,
+         json.dumps(["run", "--source", "nope", "--id", "id", "--features", "a", "--database-url", migrated_db_url]),
+         json.dumps(HEAVY)],
+        capture_output=True, text=True, timeout=120,
+    )
+    probe = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert probe["code"] == 2
+    assert "sklearn" in probe["heavy"]
