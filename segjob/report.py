@@ -14,11 +14,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+from collections.abc import Callable, Iterable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 
 from segjob import db, history, schema
@@ -135,11 +138,7 @@ def _customer_sample(engine: sa.Engine, model: StoredModel, sample: int, progres
     from segjob.prepare import apply_params
 
     spec = model.spec
-    frame, description = _read_customers(engine, model, progress)
-    source_rows = len(frame)
-    if source_rows > sample:
-        rng = np.random.default_rng(spec.seed)
-        frame = frame.iloc[np.sort(rng.choice(source_rows, sample, replace=False))]
+    frame, source_rows, description = _read_sample(engine, model, sample, progress)
     rows = apply_params(frame, spec.id, model.features)
     segment_of = _assigned_segments(engine, model.run_id, rows.keys.tolist())
     matched = np.array([key in segment_of for key in rows.keys], dtype=bool)
@@ -155,8 +154,10 @@ def _customer_sample(engine: sa.Engine, model: StoredModel, sample: int, progres
     )
 
 
-def _read_customers(engine: sa.Engine, model: StoredModel, progress: Progress) -> tuple[Any, str]:
-    from segjob.source import describe_source, read_source
+def _read_sample(engine: sa.Engine, model: StoredModel, sample: int, progress: Progress) -> tuple[Any, int, str]:
+    """(a uniform sample of at most `sample` source rows, rows in the source, its description)."""
+    from segjob.errors import DataError
+    from segjob.source import describe_source, iter_source
 
     spec = model.spec
     progress.stage(f"reading customers from {spec.source_description}")
@@ -168,10 +169,39 @@ def _read_customers(engine: sa.Engine, model: StoredModel, progress: Progress) -
         spec, source = transaction_source(engine, dataclasses.replace(spec, as_of=as_of))
     else:
         source = describe_source(engine, spec)
-    with db.translate_errors(engine):
-        frame = read_source(engine, spec, source, progress.rows)
-    progress.done(f"{len(frame):,} rows")
-    return frame, source.description
+    with db.translate_errors(engine), closing(iter_source(engine, spec, source)) as chunks:
+        frame, rows = uniform_sample(chunks, sample, spec.seed, progress.rows)
+    if frame is None:
+        raise DataError(f"{source.description} holds no rows now")
+    progress.done(f"{rows:,} rows, {len(frame):,} sampled")
+    return frame, rows, source.description
+
+
+def uniform_sample(
+    chunks: Iterable[pd.DataFrame], size: int, seed: int, progress: Callable[[int], None] | None = None
+) -> tuple[pd.DataFrame | None, int]:
+    """A uniform sample without replacement of at most `size` rows of all `chunks`, in source order,
+    and the number of rows seen (None when there were none). Memory: `size` rows plus one chunk.
+
+    Every row draws a random key from a generator seeded with `seed`; the `size` smallest keys win,
+    so each subset of `size` rows is equally likely and the same rows in the same order give the
+    same sample.
+    """
+    rng = np.random.default_rng(seed)
+    kept: pd.DataFrame | None = None
+    keys = np.empty(0)
+    rows = 0
+    for chunk in chunks:
+        rows += len(chunk)
+        if progress:
+            progress(rows)
+        frame = chunk if kept is None else pd.concat([kept, chunk], ignore_index=True)
+        keys = np.concatenate([keys, rng.random(len(chunk))])
+        if len(frame) > size:
+            smallest = np.sort(np.argpartition(keys, size)[:size])
+            frame, keys = frame.iloc[smallest].reset_index(drop=True), keys[smallest]
+        kept = frame
+    return kept, rows
 
 
 def _assigned_segments(engine: sa.Engine, run_id: int, keys: list[str]) -> dict[str, int]:

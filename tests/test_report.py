@@ -279,3 +279,34 @@ def test_labels_are_escaped(sqlite_db, tmp_path):
     # A fixed k has no sweep to draw; the page says why instead.
     assert "no elbow or criteria plots: k was fixed by --k=5" in html
     assert not (out / "elbow.png").exists()
+
+
+def test_uniform_sample_over_chunks():
+    import numpy as np
+    import pandas as pd
+
+    from segjob.report import uniform_sample
+
+    def chunks():
+        return (pd.DataFrame({"id": np.arange(start, start + 100)}) for start in range(0, 1000, 100))
+
+    seen = []
+    sample, rows = uniform_sample(chunks(), 50, seed=7, progress=seen.append)
+    assert rows == 1000 and seen == list(range(100, 1001, 100))
+    ids = sample["id"].to_numpy()
+    assert len(ids) == 50 and len(set(ids)) == 50 and (np.diff(ids) > 0).all()  # distinct, source order
+    again, _ = uniform_sample(chunks(), 50, seed=7)
+    assert (again["id"].to_numpy() == ids).all()
+    other, _ = uniform_sample(chunks(), 50, seed=8)
+    assert set(other["id"]) != set(ids)
+    everything, rows = uniform_sample(chunks(), 5000, seed=7)
+    assert rows == 1000 and (everything["id"].to_numpy() == np.arange(1000)).all()
+    assert uniform_sample(iter([]), 50, seed=7) == (None, 0)
+    # Uniform: over many seeds every row is drawn about equally often, late chunks included.
+    counts = np.zeros(1000)
+    for seed in range(400):
+        drawn, _ = uniform_sample(chunks(), 50, seed=seed)
+        counts[drawn["id"].to_numpy()] += 1
+    per_chunk = counts.reshape(10, 100).sum(axis=1)
+    expected = 400 * 50 / 10
+    assert np.all(np.abs(per_chunk - expected) < 0.1 * expected), per_chunk
