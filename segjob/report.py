@@ -25,7 +25,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from segjob import db, history, schema
-from segjob.errors import Interrupted, SegjobError, UsageError
+from segjob.errors import DataError, Interrupted, SegjobError, UsageError
 from segjob.progress import Progress, Silent
 from segjob.stored import StoredModel, load_model
 
@@ -33,6 +33,10 @@ DEFAULT_SAMPLE = 5_000  # customers drawn for the scatter and per-customer silho
 # Customer keys per IN (...) lookup: far below SQLite's bound-variable limit (999 on old builds).
 _LOOKUP_BATCH = 500
 HTML_NAME = "report.html"
+
+
+class _EmptySource(DataError):
+    """The run's source holds no rows any more."""
 
 
 @dataclass
@@ -90,6 +94,9 @@ def write_report(
             )
     except Interrupted:
         raise
+    except _EmptySource as exc:
+        progress.done("no rows")
+        missing.append(f"the customer plots are missing: {exc}")
     except (SegjobError, sa.exc.DBAPIError) as exc:
         progress.done("failed, drawing the rest")
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -156,7 +163,6 @@ def _customer_sample(engine: sa.Engine, model: StoredModel, sample: int, progres
 
 def _read_sample(engine: sa.Engine, model: StoredModel, sample: int, progress: Progress) -> tuple[Any, int, str]:
     """(a uniform sample of at most `sample` source rows, rows in the source, its description)."""
-    from segjob.errors import DataError
     from segjob.source import describe_source, iter_source
 
     spec = model.spec
@@ -171,8 +177,8 @@ def _read_sample(engine: sa.Engine, model: StoredModel, sample: int, progress: P
         source = describe_source(engine, spec)
     with db.translate_errors(engine), closing(iter_source(engine, spec, source)) as chunks:
         frame, rows = uniform_sample(chunks, sample, spec.seed, progress.rows)
-    if frame is None:
-        raise DataError(f"{source.description} holds no rows now")
+    if not rows:
+        raise _EmptySource(f"{source.description} holds no rows now")
     progress.done(f"{rows:,} rows, {len(frame):,} sampled")
     return frame, rows, source.description
 

@@ -162,6 +162,13 @@ def test_source_gone_still_renders_the_run(migrated_db_url, tmp_path):
     run = mall_run(migrated_db_url, INCOME, SPENDING)
     engine = db.make_engine(migrated_db_url)
     with engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM mall"))
+    emptied = report(migrated_db_url, run["run_id"], tmp_path / "empty")
+    assert emptied.exit_code == 0, emptied.stderr
+    assert emptied.stderr == "Note: the customer plots are missing: table mall holds no rows now\n"
+    assert not (tmp_path / "empty" / "customers.png").exists()
+
+    with engine.begin() as connection:
         connection.execute(sa.text("DROP TABLE mall"))
     engine.dispose()
     out = tmp_path / "report"
