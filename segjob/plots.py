@@ -145,26 +145,32 @@ def criteria(sweep: list[dict], chosen_k: int, chosen_by: dict[str, int], reject
 def silhouette_samples_plot(values: np.ndarray, labels: np.ndarray, styles: list[SegmentStyle]) -> bytes:
     """Per-customer silhouette, one sorted band per segment, with the mean as a dashed line."""
     members = [s for s in styles if not s.noise and (labels == s.segment_id).any()]
-    figure = Figure(figsize=(7.5, max(4.0, 0.55 * len(members) + 2.5)), layout="constrained")
+    bands = [np.sort(values[labels == s.segment_id])[::-1] for s in members]  # widest bar on top
+    height = max(4.0, 0.55 * len(members) + 2.5)
+    figure = Figure(figsize=(7.5, height), layout="constrained")
     ax = figure.add_subplot()
     gap = max(2, len(values) // 60)
-    bottom = gap
-    ticks, names = [], []
-    for style in members:
-        band = np.sort(values[labels == style.segment_id])[::-1]  # y grows downwards: widest bar on top
-        ax.fill_betweenx(np.arange(bottom, bottom + len(band)), 0, band, color=style.color, alpha=0.85, linewidth=0)
-        ticks.append(bottom + len(band) / 2)
-        names.append(_wrap(style.name, 34))
-        bottom += len(band) + gap
+    # A small segment still gets room for its (up to three-line) label: each slot is at least
+    # about 0.42 inch of the axes' height; solved by a few rounds of fixed-point iteration.
+    share = 0.42 / (height - 1.3)
+    slot = 0.0
+    for _ in range(6):
+        slot = share * (sum(max(len(band), slot) for band in bands) + gap * (len(bands) + 1))
+    ticks, top = [], gap
+    for style, band in zip(members, bands):
+        room = max(len(band), slot)
+        start = top + (room - len(band)) / 2
+        ax.fill_betweenx(start + np.arange(len(band)), 0, band, color=style.color, alpha=0.85, linewidth=0)
+        ticks.append(top + room / 2)
+        top += room + gap
     mean = float(values.mean())
-    ax.axvline(mean, color="black", linestyle="--", linewidth=1, label=f"mean {mean:.3f}")
+    ax.axvline(mean, color="black", linestyle="--", linewidth=1)
     ax.axvline(0, color="black", linewidth=0.6)
-    ax.set_yticks(ticks, names, fontsize=8)
-    ax.set_ylim(bottom, 0)  # segment 1 on top, as in the other pictures
+    ax.set_yticks(ticks, [_wrap(s.name, 34) for s in members], fontsize=8)
+    ax.set_ylim(top, 0)  # segment 1 on top, as in the other pictures
     ax.set_xlim(min(-0.1, float(values.min()) - 0.05), 1.0)
     ax.set_xlabel("silhouette (below 0: closer to another segment; 1: deep inside its own)")
-    ax.set_title(f"Silhouette per customer ({len(values):,} sampled customers)")
-    ax.legend(frameon=False, loc="lower right")
+    ax.set_title(f"Silhouette per customer ({len(values):,} sampled)\ndashed line: mean {mean:.3f}", fontsize=11)
     ax.grid(axis="x", alpha=0.3)
     return _png(figure)
 
