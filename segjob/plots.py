@@ -272,6 +272,13 @@ def principal_components(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
 # --- the report's pictures from a run ---------------------------------------------------------
 
 
+# Every picture file a report may hold; a new report into the same directory removes the ones
+# it does not draw, so no PNG there is older than report.html.
+PICTURE_FILES = (
+    "elbow.png", "criteria.png", "customers.png", "silhouette_samples.png", "segment_sizes.png", "zscore_heatmap.png",
+)
+
+
 @dataclass(frozen=True)
 class Picture:
     file: str  # PNG file name in the report directory

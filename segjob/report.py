@@ -110,6 +110,8 @@ def write_report(
 
     progress.stage(f"writing {out_dir}")
     paths = [_write_atomically(out_dir / picture.file, picture.png) for picture in pictures]
+    for stale in set(plots.PICTURE_FILES) - {picture.file for picture in pictures}:
+        (out_dir / stale).unlink(missing_ok=True)
     page = report_html.render(details, pictures, customers, missing, plots.colors(details))
     html = _write_atomically(out_dir / HTML_NAME, page.encode("utf-8"))
     progress.done(f"{len(paths)} PNG files and {HTML_NAME}")

@@ -160,18 +160,21 @@ def test_customers_not_in_the_run_are_skipped_and_counted(sqlite_db, tmp_path):
 def test_source_gone_still_renders_the_run(migrated_db_url, tmp_path):
     load_mall(migrated_db_url)
     run = mall_run(migrated_db_url, INCOME, SPENDING)
+    out = tmp_path / "report"
+    assert report(migrated_db_url, run["run_id"], out).exit_code == 0
+    assert {p.name for p in out.iterdir()} == ALL_PICTURES | {"report.html"}
     engine = db.make_engine(migrated_db_url)
     with engine.begin() as connection:
         connection.execute(sa.text("DELETE FROM mall"))
-    emptied = report(migrated_db_url, run["run_id"], tmp_path / "empty")
+    emptied = report(migrated_db_url, run["run_id"], out)
     assert emptied.exit_code == 0, emptied.stderr
     assert emptied.stderr == "Note: the customer plots are missing: table mall holds no rows now\n"
-    assert not (tmp_path / "empty" / "customers.png").exists()
+    # The same directory again: the customer pictures of the first report are gone with it.
+    assert {p.name for p in out.iterdir()} == SWEEP_PICTURES | TABLE_PICTURES | {"report.html"}
 
     with engine.begin() as connection:
         connection.execute(sa.text("DROP TABLE mall"))
     engine.dispose()
-    out = tmp_path / "report"
     result = report(migrated_db_url, run["run_id"], out)
     assert result.exit_code == 0, result.stderr
     assert {p.name for p in out.iterdir()} == SWEEP_PICTURES | TABLE_PICTURES | {"report.html"}
