@@ -183,6 +183,7 @@ def scatter(
     x_label: str,
     y_label: str,
     title: str,
+    log_axes: tuple[bool, bool] = (False, False),
 ) -> bytes:
     """Customers coloured by segment, centroids as large crosses, legend outside the axes."""
     figure = Figure(figsize=(9.5, 6.0), layout="constrained")
@@ -200,12 +201,30 @@ def scatter(
             x, y = centers[style.segment_id]
             ax.scatter([x], [y], s=260, marker="X", color=style.color, edgecolors="black", linewidths=1.3, zorder=5)
     ax.scatter([], [], s=120, marker="X", color="white", edgecolors="black", linewidths=1.3, label="centroid")
+    # A feature the model saw as log1p is drawn on a log-like axis (linear below 1, where log1p is
+    # too), so the picture shows the distances the model used, in original units.
+    if log_axes[0]:
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xticks(_log_ticks(points[:, 0]), [f"{t:,g}" for t in _log_ticks(points[:, 0])])
+    if log_axes[1]:
+        ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_yticks(_log_ticks(points[:, 1]), [f"{t:,g}" for t in _log_ticks(points[:, 1])])
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8, markerscale=1.5)
     return _png(figure)
+
+
+def _log_ticks(values: np.ndarray) -> list[float]:
+    """Round ticks (0, 1, 2, 5, 10, 20, 50, ...) across the range of non-negative `values`."""
+    top = float(np.nanmax(values)) if len(values) else 1.0
+    low = float(np.nanmin(values)) if len(values) else 0.0
+    ticks = [0.0] if low < 1 else []
+    for power in range(0, int(np.floor(np.log10(max(top, 1.0)))) + 1):
+        ticks += [step * 10.0**power for step in (1, 2, 5) if low <= step * 10.0**power * 1.5 and step * 10.0**power <= top * 1.1]
+    return ticks
 
 
 def sizes(styles: list[SegmentStyle], counts: list[int], shares: list[float]) -> bytes:
@@ -403,12 +422,13 @@ def _scatter_picture(
             s["segment_id"]: tuple(s["features"][name]["centroid"] for name in names)
             for s in details["segments"] if s["segment_id"] not in noise
         }
-        labels = [name + (" (model used log1p)" if features[j].transform else "") for name, j in zip(names, numeric)]
+        logged = tuple(features[j].transform == "log1p" for j in numeric)
+        labels = [name + (" (log scale: the model used log1p)" if log else "") for name, log in zip(names, logged)]
         return Picture(
             "customers.png", "Customers by segment",
             f"{shown}, coloured by segment, on the run's two features in original units; X: segment centroids.",
             scatter(points, customers.segment, centers, styles, labels[0], labels[1],
-                    f"Customers by segment ({customers.matched:,} sampled)"),
+                    f"Customers by segment ({customers.matched:,} sampled)", logged),
             axes=(labels[0], labels[1]),
         )
     if len(features) < 2 or customers.matched < 3:

@@ -275,11 +275,11 @@ def test_help_does_not_import_matplotlib():
     assert output.stdout.strip() == "False"
 
 
-def test_labels_are_escaped(sqlite_db, tmp_path):
+def test_labels_are_escaped_and_log1p_features_on_a_log_axis(sqlite_db, tmp_path):
     load_mall(sqlite_db)
     labels = tmp_path / "labels.toml"
     labels.write_text('1 = "<img src=x> Big & \\"bold\\""\n')
-    run = mall_run(sqlite_db, INCOME, SPENDING, extra=("--k", "5", "--labels", str(labels)))
+    run = mall_run(sqlite_db, INCOME, SPENDING, extra=("--k", "5", "--labels", str(labels), "--transform", f"log1p:{INCOME}"))
     out = tmp_path / "report"
     result = report(sqlite_db, run["run_id"], out)
     assert result.exit_code == 0, result.stderr
@@ -289,6 +289,9 @@ def test_labels_are_escaped(sqlite_db, tmp_path):
     # A fixed k has no sweep to draw; the page says why instead.
     assert "no elbow or criteria plots: k was fixed by --k=5" in html
     assert not (out / "elbow.png").exists()
+    # Original units on the axes; the log1p feature on a log scale, as the model saw it.
+    horizontal, vertical = re.findall(r'<span class="axis">(.*?)</span>', caption(html, "customers.png"))
+    assert horizontal == f"{escape(INCOME)} (log scale: the model used log1p)" and vertical == escape(SPENDING)
 
 
 def test_uniform_sample_over_chunks():
