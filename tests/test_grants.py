@@ -9,7 +9,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall
+from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query
 from segjob import db
 
 
@@ -83,3 +83,92 @@ def test_grant_errors(migrated_pg_url, sqlite_url):
     assert invoke(migrated_pg_url, "db", "grant").exit_code == 2
     sqlite = invoke(sqlite_url, "db", "grant", "--reader", "x")
     assert sqlite.exit_code == 2 and "PostgreSQL" in sqlite.stderr
+
+
+def _segjob_relations(connection: psycopg.Connection, kinds: str) -> list[str]:
+    """Names of segjob's relations of the given pg_class kinds ('r' table, 'p' partitioned, 'v' view, 'S' sequence)."""
+    rows = connection.execute(
+        "SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'segjob' AND c.relkind = ANY(%s) ORDER BY 1",
+        (list(kinds),),
+    ).fetchall()
+    return [name for (name,) in rows]
+
+
+def test_reader_can_select_every_view_and_nothing_else(migrated_pg_url, roles):
+    reader, _ = roles
+    load_mall(migrated_pg_url)
+    assert invoke(migrated_pg_url, "run", "--source", "mall", "--id", MALL_ID, "--features", INCOME, "--k", "3").exit_code == 0
+    assert invoke(migrated_pg_url, "db", "grant", "--reader", reader).exit_code == 0
+    with _connect(migrated_pg_url, "postgres") as admin:
+        views = _segjob_relations(admin, "v")
+        tables = _segjob_relations(admin, "rp")  # includes the run's assignment partition
+        sequences = _segjob_relations(admin, "S")
+        functions = [name for (name,) in admin.execute(
+            "SELECT p.oid::regprocedure::text FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace"
+            " WHERE n.nspname = 'segjob'"
+        ).fetchall()]
+    assert {"current_segment", "segment_profile", "run_summary"} <= set(views)
+    assert {"run", "assignment", "assignment_r1", "alembic_version"} <= set(tables)
+    with _connect(migrated_pg_url, reader) as connection:
+        for view in views:
+            connection.execute(f'SELECT COUNT(*) FROM segjob."{view}"').fetchone()
+            # Simple views are auto-updatable in PostgreSQL: only the missing privilege stops these
+            # (or, for views that cannot be written at all, PostgreSQL refuses before checking it).
+            for statement in (f'DELETE FROM segjob."{view}"', f'INSERT INTO segjob."{view}" DEFAULT VALUES'):
+                with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectNotInPrerequisiteState)):
+                    connection.execute(statement)
+        for table in tables:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                connection.execute(f'SELECT 1 FROM segjob."{table}" LIMIT 1')
+        for sequence in sequences:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                connection.execute(f"SELECT nextval('segjob.\"{sequence}\"')")
+        for function in functions:  # e.g. the SECURITY DEFINER partition functions
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                connection.execute(f"SELECT {function.split('(')[0]}(1)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            connection.execute("CREATE TABLE segjob.mine (x int)")
+    assert query(migrated_pg_url, "SELECT COUNT(*) AS n FROM current_segment")[0]["n"] == 200
+    assert query(migrated_pg_url, "SELECT COUNT(*) AS n FROM run_summary")[0]["n"] == 1
+
+
+def test_writer_cannot_alter_or_drop_segjobs_objects(migrated_pg_url, roles):
+    _, writer = roles
+    load_mall(migrated_pg_url)
+    assert invoke(migrated_pg_url, "db", "grant", "--writer", writer).exit_code == 0
+    with _connect(migrated_pg_url, "postgres") as admin:
+        admin.execute(f"GRANT SELECT ON public.mall TO {writer}")
+    writer_url = _as(migrated_pg_url, writer)
+    result = invoke(writer_url, "run", "--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}", "--k", "3")
+    assert result.exit_code == 0, result.stderr
+    with _connect(migrated_pg_url, writer) as connection:
+        for statement in (
+            "DROP VIEW segjob.current_segment",
+            "CREATE OR REPLACE VIEW segjob.current_segment AS SELECT 1 AS one",
+            "ALTER VIEW segjob.segment_profile RENAME TO x",
+            "TRUNCATE segjob.run CASCADE",
+            "CREATE INDEX ON segjob.run (job)",
+            "ALTER SCHEMA segjob RENAME TO x",
+            "DROP TABLE segjob.assignment_r1",  # its own run's partition: made by the definer function
+            "ALTER TABLE segjob.assignment DETACH PARTITION segjob.assignment_r1",
+            "DROP FUNCTION segjob.drop_assignment_partition(integer)",
+            "CREATE FUNCTION segjob.mine() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+            "ALTER TABLE segjob.alembic_version ADD COLUMN x int",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                connection.execute(statement)
+    assert query(migrated_pg_url, "SELECT COUNT(*) AS n FROM current_segment")[0]["n"] == 200
+
+
+def test_default_privileges_cover_tables_added_later(migrated_pg_url, roles):
+    reader, writer = roles
+    assert invoke(migrated_pg_url, "db", "grant", "--reader", reader, "--writer", writer).exit_code == 0
+    with _connect(migrated_pg_url, "postgres") as admin:  # as a later migration would, as the schema owner
+        admin.execute("CREATE TABLE segjob.later_table (id serial PRIMARY KEY, x int)")
+    with _connect(migrated_pg_url, writer) as connection:
+        connection.execute("INSERT INTO segjob.later_table (x) VALUES (1)")  # the serial's sequence too
+        assert connection.execute("SELECT id, x FROM segjob.later_table").fetchall() == [(1, 1)]
+    with _connect(migrated_pg_url, reader) as connection:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            connection.execute("SELECT * FROM segjob.later_table")
