@@ -186,7 +186,7 @@ def _wait_for_waiting_backend(url: str, pattern: str, timeout: float = 60) -> in
         rows = query(
             url,
             "SELECT pid FROM pg_stat_activity WHERE application_name = 'segjob' AND query LIKE :p"
-            " AND wait_event_type = 'Lock'",
+            " AND datname = current_database() AND wait_event_type = 'Lock'",
             p=pattern,
         )
         if rows:

@@ -86,7 +86,8 @@ class Segjob:
 
 def _wait_for_query(url: str, pattern: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    while not query(url, "SELECT 1 AS x FROM pg_stat_activity WHERE application_name = 'segjob' AND query LIKE :p", p=pattern):
+    while not query(url, "SELECT 1 AS x FROM pg_stat_activity WHERE application_name = 'segjob'"
+                 " AND datname = current_database() AND query LIKE :p", p=pattern):
         assert time.monotonic() < deadline, f"no segjob query like {pattern!r}"
         time.sleep(0.02)
 
