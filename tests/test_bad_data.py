@@ -211,3 +211,50 @@ def test_bad_data_catalogue(good_run, case):
     assert current == [{"run_id": good_id, "n": N}]
     profile = query(url, "SELECT run_id, SUM(size) AS n FROM segment_profile WHERE job = :j AND feature = 'a' GROUP BY run_id", j=JOB)
     assert [(row["run_id"], int(row["n"])) for row in profile] == [(good_id, N)]
+
+
+def _streamed_rows(kind: str, n: int = 3000) -> list[tuple]:
+    rows = [(f"c{i:05d}", float(i % 7), float(i * 3 % 11)) for i in range(n)]
+    if kind == "dirty":  # every 100th row lacks an id; others hold NULL, NaN or infinity
+        def dirty(k, row):
+            key, a, b = row
+            return (None if k % 100 == 0 else key, None if k % 100 == 1 else a,
+                    math.nan if k % 200 == 2 else math.inf if k % 200 == 102 else b)
+        return [dirty(k, row) for k, row in enumerate(rows)]
+    if kind == "duplicate_far_apart":
+        return rows[:-1] + [("c00001", 1.0, 2.0)]
+    if kind == "long_id_late":
+        return rows[:-5] + [("x" * 2100, 1.0, 2.0)] + rows[-4:]
+    return rows
+
+
+@pytest.mark.parametrize(
+    "kind, exit_code, expected",
+    [
+        ("dirty", 0, {"missing_id": 30, "missing_value": 45, "non_finite_value": 15}),
+        ("duplicate_far_apart", 3,
+         'duplicate customer ids in column "id": 1 id appears more than once (for example "c00001" appears 2 times);'
+         " ids must be unique"),
+        ("long_id_late", 3,
+         '1 customer ids in column "id" are longer than 2000 bytes (the longest has 2100); is it really the id column?'),
+    ],
+)
+def test_bad_data_on_the_streamed_path(good_run, kind, exit_code, expected):
+    """Above --fit-sample rows K-Means fits on a sample and streams every row through assignment:
+    the same outcomes, even when the bad row is far from the sample."""
+    url, good_id = good_run
+    _create(url, kind, ABC, _streamed_rows(kind))
+    result = invoke(url, "run", "--source", kind, "--id", "id", "--features", "a,b", "--job", JOB, "--k", "3",
+                    "--fit-sample", "1000", "--json")
+    new = query(url, "SELECT run_id, status, error, rows_used FROM run_summary WHERE job = :j ORDER BY run_id", j=JOB)[-1]
+    assert result.exit_code == exit_code, result.stderr
+    if exit_code == 0:
+        assert new["status"] == "succeeded" and new["rows_used"] == 3000 - sum(expected.values())
+        assert _dropped(url, new["run_id"]) == expected
+        assert query(url, "SELECT COUNT(*) AS n FROM current_segment WHERE job = :j", j=JOB)[0]["n"] == new["rows_used"]
+        return
+    assert result.stderr.strip().splitlines() == [f"Error: {expected}"]
+    assert new["status"] == "failed" and new["error"] == expected
+    assert query(url, "SELECT COUNT(*) AS n FROM assignment WHERE run_id = :r", r=new["run_id"])[0]["n"] == 0
+    current = query(url, "SELECT run_id, COUNT(*) AS n FROM current_segment WHERE job = :j GROUP BY run_id", j=JOB)
+    assert current == [{"run_id": good_id, "n": N}]
