@@ -196,18 +196,20 @@ def _wait_for_waiting_backend(url: str, pattern: str, timeout: float = 60) -> in
 
 
 @pytest.mark.parametrize(
-    "lock, statement",
+    "lock, statement, extra",
     [
-        ("LOCK TABLE public.mall IN ACCESS EXCLUSIVE MODE", '%FROM "mall"%'),  # while reading (count or COPY)
-        ("LOCK TABLE segjob.segment IN SHARE MODE", "INSERT INTO segjob.segment%"),  # while publishing
+        # K-Means counts the source's rows first; other algorithms go straight to the COPY read.
+        ("LOCK TABLE public.mall IN ACCESS EXCLUSIVE MODE", 'SELECT count(*) FROM "mall"%', ()),
+        ("LOCK TABLE public.mall IN ACCESS EXCLUSIVE MODE", "COPY (SELECT%", ("--algorithm", "gmm")),
+        ("LOCK TABLE segjob.segment IN SHARE MODE", "INSERT INTO segjob.segment%", ()),
     ],
-    ids=["reading", "publishing"],
+    ids=["counting", "reading", "publishing"],
 )
-def test_connection_terminated_mid_run(mall_pg_url, lock, statement):
+def test_connection_terminated_mid_run(mall_pg_url, lock, statement, extra):
     with _admin(mall_pg_url) as blocker:
         blocker.execute(lock)
         process = subprocess.Popen(
-            [SEGJOB, "run", *JOB, "--quiet", "--database-url", mall_pg_url],
+            [SEGJOB, "run", *JOB, *extra, "--quiet", "--database-url", mall_pg_url],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         try:
