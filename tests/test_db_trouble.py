@@ -83,8 +83,9 @@ def _next_run_succeeds(url: str) -> None:
     [
         "postgresql://segjob:s3cret-Pw@127.0.0.1:1/nowhere",  # nothing listens on port 1
         "postgresql://segjob:s3cret-Pw@no-such-host.invalid:5432/nowhere",  # name does not resolve
+        "postgresql://segjob:s3cret-Pw@127.0.0.1:5432/no_such_database_here",  # server up, no database
     ],
-    ids=["closed-port", "unknown-host"],
+    ids=["closed-port", "unknown-host", "unknown-database"],
 )
 @pytest.mark.parametrize(
     "args",
@@ -100,7 +101,8 @@ def test_unreachable_server_exits_5_without_the_password(url, args):
     result = subprocess.run([SEGJOB, *args, "--database-url", url], capture_output=True, text=True, timeout=60)
     assert result.returncode == 5, result.stderr
     line = _one_error_line(result.stderr)
-    assert "postgresql+psycopg://segjob:***@" in line and ("Connection refused" in line or "resolve host" in line), line
+    assert "postgresql+psycopg://segjob:***@" in line, line
+    assert any(reason in line for reason in ("Connection refused", "resolve host", "does not exist")), line
     assert "s3cret-Pw" not in result.stderr + result.stdout
 
 
