@@ -134,7 +134,9 @@ def database_trouble(engine: sa.Engine, exc: BaseException, statement_timeout: f
             " raise --statement-timeout or make the source faster"
         )
     if isinstance(driver, psycopg.errors.QueryCanceled):
-        return None  # cancelled on purpose (e.g. Ctrl-C), not trouble
+        # Ctrl-C and SIGTERM are told apart before this (they become Interrupted); what is left
+        # is a cancel from outside, e.g. pg_cancel_backend by an administrator.
+        return DatabaseError(f"a database statement was cancelled from outside segjob: {_first_line(driver)}")
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
         return connection_error(engine, exc)
     # Failed connects and lost connections carry no SQLSTATE, or class 08 (connection exception)
@@ -149,6 +151,10 @@ def database_trouble(engine: sa.Engine, exc: BaseException, statement_timeout: f
     if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) and _is_connection_failure(exc):
         return connection_error(engine, exc)
     return None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _is_connection_failure(exc: sa.exc.DBAPIError) -> bool:

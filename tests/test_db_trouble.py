@@ -231,3 +231,23 @@ def test_connection_terminated_mid_run(mall_pg_url, lock, statement, extra):
     ), line
     _previous_run_is_current_and_intact(mall_pg_url, line.removeprefix("Error: "))
     _next_run_succeeds(mall_pg_url)
+
+
+def test_statement_cancelled_by_an_administrator(mall_pg_url):
+    with _admin(mall_pg_url) as blocker:
+        blocker.execute("LOCK TABLE segjob.segment IN SHARE MODE")
+        process = subprocess.Popen(
+            [SEGJOB, "run", *JOB, "--quiet", "--database-url", mall_pg_url],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            pid = _wait_for_waiting_backend(mall_pg_url, "INSERT INTO segjob.segment%")
+            assert blocker.execute("SELECT pg_cancel_backend(%s)", (pid,)).fetchone()[0]
+        finally:
+            blocker.rollback()
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 5, stderr
+    message = "a database statement was cancelled from outside segjob: canceling statement due to user request"
+    assert _one_error_line(stderr) == f"Error: {message}"
+    _previous_run_is_current_and_intact(mall_pg_url, message)
+    _next_run_succeeds(mall_pg_url)
