@@ -35,6 +35,7 @@ DBSCAN_KNEE_SAMPLE = 10_000
 # Restarts: K-Means' 10 is scikit-learn's classic default; the others are cheaper per init or
 # used on large inputs where fewer restarts matter less.
 KMEANS_N_INIT = 10
+KMEANS_INIT_SAMPLE = 50_000
 MINIBATCH_N_INIT = 3
 GMM_N_INIT = 3
 
@@ -59,7 +60,7 @@ def fitter(algorithm: str, X: np.ndarray, seed: int) -> Fitter:
     The agglomerative fitter builds the Ward tree once and cuts it for every k it is asked for.
     """
     if algorithm == KMEANS:
-        return lambda k: _centroid_model(KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed), X)
+        return lambda k: _kmeans(X, k, seed)
     if algorithm == MINIBATCH:
         return lambda k: _centroid_model(
             MiniBatchKMeans(n_clusters=k, n_init=MINIBATCH_N_INIT, random_state=seed), X
@@ -74,6 +75,18 @@ def fitter(algorithm: str, X: np.ndarray, seed: int) -> Fitter:
 def _centroid_model(model: KMeans | MiniBatchKMeans, X: np.ndarray) -> Clustering:
     model.fit(X)
     return _from_labels_and_centers(model.labels_, model.cluster_centers_)
+
+
+def _kmeans(X: np.ndarray, k: int, seed: int) -> Clustering:
+    """K-Means, best of KMEANS_N_INIT k-means++ restarts. On more than KMEANS_INIT_SAMPLE rows the
+    restarts run on a seeded subsample of that size and only the best one's centres are iterated
+    on all rows: the restarts choose among local optima, which the subsample shows as well as
+    the full data, at a fraction of the cost (200k x 6: 0.5 s instead of 2 s)."""
+    if len(X) <= KMEANS_INIT_SAMPLE:
+        return _centroid_model(KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed), X)
+    rows = np.random.default_rng(seed).choice(len(X), KMEANS_INIT_SAMPLE, replace=False)
+    best = KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed).fit(X[rows])
+    return _centroid_model(KMeans(n_clusters=k, init=best.cluster_centers_, n_init=1, random_state=seed), X)
 
 
 def _gmm(X: np.ndarray, k: int, seed: int) -> Clustering:

@@ -281,6 +281,8 @@ def _as_text(column: pd.Series) -> pd.Series:
     text = column.astype("string")
     if pd.api.types.is_float_dtype(column):
         numbers = column.astype("float64")
+    elif column.dtype == object and pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty"):
+        return text  # all text already (a PostgreSQL read casts ids to text): nothing to convert
     elif column.dtype == object:
         # Only the real floats in a mixed column: a string such as "007" keeps its text.
         is_float = column.apply(isinstance, args=(float,)).astype(bool)

@@ -162,7 +162,7 @@ def test_second_run_of_a_job_exits_4_while_other_jobs_proceed(backend, request):
         db.upgrade(url)
     _make_big_table(url)
     first = Segjob(url, *JOB)
-    first.wait_for_text("reading table big: ")
+    first.wait_for_text("sampling table big: ")  # 600k rows > --fit-sample: the streamed path
     run_id = query(url, "SELECT run_id FROM run WHERE status = 'running'")[0]["run_id"]
 
     second = Segjob(url, *JOB)
