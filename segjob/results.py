@@ -21,7 +21,7 @@ import segjob
 from segjob import lineage, partitions, pgcopy, schema
 from segjob.config import JobSpec
 from segjob.db import is_postgres
-from segjob.errors import UsageError
+from segjob.errors import JobLockedError, UsageError
 from segjob.model import ModelResult
 from segjob.prepare import FeatureParams, PreparedData
 from segjob.profile import Profile
@@ -107,7 +107,8 @@ def mark_abandoned(engine: sa.Engine, job: str) -> list[int]:
         if ids:
             connection.execute(
                 sa.update(run)
-                .where(run.c.run_id.in_(ids))
+                # Re-checked on update: a run that lost its lock may have committed its publish since.
+                .where(run.c.run_id.in_(ids), run.c.status == "running")
                 .values(status="abandoned", error="the process running it stopped before finishing", finished_at=now())
             )
     return list(ids)
@@ -190,7 +191,15 @@ def publish_streamed(
             )
         )
         if finished.rowcount != 1:
-            raise RuntimeError(f"run {run_id} is no longer running (marked abandoned by another process?)")
+            raise _taken_over(run_id)
+
+
+def _taken_over(run_id: int) -> JobLockedError:
+    """The run row is no longer `running`: this process lost its job lock (e.g. its lock
+    connection was ended) and a newer run of the job marked it abandoned. Its publish rolls back."""
+    return JobLockedError(
+        f"run {run_id} lost its job lock and was marked abandoned by a newer run of the job; nothing of it was published"
+    )
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -411,7 +420,7 @@ def publish_score(
             )
         )
         if finished.rowcount != 1:
-            raise RuntimeError(f"run {run_id} is no longer running (marked abandoned by another process?)")
+            raise _taken_over(run_id)
 
 
 def _copy_run_rows(

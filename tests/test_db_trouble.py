@@ -251,3 +251,52 @@ def test_statement_cancelled_by_an_administrator(mall_pg_url):
     assert _one_error_line(stderr) == f"Error: {message}"
     _previous_run_is_current_and_intact(mall_pg_url, message)
     _next_run_succeeds(mall_pg_url)
+
+
+def test_a_run_that_lost_its_job_lock_publishes_nothing(mall_pg_url):
+    """The lock connection is ended by the server (an idle-session timeout, a DBA) while the run
+    works: a newer run may then start and mark it abandoned; the old run must not publish."""
+    def segjob_run() -> subprocess.Popen:
+        return subprocess.Popen([SEGJOB, "run", *JOB, "--quiet", "--database-url", mall_pg_url],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def waiting_publishes() -> int:
+        # The old run waits to insert its segments; the new one waits behind the old one's
+        # ATTACH PARTITION (or on the same insert).
+        return query(
+            mall_pg_url,
+            "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE application_name = 'segjob'"
+            " AND datname = current_database() AND wait_event_type = 'Lock'",
+        )[0]["n"]
+
+    with _admin(mall_pg_url) as blocker:
+        blocker.execute("LOCK TABLE segjob.segment IN SHARE MODE")
+        old = segjob_run()
+        try:
+            _wait_for_waiting_backend(mall_pg_url, "INSERT INTO segjob.segment%")
+            (lock_pid,) = blocker.execute(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory'"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ).fetchone()
+            assert blocker.execute("SELECT pg_terminate_backend(%s)", (lock_pid,)).fetchone()[0]
+            new = segjob_run()
+            deadline = time.monotonic() + 60
+            while waiting_publishes() < 2:
+                assert time.monotonic() < deadline and new.poll() is None, "the new run never reached its publish"
+                time.sleep(0.05)
+        finally:
+            blocker.rollback()
+        _, old_stderr = old.communicate(timeout=120)
+        _, new_stderr = new.communicate(timeout=120)
+    assert new.returncode == 0, new_stderr
+    assert old.returncode == 4, old_stderr
+    runs = query(mall_pg_url, "SELECT run_id, status FROM run_summary ORDER BY run_id")
+    assert [r["status"] for r in runs] == ["succeeded", "abandoned", "succeeded"]
+    assert _one_error_line(old_stderr) == (
+        f"Error: run {runs[1]['run_id']} lost its job lock and was marked abandoned by a newer run of the job;"
+        " nothing of it was published"
+    )
+    current = query(mall_pg_url, "SELECT run_id, COUNT(*) AS n FROM current_segment GROUP BY run_id")
+    assert current == [{"run_id": runs[2]["run_id"], "n": 200}]
+    for table in ("assignment", "segment", "segment_centroid", "run_metric", "run_feature"):
+        assert query(mall_pg_url, f"SELECT COUNT(*) AS n FROM {table} WHERE run_id = :r", r=runs[1]["run_id"])[0]["n"] == 0
