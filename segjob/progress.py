@@ -81,6 +81,7 @@ class RichBars:
             TimeElapsedColumn(),
             console=self.console,
             transient=True,
+            refresh_per_second=4,  # a bar, not a firehose: a slow terminal or log still keeps up
         )
         self._task = self._bars.add_task(name, total=total, count="", rate="")
         self._bars.start()

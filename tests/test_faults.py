@@ -12,6 +12,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -66,8 +67,29 @@ class Segjob:
                 except OSError:  # the process closed the terminal
                     assert text in self.stderr, f"process ended before {text!r}: {self.stderr!r}"
 
+    def keep_reading(self) -> None:
+        """Read the terminal in the background from now on, as a person's terminal would: a
+        progress bar that nobody reads fills the pty buffer and blocks the run mid-publish."""
+
+        def read() -> None:
+            while True:
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                self.stderr += chunk.decode(errors="replace")
+
+        self.reader = threading.Thread(target=read, daemon=True)
+        self.reader.start()
+
     def finish(self, timeout: float = 300) -> int:
         code = self.process.wait(timeout)
+        if getattr(self, "reader", None) is not None:
+            self.reader.join(10)
+            os.close(self.master)
+            return code
         try:
             while select.select([self.master], [], [], 0)[0]:
                 chunk = os.read(self.master, 65536)
@@ -163,6 +185,7 @@ def test_second_run_of_a_job_exits_4_while_other_jobs_proceed(backend, request):
     _make_big_table(url)
     first = Segjob(url, *JOB)
     first.wait_for_text("sampling table big: ")  # 600k rows > --fit-sample: the streamed path
+    first.keep_reading()
     run_id = query(url, "SELECT run_id FROM run WHERE status = 'running'")[0]["run_id"]
 
     second = Segjob(url, *JOB)
