@@ -23,16 +23,6 @@ JOB = "catalogue"
 N = 30
 
 
-@pytest.fixture(autouse=True)
-def _one_openmp_thread():
-    """On the shared, busy test machine, scikit-learn's OpenMP threads spin-wait for cores: one
-    thread makes these small fits ~15x faster and gives the same results."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1, user_api="openmp"):
-        yield
-
-
 def _base(n: int = N) -> list[tuple]:
     return [(f"c{i:03d}", float(i % 7), float(i * 3 % 11)) for i in range(n)]
 

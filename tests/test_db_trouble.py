@@ -25,16 +25,6 @@ SEGJOB = str(Path(sys.executable).parent / "segjob")
 JOB = ("--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}", "--k", "4")
 
 
-@pytest.fixture(autouse=True)
-def _one_openmp_thread():
-    """On the shared, busy test machine, scikit-learn's OpenMP threads spin-wait for cores: one
-    thread makes these small fits ~15x faster and gives the same results."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1, user_api="openmp"):
-        yield
-
-
 def _one_error_line(stderr: str) -> str:
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr

@@ -29,16 +29,6 @@ HOSTILE = [
 ROWS = 24
 
 
-@pytest.fixture(autouse=True)
-def _one_openmp_thread():
-    """On the shared, busy test machine, scikit-learn's OpenMP threads spin-wait for cores: one
-    thread makes these small fits ~15x faster and gives the same results."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1, user_api="openmp"):
-        yield
-
-
 def _engine(url: str) -> sa.Engine:
     return sa.create_engine(url)
 
