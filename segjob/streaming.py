@@ -7,7 +7,8 @@ Used for K-Means runs whose source holds more rows than `--fit-sample` (default 
    sample, drawn by PostgreSQL itself). `prepare` on the sample fixes imputation values,
    clipping bounds, log1p choices, one-hot levels and the scaler's centre and scale.
 2. Fit: `model.fit` on the sample's model columns, K sweep included; every K-Means fit keeps the
-   best of several k-means++ initialisations (algorithms.KMEANS_N_INIT).
+   best of several k-means++ initialisations (algorithms.KMEANS_N_INIT, tried on a subsample of
+   algorithms.KMEANS_INIT_SAMPLE rows, the best iterated on the whole sample).
 3. `--full-fit` only: exact Lloyd iterations over all rows, one streaming pass each, starting
    from the sampled centres, until the centres move less than scikit-learn's default tolerance.
 4. Assign and publish: one more streaming pass, inside the publish transaction. Each chunk is
