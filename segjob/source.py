@@ -2,7 +2,7 @@
 
 Identifiers come from users: they are checked against the database and quoted by SQLAlchemy's
 identifier preparer, never pasted in raw. Every read runs in a read-only transaction, so a
-`--query` cannot change anything. PostgreSQL rows stream through COPY (FORMAT binary).
+`--query` cannot change anything. PostgreSQL rows stream through COPY (FORMAT csv) in chunks.
 """
 
 from __future__ import annotations
@@ -235,9 +235,11 @@ def _select_list(engine: sa.Engine, names: list[str], kinds: list[str] | None) -
 
 
 def _iter_postgres(engine, source: Source, names, kinds, chunk_rows, sample_fraction, seed) -> Iterator[pd.DataFrame]:
-    """Stream COPY ... (FORMAT csv) into pandas' C parser in chunks. Measured at 1M rows x (text
-    id + 6 float8) on the 2-core test machine: ~560k rows/s this way, ~480k rows/s for binary COPY
-    decoded by psycopg's C row loader into preallocated arrays (docs/benchmarks.md), so CSV it is."""
+    """Stream COPY ... (FORMAT csv) into pandas' C parser in chunks. For a text id + 6 float8 on
+    the shared 2-core test machine this and binary COPY decoded by psycopg's C row loader into
+    preallocated arrays are within ~10% of each other, and which one wins changes with the load
+    (docs/benchmarks.md, benchmarks/read_path.py); both pay psycopg's per-row message cost. CSV
+    stays: it hands back DataFrames in chunks, which is what `prepare` takes."""
     where = ""
     if sample_fraction is not None:
         where = f" WHERE random() < {float(sample_fraction)!r}"
