@@ -129,10 +129,10 @@ def score_spec(model_spec: JobSpec, scored: ScoreInput, job: str, run_key: str |
     """The spec stored with the score run: the model's settings, this run's input and run key."""
     common = dict(job=job, run_key=run_key, labels={}, transaction_features=None)
     if model_spec.transactions:
-        if scored.source or scored.query:
+        if scored.source or scored.query or scored.id:
             raise UsageError(
                 f"job {job!r} builds its features from transactions: give --transactions TABLE"
-                " (default: the model's table), not --source or --query"
+                " (default: the model's table) and --customer COLUMN, not --source, --query or --id"
             )
         customer = scored.customer or model_spec.customer
         return dataclasses.replace(
@@ -146,8 +146,12 @@ def score_spec(model_spec: JobSpec, scored: ScoreInput, job: str, run_key: str |
             customers=scored.customers or model_spec.customers,
             as_of=_as_date(scored.as_of, "as-of"),
         )
-    if scored.transactions or scored.as_of:
-        raise UsageError(f"job {job!r} reads a table, not transactions: give --source or --query, not --transactions")
+    transaction_options = (scored.transactions, scored.customer, scored.date, scored.amount, scored.customers, scored.as_of)
+    if any(transaction_options):
+        raise UsageError(
+            f"job {job!r} reads a table, not transactions: give --source or --query, not --transactions"
+            " or its options (--customer, --date, --amount, --customers, --as-of)"
+        )
     if bool(scored.source) == bool(scored.query):
         raise UsageError("give exactly one of --source TABLE or --query SQL: the customers to score")
     return dataclasses.replace(

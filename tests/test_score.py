@@ -283,6 +283,8 @@ def test_transactions_job_scores_a_new_table_as_of_a_date(migrated_db_url):
     assert scored["model_run_id"] == fit["run_id"] and scored["rows_used"] > 0
     keys = assignments(migrated_db_url, scored["run_id"]).keys()
     assert keys and all(key.startswith("00") for key in keys)
+    result = invoke(migrated_db_url, "score", "--job", "tx", "--source", "tx_later")
+    assert result.exit_code == 2 and "builds its features from transactions" in result.stderr
 
 
 def _one_error_line(result) -> str:
@@ -329,6 +331,7 @@ def test_bad_input_one_line_and_exit_code(migrated_db_url):
         (("--source", "people", "--model-run", str(fit["run_id"] + 100)), 2, f"run {fit['run_id'] + 100} not found"),
         (("--source", "people", "--model-run", str(failed_run(url))), 2, "needs a succeeded fit run"),
         (("--source", "people", "--transactions", "people"), 2, "reads a table, not transactions"),
+        (("--source", "people", "--as-of", "2024-01-01"), 2, "reads a table, not transactions"),
     ]
     for args, code, message in cases:
         result = invoke(url, "score", "--job", "people", *args)
