@@ -172,26 +172,31 @@ def publish_streamed(
             [dict(run_id=run_id, k=r.k, smallest_share=r.smallest_share, reason=r.reason) for r in model.rejected],
         )
         lineage.record(connection, run_id, prepared.features, prepared.original)
-        finished = connection.execute(
-            sa.update(schema.run)
-            .where(schema.run.c.run_id == run_id, schema.run.c.status == "running")
-            .values(
-                status="succeeded",
-                finished_at=now(),
-                heartbeat_at=now(),
-                input_fingerprint=input_fingerprint,
-                rows_read=prepared.rows_read,
-                rows_used=prepared.rows_used,
-                rows_dropped=prepared.rows_dropped,
-                dropped_by_reason=prepared.dropped,
-                k=model.k,
-                k_reason=model.k_reason,
-                algorithm=model.algorithm,
-                k_criterion=model.criterion,
-            )
+        _mark_succeeded(
+            connection, run_id, input_fingerprint, prepared,
+            k=model.k, k_reason=model.k_reason, algorithm=model.algorithm, k_criterion=model.criterion,
         )
-        if finished.rowcount != 1:
-            raise _taken_over(run_id)
+
+
+def _mark_succeeded(connection: sa.Connection, run_id: int, input_fingerprint: str, prepared: Published, **model) -> None:
+    """Flip the run to `succeeded` with its counts, as the last statement of its publish transaction."""
+    finished = connection.execute(
+        sa.update(schema.run)
+        .where(schema.run.c.run_id == run_id, schema.run.c.status == "running")
+        .values(
+            status="succeeded",
+            finished_at=now(),
+            heartbeat_at=now(),
+            input_fingerprint=input_fingerprint,
+            rows_read=prepared.rows_read,
+            rows_used=prepared.rows_used,
+            rows_dropped=prepared.rows_dropped,
+            dropped_by_reason=prepared.dropped,
+            **model,
+        )
+    )
+    if finished.rowcount != 1:
+        raise _taken_over(run_id)
 
 
 def _taken_over(run_id: int) -> JobLockedError:
@@ -401,26 +406,11 @@ def publish_score(
         model = connection.execute(
             sa.select(run.c.k, run.c.algorithm, run.c.k_criterion).where(run.c.run_id == model_run_id)
         ).one()
-        finished = connection.execute(
-            sa.update(run)
-            .where(run.c.run_id == run_id, run.c.status == "running")
-            .values(
-                status="succeeded",
-                finished_at=now(),
-                heartbeat_at=now(),
-                input_fingerprint=input_fingerprint,
-                rows_read=prepared.rows_read,
-                rows_used=prepared.rows_used,
-                rows_dropped=prepared.rows_dropped,
-                dropped_by_reason=prepared.dropped,
-                k=model.k,
-                k_reason=f"scored with the model of run {model_run_id} (no refit)",
-                algorithm=model.algorithm,
-                k_criterion=model.k_criterion,
-            )
+        _mark_succeeded(
+            connection, run_id, input_fingerprint, prepared,
+            k=model.k, k_reason=f"scored with the model of run {model_run_id} (no refit)",
+            algorithm=model.algorithm, k_criterion=model.k_criterion,
         )
-        if finished.rowcount != 1:
-            raise _taken_over(run_id)
 
 
 def _copy_run_rows(

@@ -30,18 +30,6 @@ class StoredModel:
     labels: dict[int, str]  # segment id -> label
     algorithm: str = "kmeans"  # kmeans, minibatch-kmeans, gmm, agglomerative or dbscan
 
-    def assign(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Nearest centroid of each row of X: (segment id, distance, distance to the second nearest)."""
-        squared = (
-            (X**2).sum(axis=1)[:, None] - 2 * X @ self.centroids.T + (self.centroids**2).sum(axis=1)[None, :]
-        )
-        distances = np.sqrt(np.maximum(squared, 0.0))
-        order = np.argsort(distances, axis=1)[:, :2]
-        rows = np.arange(len(X))
-        nearest = distances[rows, order[:, 0]]
-        second = distances[rows, order[:, 1]] if self.centroids.shape[0] > 1 else None
-        return self.segment_ids[order[:, 0]], nearest, second
-
 
 def load_model(engine: sa.Engine, run_id: int) -> StoredModel:
     """The model of succeeded run `run_id`; UsageError when there is no such run."""
