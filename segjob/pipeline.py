@@ -138,10 +138,7 @@ def _fit_and_publish(engine, spec: JobSpec, source, run_id: int, progress: Progr
     fingerprint = input_fingerprint(frame)
 
     progress.stage("preparing")
-    options = PrepareOptions(
-        spec.features, spec.categorical, spec.missing, spec.scaler,
-        log1p=spec.log1p_columns, auto_log1p=spec.auto_log1p, clip_z=spec.clip_outliers,
-    )
+    options = PrepareOptions.from_spec(spec)
     prepared = prepare(frame, spec.id, options)
     del frame
     dropped = ", ".join(f"{reason}: {count:,}" for reason, count in prepared.dropped.items()) or "none"

@@ -6,13 +6,16 @@ No database here: takes a DataFrame, returns arrays.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
 from segjob.errors import DataError, UsageError
 from segjob.transform import LOG1P, inverse_log1p, transform_numeric
+
+if TYPE_CHECKING:
+    from segjob.config import JobSpec
 
 MissingPolicy = Literal["drop", "median", "mean"]
 ScalerName = Literal["standard", "robust", "minmax", "none"]
@@ -43,6 +46,13 @@ class PrepareOptions:
     log1p: list[str] = field(default_factory=list)  # numeric features to log1p-transform
     auto_log1p: bool = False  # also log1p every strongly right-skewed non-negative feature
     clip_z: float | None = None  # winsorize numeric features at mean +/- clip_z * std
+
+    @classmethod
+    def from_spec(cls, spec: JobSpec) -> PrepareOptions:
+        return cls(
+            spec.features, spec.categorical, spec.missing, spec.scaler,
+            log1p=spec.log1p_columns, auto_log1p=spec.auto_log1p, clip_z=spec.clip_outliers,
+        )
 
 
 @dataclass

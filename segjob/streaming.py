@@ -148,10 +148,7 @@ def fit_and_publish(
     progress.done(f"{len(frame):,} of {rows:,} rows ({fraction:.2%} uniform sample)")
 
     progress.stage("preparing")
-    options = PrepareOptions(
-        spec.features, spec.categorical, spec.missing, spec.scaler,
-        log1p=spec.log1p_columns, auto_log1p=spec.auto_log1p, clip_z=spec.clip_outliers,
-    )
+    options = PrepareOptions.from_spec(spec)
     sample = prepare(frame, spec.id, options)
     del frame
     progress.done(f"{sample.rows_used:,} sample rows used, {sample.X.shape[1]} model columns (fitted on the sample)")
