@@ -193,6 +193,18 @@ def _nearest(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return np.argmin(distances(X, centers), axis=1).astype(np.int32)
 
 
+def nearest_two(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index of each row's nearest centre, the distance to it, and to the second nearest (NaN if one centre)."""
+    to_centres = distances(X, centers)
+    rows = np.arange(len(X))
+    labels = to_centres.argmin(axis=1)
+    own = to_centres[rows, labels]
+    if len(centers) < 2:
+        return labels, own, np.full(len(X), np.nan)
+    to_centres[rows, labels] = np.inf
+    return labels, own, to_centres.min(axis=1)
+
+
 def distances(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
     """(n, k) Euclidean distances from every row to every centre (one pass per centre)."""
     out = np.empty((len(X), len(centers)))

@@ -31,7 +31,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from segjob import db, results, schema
-from segjob.algorithms import DBSCAN_NAME, distances
+from segjob.algorithms import DBSCAN_NAME, nearest_two
 from segjob.config import JobSpec, _as_date
 from segjob.errors import DataError, UsageError
 from segjob.pipeline import RunOutcome, input_fingerprint, run_lifecycle
@@ -190,15 +190,7 @@ def assign(model: StoredModel, X: np.ndarray) -> Assignment:
     if model.algorithm == DBSCAN_NAME:
         real = segment_ids != NOISE_SEGMENT_ID
         segment_ids, centroids = segment_ids[real], centroids[real]
-    to_centroids = distances(X, centroids)
-    nearest = np.argmin(to_centroids, axis=1)
-    rows = np.arange(len(X))
-    own = to_centroids[rows, nearest]
-    if len(centroids) > 1:
-        to_centroids[rows, nearest] = np.inf
-        second = to_centroids.min(axis=1)
-    else:
-        second = np.full(len(X), np.nan)
+    nearest, own, second = nearest_two(X, centroids)
     return Assignment(segment_ids[nearest], own, second)
 
 

@@ -34,7 +34,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from segjob import lineage, results
-from segjob.algorithms import KMEANS, distances
+from segjob.algorithms import KMEANS, distances, nearest_two
 from segjob.choose_k import Metric
 from segjob.config import JobSpec
 from segjob.errors import DataError
@@ -182,7 +182,7 @@ def fit_and_publish(
                         digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
                         _count_missing(totals, frame, sample.features)
                         chunk = apply_params(frame, spec.id, sample.features)
-                        labels, own, second = _nearest_two(chunk.X, model.centers)
+                        labels, own, second = nearest_two(chunk.X, model.centers)
                         totals.add(chunk, labels, own, shift)
                         writer.write(chunk.keys, stable[labels + 1], own, second)
                         progress.rows(totals.rows_read)
@@ -241,17 +241,6 @@ def _refine(
             break
     note = f"; refined by {iterations} exact Lloyd iterations over all rows (--full-fit)"
     return refitted(sample.X, model, centers, note)
-
-
-def _nearest_two(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Label of the nearest centre, the distance to it and to the second-nearest (NaN if k=1)."""
-    to_centres = distances(X, centers)
-    rows = np.arange(len(X))
-    labels = to_centres.argmin(axis=1)
-    own = to_centres[rows, labels]
-    to_centres[rows, labels] = np.inf
-    second = to_centres.min(axis=1) if len(centers) > 1 else np.full(len(X), np.inf)
-    return labels, own, np.where(np.isfinite(second), second, np.nan)
 
 
 def _count_missing(totals: _Totals, frame: pd.DataFrame, features: list[FeatureParams]) -> None:
