@@ -184,9 +184,12 @@ def _with_member_means(X: np.ndarray, labels: np.ndarray) -> Clustering:
 
 
 def _member_means(X: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    counts = np.bincount(labels, minlength=k)
-    sums = np.column_stack([np.bincount(labels, weights=X[:, j], minlength=k) for j in range(X.shape[1])])
-    return sums / counts[:, None]
+    return label_sums(X, labels, k) / np.bincount(labels, minlength=k)[:, None]
+
+
+def label_sums(X: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """(k, n_features) column sums of the rows of X with each label 0..k-1."""
+    return np.column_stack([np.bincount(labels, weights=X[:, j], minlength=k) for j in range(X.shape[1])])
 
 
 def _nearest(X: np.ndarray, centers: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from segjob import lineage, results
-from segjob.algorithms import KMEANS, distances, nearest_two
+from segjob.algorithms import KMEANS, distances, label_sums, nearest_two
 from segjob.choose_k import Metric
 from segjob.config import JobSpec
 from segjob.errors import DataError
@@ -89,8 +89,7 @@ class _Totals:
         for reason, count in chunk.dropped.items():
             self.dropped[reason] = self.dropped.get(reason, 0) + count
         self.sizes += np.bincount(labels + 1, minlength=self.k + 1)
-        for j in range(self.n_features):
-            self.sums[:, j] += np.bincount(labels + 1, weights=chunk.original[:, j], minlength=self.k + 1)
+        self.sums += label_sums(chunk.original, labels + 1, self.k + 1)
         # Sums of values shifted by the sample mean keep the variance free of cancellation.
         shifted = chunk.original - shift
         self.shifted_sum += shifted.sum(axis=0)
@@ -228,8 +227,7 @@ def _refine(
                 chunk = apply_params(frame, spec.id, sample.features)
                 labels = distances(chunk.X, centers).argmin(axis=1)
                 counts += np.bincount(labels, minlength=len(centers))
-                for j in range(centers.shape[1]):
-                    sums[:, j] += np.bincount(labels, weights=chunk.X[:, j], minlength=len(centers))
+                sums += label_sums(chunk.X, labels, len(centers))
                 read += chunk.rows_read
                 progress.rows(read)
         # An empty centre stays where it was, so k does not change under the user's feet.
