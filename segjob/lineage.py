@@ -15,23 +15,14 @@ decile bins per feature, so the next run can measure its PSI against them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-
 import numpy as np
 import sqlalchemy as sa
 
 from segjob import align, drift, schema
 from segjob.model import ModelResult
 from segjob.prepare import FeatureParams, to_original_units
+from segjob.stored import StoredCentroids, read_centroids
 from segjob.transform import LOG1P
-
-
-@dataclass
-class _StoredRun:
-    run_id: int
-    features: list[FeatureParams]  # model column order
-    segment_ids: list[int]
-    centroids: np.ndarray  # (segments, features), that run's scaled units
 
 
 def stable_segment_ids(engine: sa.Engine, job: str, features: list[FeatureParams], model: ModelResult) -> dict[int, int]:
@@ -40,11 +31,11 @@ def stable_segment_ids(engine: sa.Engine, job: str, features: list[FeatureParams
     scaled = np.vstack([model.noise_center, model.centers]) if model.noise_center is not None else model.centers
     with engine.connect() as connection:
         last_used = _last_segment_id(connection, job)
-        previous_id = _previous_run(connection, job, kind="fit")
-        previous = _stored_run(connection, previous_id) if previous_id is not None else None
+        previous_id = previous_run(connection, job, kind="fit")
+        previous = read_centroids(connection, previous_id) if previous_id is not None else None
     if previous is not None and _names(previous.features) == _names(features):
         new_centroids = _to_scaled(previous.features, to_original_units(features, scaled))
-        previous_ids, previous_centroids = previous.segment_ids, previous.centroids
+        previous_ids, previous_centroids = previous.segment_ids.tolist(), previous.centroids
     else:  # nothing comparable: every segment is new
         new_centroids, previous_ids, previous_centroids = scaled, [], np.empty((0, scaled.shape[1]))
     matches = align.align([index + 1 for index in raw], new_centroids, previous_ids, previous_centroids, last_used + 1)
@@ -70,7 +61,7 @@ def record(connection: sa.Connection, run_id: int, features: list[FeatureParams]
 
     own_largest = connection.execute(sa.select(sa.func.max(segment.c.segment_id)).where(segment.c.run_id == run_id)).scalar()
     values: dict = {"last_segment_id": max(_last_segment_id(connection, job, exclude=run_id), own_largest or 0)}
-    previous_id = _previous_run(connection, job, exclude=run_id)
+    previous_id = previous_run(connection, job, exclude=run_id)
     if previous_id is not None:
         common, changed, ari = _partition_change(connection, previous_id, run_id)
         values.update(compared_run_id=previous_id, common_customers=common, changed_share=changed, ari=ari)
@@ -83,7 +74,7 @@ def record(connection: sa.Connection, run_id: int, features: list[FeatureParams]
                     .where(run_feature.c.run_id == run_id, run_feature.c.feature == f.name)
                     .values(psi=psi)
                 )
-        for segment_id, shift in _centroid_shifts(connection, _stored_run(connection, previous_id), run_id, features):
+        for segment_id, shift in _centroid_shifts(connection, read_centroids(connection, previous_id), run_id, features):
             connection.execute(
                 sa.update(segment)
                 .where(segment.c.run_id == run_id, segment.c.segment_id == segment_id)
@@ -109,7 +100,7 @@ def _to_scaled(features: list[FeatureParams], original: np.ndarray) -> np.ndarra
     return values
 
 
-def _previous_run(
+def previous_run(
     connection: sa.Connection, job: str, kind: str | None = None, exclude: int | None = None
 ) -> int | None:
     """The job's latest succeeded run (of `kind`, if given), other than `exclude`."""
@@ -131,29 +122,6 @@ def _last_segment_id(connection: sa.Connection, job: str, exclude: int | None = 
         recorded = recorded.where(run.c.run_id != exclude)
         stored = stored.where(run.c.run_id != exclude)
     return max(connection.execute(recorded).scalar() or 0, connection.execute(stored).scalar() or 0)
-
-
-def _stored_run(connection: sa.Connection, run_id: int) -> _StoredRun:
-    run_feature, centroid = schema.run_feature, schema.segment_centroid
-    names = {f.name for f in fields(FeatureParams)}
-    features = [
-        FeatureParams(name=r.feature, **{key: value for key, value in r._mapping.items() if key in names})
-        for r in connection.execute(
-            sa.select(run_feature).where(run_feature.c.run_id == run_id).order_by(run_feature.c.position)
-        )
-    ]
-    column = {f.name: j for j, f in enumerate(features)}
-    rows = connection.execute(
-        sa.select(centroid.c.segment_id, centroid.c.feature, centroid.c.centroid_scaled)
-        .where(centroid.c.run_id == run_id)
-        .order_by(centroid.c.segment_id)
-    ).all()
-    segment_ids = sorted({r.segment_id for r in rows})
-    position = {segment_id: i for i, segment_id in enumerate(segment_ids)}
-    centroids = np.zeros((len(segment_ids), len(features)))
-    for r in rows:
-        centroids[position[r.segment_id], column[r.feature]] = r.centroid_scaled
-    return _StoredRun(run_id, features, segment_ids, centroids)
 
 
 def _partition_change(connection: sa.Connection, earlier: int, later: int) -> tuple[int, float | None, float | None]:
@@ -188,7 +156,7 @@ def _bins(connection: sa.Connection, run_id: int) -> dict[str, dict[str, list[fl
 
 
 def _centroid_shifts(
-    connection: sa.Connection, previous: _StoredRun, run_id: int, features: list[FeatureParams]
+    connection: sa.Connection, previous: StoredCentroids, run_id: int, features: list[FeatureParams]
 ) -> list[tuple[int, float]]:
     """(segment id, distance its centroid moved) for segments in both runs, in the previous run's
     scaled units; none when the runs have different model columns."""
@@ -202,7 +170,7 @@ def _centroid_shifts(
     ):
         current.setdefault(r.segment_id, np.zeros(len(features)))[column[r.feature]] = r.centroid
     shifts = []
-    for i, segment_id in enumerate(previous.segment_ids):
+    for i, segment_id in enumerate(previous.segment_ids.tolist()):
         if segment_id in current:
             moved = _to_scaled(previous.features, current[segment_id][None, :])[0] - previous.centroids[i]
             shifts.append((segment_id, float(np.linalg.norm(moved))))

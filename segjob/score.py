@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from segjob import db, results, schema
+from segjob import db, lineage, results, schema
 from segjob.algorithms import DBSCAN_NAME, nearest_two
 from segjob.config import JobSpec, _as_date
 from segjob.errors import DataError, UsageError
@@ -112,11 +112,7 @@ def resolve_model_run(engine: sa.Engine, job: str, model_run_id: int | None) -> 
                     f"run {model_run_id} is a {row.status} {row.kind} run; --model-run needs a succeeded fit run"
                 )
             return model_run_id
-        latest = connection.execute(
-            sa.select(sa.func.max(run.c.run_id)).where(
-                run.c.job == job, run.c.kind == "fit", run.c.status == "succeeded"
-            )
-        ).scalar()
+        latest = lineage.previous_run(connection, job, kind="fit")
         if latest is None:
             known = connection.execute(sa.select(sa.func.count()).where(run.c.job == job)).scalar()
             if not known:
