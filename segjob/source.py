@@ -2,14 +2,17 @@
 
 Identifiers come from users: they are checked against the database and quoted by SQLAlchemy's
 identifier preparer, never pasted in raw. Every read runs in a read-only transaction, so a
-`--query` cannot change anything. PostgreSQL rows stream through COPY (FORMAT csv) in chunks.
+`--query` cannot change anything. PostgreSQL rows stream through ADBC (binary COPY decoded into
+Arrow) in chunks.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
+from urllib.parse import quote, urlencode
 
 import numpy as np
 import pandas as pd
@@ -235,79 +238,106 @@ def _select_list(engine: sa.Engine, names: list[str], kinds: list[str] | None) -
 
 
 def _iter_postgres(engine, source: Source, names, kinds, chunk_rows, sample_fraction, seed) -> Iterator[pd.DataFrame]:
-    """Stream COPY ... (FORMAT csv) into pandas' C parser in chunks. For a text id + 6 float8 on
-    the shared 2-core test machine this and binary COPY decoded by psycopg's C row loader into
-    preallocated arrays are within ~10% of each other, and which one wins changes with the load
-    (docs/benchmarks.md, benchmarks/read_path.py); both pay psycopg's per-row message cost. CSV
-    stays: it hands back DataFrames in chunks, which is what `prepare` takes."""
+    """Stream the rows through ADBC's PostgreSQL driver, which runs the SELECT as COPY (FORMAT
+    binary) and decodes it in C++ into Arrow record batches: about 2M rows/s for a text id and
+    6 float8 here, against 0.8M rows/s for psycopg's COPY, which hands Python one message per
+    row (benchmarks/read_path.py). The read has its own connection, read-only from the start."""
+    import adbc_driver_postgresql.dbapi as adbc
+
     where = ""
     if sample_fraction is not None:
         where = f" WHERE random() < {float(sample_fraction)!r}"
-    statement = (
-        f"COPY (SELECT {_select_list(engine, names, kinds)} FROM {source.from_clause}{where}) TO STDOUT (FORMAT CSV)"
-    )
-    labels = [f"c{index}" for index in range(len(names))]
-    dtypes = {label: (np.float64 if kind == "float8" else object) for label, kind in zip(labels, kinds)}
-    connection = engine.raw_connection()
+    statement = f"SELECT {_select_list(engine, names, kinds)} FROM {source.from_clause}{where}"
+    connection = cursor = None
+    finished = False
     try:
+        # random() runs in this backend only (it is parallel restricted), so setseed makes the
+        # sample repeatable; a synchronized scan could start mid-table and change it.
+        connection = adbc.connect(_libpq_uri(engine, synchronize_seqscans="off"))
         cursor = connection.cursor()
-        try:
-            _begin_read_only(engine, cursor)
-            if sample_fraction is not None:
-                # random() runs in this backend only (it is parallel restricted), so setseed makes
-                # the sample repeatable; a synchronized scan could start mid-table and change it.
-                cursor.execute("SET LOCAL synchronize_seqscans = off")
-                cursor.execute("SELECT setseed(%s)", [_setseed_value(seed)])
-            with cursor.copy(statement) as copy:
-                # CSV NULL is an empty unquoted field, so "" (missing) and "" (empty text) both read
-                # as missing, which is what prepare() wants for ids and features alike.
-                # float8 NaN arrives as the text NaN, which the C parser reads only as a missing value.
-                missing = {label: ["", "NaN"] if kind == "float8" else [""] for label, kind in zip(labels, kinds)}
-                reader = pd.read_csv(
-                    _CopyReader(copy), header=None, names=labels, dtype=dtypes, keep_default_na=False,
-                    na_values=missing, chunksize=chunk_rows, engine="c",
-                )
-                for chunk in reader:
-                    chunk.columns = names
-                    yield chunk
-        except GeneratorExit:
-            raise
-        except Exception as exc:
-            _raise_query_error(exc)
-        finally:
-            _end_read_only(engine, connection, cursor)
+        if sample_fraction is not None:
+            cursor.execute("SELECT setseed($1)", (_setseed_value(seed),))
+            cursor.fetchall()
+        cursor.execute(statement)
+        for batch in cursor.fetch_record_batch():
+            for start in range(0, batch.num_rows, chunk_rows):
+                chunk = batch.slice(start, chunk_rows).to_pandas()
+                chunk.columns = names
+                yield chunk
+        finished = True
+        _refuse_advisory_locks(cursor)
+    except GeneratorExit:
+        raise
+    except Exception as exc:
+        _raise_query_error(_as_psycopg_error(exc))
     finally:
-        connection.close()
+        if cursor is not None and not finished:
+            with suppress(Exception):
+                cursor.adbc_cancel()  # else closing would first read the rest of the COPY
+        for handle in (cursor, connection):
+            if handle is not None:
+                with suppress(Exception):  # a lost connection cannot be closed cleanly
+                    handle.close()
+
+
+def _libpq_uri(engine: sa.Engine, **settings: str) -> str:
+    """A libpq URI for a read connection of its own: the engine's server and credentials, its
+    statement timeout, and read-only transactions, so a `--query` cannot change anything."""
+    with engine.connect() as connection:
+        timeout = connection.exec_driver_sql("SELECT current_setting('statement_timeout')").scalar_one()
+    settings = {"statement_timeout": timeout, "default_transaction_read_only": "on", **settings}
+    options = " ".join(f"-c {name}={value}" for name, value in settings.items())
+    query = {**engine.url.query, "application_name": "segjob", "connect_timeout": "10", "options": options}
+    base = engine.url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
+    # libpq reads %20, not +, as a space in a URI.
+    return f"{base}?{urlencode(query, doseq=True, quote_via=quote)}"
+
+
+def _refuse_advisory_locks(cursor) -> None:
+    """A read-only transaction still lets a query take session advisory locks, which would
+    outlive it: refuse such a query (closing its connection releases them)."""
+    cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+    (held,) = cursor.fetchone()
+    if held:
+        raise UsageError("reading the source failed: the query took an advisory lock; a source query may only read")
+
+
+# Server messages that ADBC passes on inside an error raised while streaming, which carries no
+# SQLSTATE: the SQLSTATE each one has.
+_STREAM_ERRORS = {
+    "canceling statement due to statement timeout": "57014",
+    "canceling statement due to user request": "57014",
+    "terminating connection": "57P01",
+    "out of range for type double precision": "22003",
+}
+
+
+def _as_psycopg_error(exc: Exception) -> Exception:
+    """An ADBC error as the psycopg error of its SQLSTATE, so one set of rules (here and in
+    db.database_trouble) tells database trouble from the user's SQL; other errors unchanged."""
+    import adbc_driver_manager
+    import psycopg
+
+    message = str(exc).strip()
+    # "[libpq] Failed to execute query: could not begin COPY: ERROR:  <the server's message>"
+    server_error = message.partition("ERROR:  ")[2]
+    server_message = server_error or message.partition("FATAL:  ")[2] or message
+    if isinstance(exc, adbc_driver_manager.Error):
+        sqlstate = exc.sqlstate
+        statement_failed = exc.status_code != adbc_driver_manager.AdbcStatusCode.IO
+    elif isinstance(exc, OSError) and message.startswith("[libpq]"):
+        sqlstate = next((state for text, state in _STREAM_ERRORS.items() if text in message), None)
+        statement_failed = bool(server_error)  # else the connection went, with or without a FATAL
+    else:
+        return exc
+    if sqlstate:
+        return psycopg.errors.lookup(sqlstate)(server_message)
+    return (psycopg.ProgrammingError if statement_failed else psycopg.OperationalError)(server_message)
 
 
 def _setseed_value(seed: int) -> float:
     """PostgreSQL's setseed takes a number in [-1, 1]; spread integer seeds over it."""
     return (seed % 2_000_001) / 1_000_000 - 1.0
-
-
-class _CopyReader:
-    """A file-like view of a psycopg COPY TO STDOUT stream, for pandas.read_csv.
-
-    psycopg yields one small buffer per row, so pieces are gathered in a list and joined once
-    per read() rather than concatenated one by one.
-    """
-
-    def __init__(self, copy) -> None:
-        self._rows = iter(copy)
-        self._rest = b""
-
-    def read(self, size: int = -1) -> bytes:
-        pieces, length = [self._rest], len(self._rest)
-        for piece in self._rows:
-            pieces.append(piece)
-            length += len(piece)
-            if 0 <= size <= length:
-                break
-        data = b"".join(pieces)
-        if size < 0:
-            size = len(data)
-        self._rest = data[size:]
-        return data[:size]
 
 
 def _iter_sqlite(engine, source: Source, names, chunk_rows, sample_fraction, seed) -> Iterator[pd.DataFrame]:

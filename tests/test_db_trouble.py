@@ -190,9 +190,9 @@ def _wait_for_waiting_backend(url: str, pattern: str, timeout: float = 60) -> in
 @pytest.mark.parametrize(
     "lock, statement, extra",
     [
-        # K-Means counts the source's rows first; other algorithms go straight to the COPY read.
+        # K-Means counts the source's rows first; other algorithms go straight to the read.
         ("LOCK TABLE public.mall IN ACCESS EXCLUSIVE MODE", 'SELECT count(*) FROM "mall"%', ()),
-        ("LOCK TABLE public.mall IN ACCESS EXCLUSIVE MODE", "COPY (SELECT%", ("--algorithm", "gmm")),
+        ("LOCK TABLE public.mall IN ACCESS EXCLUSIVE MODE", "SELECT CAST(%", ("--algorithm", "gmm")),
         ("LOCK TABLE segjob.segment IN SHARE MODE", "INSERT INTO segjob.segment%", ()),
     ],
     ids=["counting", "reading", "publishing"],
