@@ -5,8 +5,8 @@
 Generates N customers with 6 numeric features and 6 known latent groups inside PostgreSQL
 (server-side, so generation is not what is measured), then times, each in its own child
 process: the notebook way (pandas.read_sql + StandardScaler + KMeans + DataFrame.to_sql),
-segjob with fixed k, segjob with automatic K over 2..10, and the I/O floor (binary COPY of the
-feature columns out, and of an assignment-sized table back in). Prints wall time, peak memory
+segjob with fixed k, segjob with automatic K over 2..10, and the I/O floor (psql's binary COPY
+of the feature columns out, and of an assignment-sized table back in). Prints wall time, peak memory
 of each child, ratios and the adjusted Rand index against the generator's groups as a markdown
 table. Absolute times are noisy on a shared machine: read the ratios.
 """
@@ -19,6 +19,8 @@ import os
 import platform
 import subprocess
 import sys
+import shutil
+import tempfile
 import textwrap
 import time
 from dataclasses import dataclass
@@ -99,22 +101,27 @@ NOTEBOOK = textwrap.dedent(
     """
 )
 
-IO_FLOOR = textwrap.dedent(
-    f"""
-    import sys
-    import psycopg
+FLOOR_TABLE = "bench_floor_assignment"
 
-    with psycopg.connect(sys.argv[1]) as conn, conn.cursor() as cur:
-        with cur.copy("COPY (SELECT customer_id, {', '.join(f'{f}::float8' for f in FEATURES)} FROM {TABLE}) TO STDOUT (FORMAT BINARY)") as copy:
-            for _ in copy:
-                pass
-        with cur.copy("COPY (SELECT 1::int4, customer_id, 1::int4, 0.5::float8, 0.7::float8 FROM {TABLE}) TO STDOUT (FORMAT BINARY)") as copy:
-            payload = b"".join(bytes(chunk) for chunk in copy)
-        cur.execute("CREATE TEMP TABLE floor_assignment (run_id int4, customer_key text, segment_id int4, distance float8, second_distance float8)")
-        with cur.copy("COPY floor_assignment FROM STDIN (FORMAT BINARY)") as copy:
-            copy.write(payload)
-    """
-)
+
+def prepare_floor(url: str, payload: Path) -> list[str]:
+    """The I/O floor's command, and what it needs made untimed beforehand: an assignment-sized
+    payload (run id, customer key, segment, two distances per customer) as a binary COPY file,
+    and an empty table to load it into. The floor is psql, in C: binary COPY of the feature
+    columns out to /dev/null, then of the payload in. No Python touches a row."""
+    psql = shutil.which("psql")
+    if psql is None:
+        raise SystemExit("the I/O floor needs psql (PostgreSQL's client) on PATH")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {FLOOR_TABLE}")
+        conn.execute(f"CREATE TABLE {FLOOR_TABLE} (run_id int4, customer_key text, segment_id int4,"
+                     " distance float8, second_distance float8)")
+    subprocess.run([psql, "-X", "-q", url, "-c",
+                    f"\\copy (SELECT 1::int4, customer_id, 1::int4, 0.5::float8, 0.7::float8 FROM {TABLE})"
+                    f" TO '{payload}' (FORMAT BINARY)"], check=True)
+    read = f"COPY (SELECT customer_id, {', '.join(f'{f}::float8' for f in FEATURES)} FROM {TABLE}) TO STDOUT (FORMAT BINARY)"
+    write = f"\\copy {FLOOR_TABLE} FROM '{payload}' (FORMAT BINARY)"
+    return ["sh", "-c", f'"$0" -X -q "$1" -c "$2" > /dev/null && "$0" -X -q "$1" -c "$3"', psql, url, read, write]
 
 
 ARI = textwrap.dedent(
@@ -156,8 +163,10 @@ def main() -> None:
 
     results: list[Result] = []
     load_before = os.getloadavg()
-    seconds, peak, _ = child([sys.executable, "-c", IO_FLOOR, plain])
-    results.append(Result("I/O floor (COPY out + COPY in)", seconds, peak))
+    with tempfile.TemporaryDirectory() as scratch:
+        floor_command = prepare_floor(plain, Path(scratch) / "assignments.copy")
+        seconds, peak, _ = child(floor_command)
+    results.append(Result("I/O floor (psql: COPY out + COPY in)", seconds, peak))
 
     if not options.skip_notebook:
         print("notebook way ...", file=sys.stderr)
@@ -167,8 +176,10 @@ def main() -> None:
 
     base = ["run", "--source", TABLE, "--id", "customer_id", "--features", ",".join(FEATURES), "--json", "--quiet",
             "--database-url", plain]
-    for name, extra in (("segjob, k fixed", ["--k", str(GROUPS), "--job", "bench-fixed"]),
-                        ("segjob, k auto 2..10", ["--job", "bench-auto"])):
+    # Job names of their own: a job's later run also measures drift against its previous one.
+    stamp = time.strftime("%Y%m%d%H%M%S")
+    for name, extra in (("segjob, k fixed", ["--k", str(GROUPS), "--job", f"bench-fixed-{stamp}"]),
+                        ("segjob, k auto 2..10", ["--job", f"bench-auto-{stamp}"])):
         print(f"{name} ...", file=sys.stderr)
         seconds, peak, out = child([SEGJOB, *base, *extra])
         run_id = json.loads(out)["run_id"]
@@ -198,9 +209,11 @@ def machine(url: str, load_before: tuple[float, float, float]) -> str:
     with psycopg.connect(url) as conn:
         server = conn.execute("SHOW server_version").fetchone()[0]
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
     load_after = os.getloadavg()
     return (
-        f"{platform.machine()}, {os.cpu_count()} cores, {memory:.0f} GiB RAM; PostgreSQL {server} on the same host;"
+        f"{platform.machine()} ({cpu}), {os.cpu_count()} cores, {memory:.0f} GiB RAM; PostgreSQL {server} on the same host;"
         f" Python {platform.python_version()}, numpy {numpy.__version__}, scikit-learn {sklearn.__version__};"
         f" load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after"
     )

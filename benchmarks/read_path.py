@@ -1,13 +1,18 @@
-"""Read-path speed on the benchmark table: segjob's CSV COPY stream vs binary COPY decoded row by row.
+"""Read-path speed on the benchmark table: segjob's reader against the alternatives.
 
     .venv/bin/python benchmarks/read_path.py [--database-url URL]
 
-Run benchmarks/bench.py first (it creates bench_customers). Prints rows/s of each way, twice.
+Run benchmarks/bench.py first (it creates bench_customers). Prints rows/s of each way, twice:
+segjob's reader (ADBC: binary COPY decoded into Arrow in C++, then pandas chunks), psycopg's
+binary COPY decoded row by row into preallocated arrays, and psql writing the same binary COPY
+to /dev/null (no decoding at all: what the server and the socket cost).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 import time
 
 import numpy as np
@@ -18,6 +23,8 @@ from segjob.db import make_engine
 from segjob.source import describe_source, iter_source
 
 FEATURES = ["age", "income", "spend", "visits", "tenure", "satisfaction"]
+COLUMNS = ", ".join(f"{name}::float8" for name in FEATURES)
+COPY_OUT = f"COPY (SELECT customer_id::text, {COLUMNS} FROM bench_customers) TO STDOUT (FORMAT BINARY)"
 
 
 def main() -> None:
@@ -33,19 +40,22 @@ def main() -> None:
         started, n = time.perf_counter(), 0
         for chunk in iter_source(engine, spec, source):
             n += len(chunk)
-        report("CSV COPY -> pandas C parser, 100k-row chunks", n, started)
+        report("segjob: ADBC (binary COPY -> Arrow in C++) -> pandas chunks", n, started)
 
         started, n = time.perf_counter(), 0
         ids, values = np.empty(rows, dtype=object), np.empty((rows, len(FEATURES)))
-        columns = ", ".join(f"{name}::float8" for name in FEATURES)
-        with psycopg.connect(url) as conn, conn.cursor().copy(
-            f"COPY (SELECT customer_id::text, {columns} FROM bench_customers) TO STDOUT (FORMAT BINARY)"
-        ) as copy:
+        with psycopg.connect(url) as conn, conn.cursor().copy(COPY_OUT) as copy:
             copy.set_types(["text"] + ["float8"] * len(FEATURES))
             while (row := copy.read_row()) is not None:
                 ids[n], values[n] = row[0], row[1:]
                 n += 1
-        report("binary COPY -> psycopg read_row -> preallocated arrays", n, started)
+        report("psycopg: binary COPY -> read_row -> preallocated arrays", n, started)
+
+        psql = shutil.which("psql")
+        if psql:
+            started = time.perf_counter()
+            subprocess.run([psql, "-X", "-q", url, "-c", COPY_OUT], stdout=subprocess.DEVNULL, check=True)
+            report("psql: binary COPY -> /dev/null (no decoding)", rows, started)
 
 
 def report(name: str, rows: int, started: float) -> None:

@@ -13,7 +13,6 @@ subsample they are fitted on; values near 0 mean they are an accident of the sam
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,7 +25,7 @@ from sklearn.metrics import (
     silhouette_score,
 )
 
-from segjob.algorithms import Clustering, Fitter
+from segjob.algorithms import Clustering, Fitter, knee_index
 from segjob.errors import DataError
 from segjob.progress import Progress
 
@@ -36,7 +35,7 @@ SILHOUETTE, ELBOW, DAVIES_BOULDIN, CALINSKI_HARABASZ, STABILITY = (
 CRITERIA = (SILHOUETTE, ELBOW, DAVIES_BOULDIN, CALINSKI_HARABASZ, STABILITY)
 
 STABILITY_PAIRS = 3
-SILHOUETTE_WORKING_MEMORY_MB = 64
+SILHOUETTE_WORKING_MEMORY_MB = 16
 STABILITY_FRACTION = 0.8
 # Splitting customers in two is nearly always reproducible, so the most stable k is often the
 # smallest. The stability criterion therefore takes the largest k whose stability is within this
@@ -270,9 +269,5 @@ def _elbow(accepted: list[Candidate]) -> int | None:
     inertia = [c.value("inertia") for c in accepted]
     if len(ks) < 3:
         return None
-    from kneed import KneeLocator  # imports matplotlib and scipy.signal: about a second
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "no knee found" is an answer here, not a warning
-        knee = KneeLocator(ks, inertia, curve="convex", direction="decreasing").knee
-    return None if knee is None else int(knee)
+    knee = knee_index(np.array(ks), np.array(inertia), increasing=False)
+    return None if knee is None else ks[knee]

@@ -477,6 +477,10 @@ def report(
 
 
 def main() -> None:
+    # pandas keeps its strings in Arrow, whose default allocator (mimalloc) holds on to freed
+    # pages: a run's peak memory is ~30 MB lower with the C library's allocator. Arrow reads
+    # this on first use, so it is set before any command imports pandas.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     app(prog_name="segjob")
 
 

@@ -21,30 +21,65 @@ TRAILER = b"\xff\xff"
 _FIXED = {"int4": ">i4", "int8": ">i8", "float8": ">f8"}
 
 
-def encode_rows(columns: list[tuple[str, np.ndarray]]) -> bytes:
-    """Encode rows given column-wise as (pg type, array) pairs: int4, int8, float8 or text (str)."""
-    text = {index: _utf8(values) for index, (kind, values) in enumerate(columns) if kind == "text"}
+def encode_rows(columns: list[tuple[str, object]]) -> bytes:
+    """Encode rows given column-wise as (pg type, values) pairs: int4, int8, float8 (numpy arrays)
+    or text (a pandas string array, or a numpy array of str)."""
+    text = {index: _Utf8(values) for index, (kind, values) in enumerate(columns) if kind == "text"}
     if not text:
         return _encode_group(columns, text, {}, None)
     # One integer per row that identifies its combination of text lengths.
     layout_key = np.zeros(len(columns[0][1]), dtype=np.int64)
-    for _, lengths in text.values():
-        layout_key = layout_key * (int(lengths.max(initial=0)) + 1) + lengths
+    for utf8 in text.values():
+        layout_key = layout_key * (int(utf8.lengths.max(initial=0)) + 1) + utf8.lengths
     parts = []
     for key in np.unique(layout_key):
         rows = np.flatnonzero(layout_key == key)
-        widths = {index: int(lengths[rows[0]]) for index, (_, lengths) in text.items()}
+        widths = {index: int(utf8.lengths[rows[0]]) for index, utf8 in text.items()}
         parts.append(_encode_group(columns, text, widths, rows))
     return b"".join(parts)
 
 
-def _utf8(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    encoded = np.array([value.encode("utf-8") for value in values], dtype=object)
-    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
-    return encoded, lengths
+def text_buffers(values) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """(offsets, UTF-8 bytes, validity or None) of an Arrow-backed string array, without copies:
+    row i is bytes[offsets[i]:offsets[i + 1]]. None when `values` is not Arrow-backed."""
+    import pyarrow as pa
+
+    if not hasattr(values, "__arrow_array__") and not isinstance(values, pa.Array):
+        return None
+    array = pa.array(values)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return None
+    _, offsets, data = array.buffers()
+    width = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    offsets = np.frombuffer(offsets, dtype=width)[array.offset : array.offset + len(array) + 1].astype(np.int64)
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.empty(0, dtype=np.uint8)
+    valid = None if array.null_count == 0 else array.is_valid().to_numpy(zero_copy_only=False)
+    return offsets, data, valid
 
 
-def _encode_group(columns, text, text_lengths: dict[int, int], rows: np.ndarray | None) -> bytes:
+class _Utf8:
+    """A text column's UTF-8 byte lengths, and its values as fixed-width bytes for rows of one length."""
+
+    def __init__(self, values) -> None:
+        self._buffers = text_buffers(values)
+        if self._buffers is not None:
+            offsets = self._buffers[0]
+            self.lengths = np.diff(offsets)
+        else:
+            self._encoded = np.array([value.encode("utf-8") for value in values], dtype=object)
+            self.lengths = np.fromiter(map(len, self._encoded), dtype=np.int64, count=len(self._encoded))
+
+    def fixed(self, rows: np.ndarray | None, width: int) -> np.ndarray:
+        if self._buffers is None:
+            return self._encoded if rows is None else self._encoded[rows]
+        offsets, data, _ = self._buffers
+        starts = offsets[:-1] if rows is None else offsets[rows]
+        return data[starts[:, None] + np.arange(width)].view(f"S{width}").ravel()
+
+
+def _encode_group(columns, text: dict[int, _Utf8], text_lengths: dict[int, int], rows: np.ndarray | None) -> bytes:
     fields = [("count", ">i2")]
     for index, (kind, _) in enumerate(columns):
         fields.append((f"length{index}", ">i4"))
@@ -60,8 +95,7 @@ def _encode_group(columns, text, text_lengths: dict[int, int], rows: np.ndarray 
         if kind == "text":
             out[f"length{index}"] = text_lengths[index]
             if text_lengths[index]:
-                encoded = text[index][0]
-                out[f"value{index}"] = encoded if rows is None else encoded[rows]
+                out[f"value{index}"] = text[index].fixed(rows, text_lengths[index])
         else:
             out[f"length{index}"] = np.dtype(_FIXED[kind]).itemsize
             out[f"value{index}"] = values if rows is None else np.asarray(values)[rows]

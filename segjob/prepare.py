@@ -80,7 +80,7 @@ class FeatureParams:
 
 @dataclass
 class PreparedData:
-    keys: np.ndarray  # customer keys as str, one per used row
+    keys: pd.api.extensions.ExtensionArray  # customer keys: a pandas string array, one per used row
     X: np.ndarray  # (rows_used, n_features) float64, scaled
     original: np.ndarray  # (rows_used, n_features) float64, original units (one-hot as 0/1)
     features: list[FeatureParams]
@@ -190,7 +190,7 @@ def prepare(frame: pd.DataFrame, id_column: str, options: PrepareOptions) -> Pre
         for j, (column, level) in enumerate(levels, start=n_numeric)
     ]
     return PreparedData(
-        keys=keys[keep].to_numpy(dtype=object),
+        keys=keys[keep].array,
         X=X,
         original=original,
         features=features,
@@ -199,14 +199,17 @@ def prepare(frame: pd.DataFrame, id_column: str, options: PrepareOptions) -> Pre
     )
 
 
-def apply_params(frame: pd.DataFrame, id_column: str, features: list[FeatureParams]) -> PreparedData:
+def apply_params(
+    frame: pd.DataFrame, id_column: str, features: list[FeatureParams], check_unique: bool = True
+) -> PreparedData:
     """Rebuild the model columns of new rows from a run's stored parameters, without refitting.
 
     The same steps as `prepare`, with every fitted value taken from `features`: a numeric cell
     that is missing or infinite gets the stored impute value, or drops its row when the run
     dropped such rows; then clip, log1p and scale as stored. A categorical level the run never
     saw gives zeros in all of that column's one-hot columns. The returned `features` are the
-    stored ones; population statistics are not recomputed.
+    stored ones; population statistics are not recomputed. `check_unique=False` skips the
+    duplicate-id check, for a caller that checks ids across chunks itself.
     """
     needed = [id_column, *dict.fromkeys(f.source_column for f in features)]
     missing_columns = [name for name in needed if name not in frame.columns]
@@ -218,7 +221,8 @@ def apply_params(frame: pd.DataFrame, id_column: str, features: list[FeaturePara
     has_id = ~_is_blank(ids)
     dropped = {MISSING_ID: int((~has_id).sum())}
     frame, keys = frame.loc[has_id.to_numpy()], ids[has_id]
-    _check_unique(keys, id_column)
+    if check_unique:
+        _check_unique(keys, id_column)
     _check_key_length(keys, id_column)
 
     numeric = [f for f in features if f.kind == "numeric"]
@@ -255,7 +259,7 @@ def apply_params(frame: pd.DataFrame, id_column: str, features: list[FeaturePara
     center = np.array([f.center for f in features])
     scale = np.array([f.scale for f in features])
     return PreparedData(
-        keys=keys[keep].to_numpy(dtype=object),
+        keys=keys[keep].array,
         X=(model_input - center) / scale,
         original=original,
         features=features,
@@ -316,14 +320,21 @@ def _check_unique(keys: pd.Series, id_column: str) -> None:
         return
     counts = keys[keys.isin(repeated)].value_counts()
     example = repeated.iloc[0]
-    ids = "1 id appears" if len(counts) == 1 else f"{len(counts)} ids appear"
-    raise DataError(
+    raise duplicate_ids_error(id_column, len(counts), example, int(counts[example]))
+
+
+def duplicate_ids_error(id_column: str, repeated: int, example: str, times: int) -> DataError:
+    """The error for ids that are not unique: how many repeat, and one of them with its count."""
+    ids = "1 id appears" if repeated == 1 else f"{repeated} ids appear"
+    return DataError(
         f'duplicate customer ids in column "{id_column}": {ids} more than once'
-        f' (for example "{example}" appears {counts[example]} times); ids must be unique'
+        f' (for example "{example}" appears {times} times); ids must be unique'
     )
 
 
 def _check_key_length(keys: pd.Series, id_column: str) -> None:
+    # A character takes at most 4 bytes in UTF-8: only longer ids need encoding to be measured.
+    keys = keys[keys.str.len() > MAX_KEY_BYTES // 4]
     lengths = keys.str.encode("utf-8").str.len()
     too_long = lengths > MAX_KEY_BYTES
     if too_long.any():

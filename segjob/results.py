@@ -18,7 +18,7 @@ import sklearn
 import sqlalchemy as sa
 
 import segjob
-from segjob import lineage, partitions, pgcopy, schema
+from segjob import background, lineage, partitions, pgcopy, schema
 from segjob.config import JobSpec
 from segjob.db import is_postgres
 from segjob.errors import JobLockedError, UsageError
@@ -286,7 +286,9 @@ class AssignmentWriter:
 
     PostgreSQL: one binary COPY into the run's standalone partition table, which gets its
     primary key and is attached when the writer closes (indexes built after the load are
-    cheaper than maintained during it), so a duplicate customer key surfaces at close.
+    cheaper than maintained during it), so a duplicate customer key surfaces at close. Encoded
+    chunks are sent by a thread of their own, so the caller prepares the next chunk while the
+    server stores this one.
     SQLite: batched executemany per chunk.
     """
 
@@ -309,7 +311,8 @@ class AssignmentWriter:
         cursor = self.connection.connection.driver_connection.cursor()
         self._copy_context = cursor.copy(f"COPY {target} ({', '.join(self.columns)}) FROM STDIN (FORMAT BINARY)")
         self._copy = self._copy_context.__enter__()
-        self._copy.write(pgcopy.HEADER)
+        self._sender = background.Sender(self._copy.write)
+        self._sender.send(pgcopy.HEADER)
         return self
 
     def write(
@@ -346,15 +349,21 @@ class AssignmentWriter:
             ("float8", second_distance),
             ("float8", probability),
         ]
-        self._copy.write(pgcopy.encode_rows(values[: len(self.columns)]))
+        self._sender.send(pgcopy.encode_rows(values[: len(self.columns)]))
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         if not self.postgres:
             return
         if exc_type is not None:
+            self._sender.abandon()
             self._copy_context.__exit__(exc_type, exc, traceback)
             return
-        self._copy.write(pgcopy.TRAILER)
+        self._sender.send(pgcopy.TRAILER)
+        try:
+            self._sender.finish()
+        except BaseException as error:
+            self._copy_context.__exit__(type(error), error, error.__traceback__)
+            raise
         self._copy_context.__exit__(None, None, None)
         partitions.attach(self.connection, self.run_id)
         if self._any_nan_second:

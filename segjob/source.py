@@ -9,7 +9,7 @@ Arrow) in chunks.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from segjob.background import read_ahead
 from segjob.config import JobSpec
 from segjob.db import is_postgres
 from segjob.errors import DataError, UsageError
@@ -26,7 +27,8 @@ from segjob.errors import DataError, UsageError
 _NUMERIC_OIDS = {21, 23, 20, 26, 700, 701, 1700}
 # Rows per chunk (and per SQLite fetchmany): large enough to amortise per-chunk Python
 # overhead, small enough that a chunk's arrays stay a few tens of MB.
-CHUNK_ROWS = 100_000
+CHUNK_ROWS = 50_000
+_ADBC_BATCH_BYTES = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,22 @@ def count_rows(engine: sa.Engine, source: Source) -> int:
     return int(rows[0][0])
 
 
+def repeated_ids(engine: sa.Engine, source: Source, id_column: str) -> tuple[int, str, int] | None:
+    """How many ids appear more than once in the source, the smallest of them and how often it
+    appears (one grouping query, for the error message once a duplicate was found); None if none."""
+    key = f"CAST({_quote(engine, id_column)} AS TEXT)"
+    _, rows = _run_read_only(
+        engine,
+        f"SELECT key, n, count(*) OVER () FROM (SELECT {key} AS key, count(*) AS n FROM {source.from_clause}"
+        f" WHERE TRIM({key}) <> '' GROUP BY {key} HAVING count(*) > 1) AS repeated ORDER BY key LIMIT 1",
+        fetch=True,
+    )
+    if not rows:
+        return None
+    example, times, repeated = rows[0]
+    return int(repeated), str(example), int(times)
+
+
 def _feature_kind(column: SourceColumn) -> str:
     return "float8" if column.numeric else "text"
 
@@ -258,12 +276,11 @@ def _iter_postgres(engine, source: Source, names, kinds, chunk_rows, sample_frac
         if sample_fraction is not None:
             cursor.execute("SELECT setseed($1)", (_setseed_value(seed),))
             cursor.fetchall()
+        # The driver's default 16 MB batches would be most of the streaming pass's memory.
+        cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(_ADBC_BATCH_BYTES)})
         cursor.execute(statement)
-        for batch in cursor.fetch_record_batch():
-            for start in range(0, batch.num_rows, chunk_rows):
-                chunk = batch.slice(start, chunk_rows).to_pandas()
-                chunk.columns = names
-                yield chunk
+        # Decoding the next batch overlaps with the caller's work on this one.
+        yield from read_ahead(_frames(cursor.fetch_record_batch(), names, chunk_rows), cursor.adbc_cancel)
         finished = True
         _refuse_advisory_locks(cursor)
     except GeneratorExit:
@@ -278,6 +295,14 @@ def _iter_postgres(engine, source: Source, names, kinds, chunk_rows, sample_frac
             if handle is not None:
                 with suppress(Exception):  # a lost connection cannot be closed cleanly
                     handle.close()
+
+
+def _frames(batches, names: list[str], chunk_rows: int) -> Generator[pd.DataFrame, None, None]:
+    for batch in batches:
+        for start in range(0, batch.num_rows, chunk_rows):
+            frame = batch.slice(start, chunk_rows).to_pandas()
+            frame.columns = names
+            yield frame
 
 
 def _libpq_uri(engine: sa.Engine, **settings: str) -> str:

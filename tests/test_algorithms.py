@@ -104,3 +104,23 @@ def test_agglomerative_samples_above_its_row_limit(blobs, monkeypatch):
     assert "Ward tree built on a random sample of 200 rows" in result.k_reason
     for label in range(result.k):  # every row, sampled or not, counts in the member means
         np.testing.assert_allclose(result.centers[label], X[result.labels == label].mean(axis=0))
+
+
+@pytest.mark.parametrize("bend", [3, 5, 8])
+def test_knee_of_a_bent_line_is_the_bend(bend):
+    """Two straight pieces, steep then shallow, meet at `bend`: Kneedle's knee is that point,
+    whatever the units of either axis."""
+    x = np.arange(2, 13)
+    falling = np.where(x <= bend, 100 - 30 * (x - bend), 100 - 2 * (x - bend))
+    assert x[algorithms.knee_index(x, falling, increasing=False)] == bend
+    assert x[algorithms.knee_index(x * 7.0 + 1, falling * 1e6 - 5, increasing=False)] == bend
+    # The same curve turned to rise (a sorted k-distance curve's shape): the mirrored point.
+    rising = falling[::-1]
+    assert algorithms.knee_index(x, rising, increasing=True) == len(x) - 1 - list(x).index(bend)
+
+
+def test_knee_needs_a_bend():
+    x = np.arange(10)
+    assert algorithms.knee_index(x, 50 - 3.0 * x, increasing=False) is None  # a straight line
+    assert algorithms.knee_index(x, np.full(10, 4.0), increasing=False) is None  # flat
+    assert algorithms.knee_index(x[:2], np.array([5.0, 1.0]), increasing=False) is None  # two points

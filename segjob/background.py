@@ -1,0 +1,113 @@
+"""Threads that overlap waiting on the database with work in Python, through bounded queues.
+
+The streaming pass reads chunks from the source, computes on them and writes them back. The
+reading (Arrow decoding in C++) and the writing (socket sends) release the GIL, so running them
+in threads of their own lets the three steps overlap on a second core. At most DEPTH items wait
+in each queue, so memory stays bounded whichever side is slower.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing, suppress
+from typing import TypeVar
+
+T = TypeVar("T")
+
+DEPTH = 1
+_DONE = object()
+# How often a blocked producer looks whether its consumer has gone.
+_POLL_SECONDS = 0.1
+
+
+def read_ahead(items: Generator[T, None, None], interrupt: Callable[[], None]) -> Iterator[T]:
+    """Yield what `items` yields, produced by a thread of its own up to DEPTH items ahead.
+
+    An error in `items` is raised here, where its item would have been. Closing this generator
+    early calls `interrupt` (which must make a blocked `next(items)` fail or return soon), then
+    waits for the thread, which closes `items`.
+    """
+    ready: queue.Queue = queue.Queue(maxsize=DEPTH)
+    stop = threading.Event()
+
+    def produce() -> None:
+        with closing(items):
+            try:
+                for item in items:
+                    if not _put(ready, (item, None), stop):
+                        return
+                _put(ready, (_DONE, None), stop)
+            except BaseException as error:  # handed to the consumer, which raises it
+                _put(ready, (_DONE, error), stop)
+
+    thread = threading.Thread(target=produce, name="segjob-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = ready.get()
+            if error is not None:
+                raise error
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        if thread.is_alive():
+            stop.set()
+            with suppress(Exception):
+                interrupt()
+            thread.join()
+
+
+def _put(ready: queue.Queue, entry, stop: threading.Event) -> bool:
+    """Put `entry` once there is room; False if the consumer stopped first."""
+    while not stop.is_set():
+        with suppress(queue.Full):
+            ready.put(entry, timeout=_POLL_SECONDS)
+            return True
+    return False
+
+
+class Sender:
+    """Calls `write` with each buffer given to `send`, from a thread of its own.
+
+    At most DEPTH buffers wait, so memory stays bounded when the server is slower than the
+    producer. An error in the thread is raised by the next `send` or by `finish`.
+    """
+
+    def __init__(self, write: Callable[[bytes], None]) -> None:
+        self._write = write
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=DEPTH)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="segjob-copy-sender", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while (data := self._queue.get()) is not None:
+                self._write(data)
+        except BaseException as exc:
+            self._error = exc
+            while self._queue.get() is not None:  # keep taking, so `send` never blocks for ever
+                pass
+
+    def send(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(data)
+
+    def finish(self) -> None:
+        """Wait until everything sent has been written; raise the thread's error if any."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def abandon(self) -> None:
+        """Drop what waits, and wait for the thread to stop (the caller is failing anyway)."""
+        with suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+        self._queue.put(None)
+        self._thread.join()
