@@ -5,8 +5,8 @@
 Generates N customers with 6 numeric features and 6 known latent groups inside PostgreSQL
 (server-side, so generation is not what is measured), then times, each in its own child
 process: the notebook way (pandas.read_sql + StandardScaler + KMeans + DataFrame.to_sql),
-segjob with fixed k, segjob with automatic K over 2..10, and the I/O floor (psql's binary COPY
-of the feature columns out, and of an assignment-sized table back in). Prints wall time, peak memory
+segjob with fixed k, segjob with automatic K over 2..10, and the I/O floor (binary COPY of the
+feature columns out, decoded by ADBC, and of an assignment-sized table back in). Prints wall time, peak memory
 of each child, ratios and the adjusted Rand index against the generator's groups as a markdown
 table. Absolute times are noisy on a shared machine: read the ratios.
 """
@@ -103,15 +103,35 @@ NOTEBOOK = textwrap.dedent(
 
 FLOOR_TABLE = "bench_floor_assignment"
 
+# The least any Python job must move: the feature columns out of PostgreSQL by binary COPY,
+# decoded into Arrow arrays by ADBC (the fastest decoder we know, and segjob's own reader),
+# then an assignment-sized payload, already encoded, into a table by binary COPY.
+IO_FLOOR = textwrap.dedent(
+    """
+    import sys
+    import adbc_driver_postgresql.dbapi as adbc
+    import psycopg
+
+    url, read, table, payload = sys.argv[1:5]
+    with adbc.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(read)
+        for _ in cur.fetch_record_batch():
+            pass
+    with psycopg.connect(url) as conn, conn.cursor() as cur, open(payload, "rb") as source:
+        with cur.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as copy:
+            while block := source.read(1 << 20):
+                copy.write(block)
+    """
+)
+
 
 def prepare_floor(url: str, payload: Path) -> list[str]:
-    """The I/O floor's command, and what it needs made untimed beforehand: an assignment-sized
-    payload (run id, customer key, segment, two distances per customer) as a binary COPY file,
-    and an empty table to load it into. The floor is psql, in C: binary COPY of the feature
-    columns out to /dev/null, then of the payload in. No Python touches a row."""
+    """The I/O floor's command, after making untimed what it needs: the assignment-sized payload
+    (run id, customer key, segment, two distances per customer) as a binary COPY file, made with
+    psql, and an empty table to load it into."""
     psql = shutil.which("psql")
     if psql is None:
-        raise SystemExit("the I/O floor needs psql (PostgreSQL's client) on PATH")
+        raise SystemExit("the benchmark needs psql (PostgreSQL's client) on PATH to make the I/O floor's payload")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {FLOOR_TABLE}")
         conn.execute(f"CREATE TABLE {FLOOR_TABLE} (run_id int4, customer_key text, segment_id int4,"
@@ -119,9 +139,8 @@ def prepare_floor(url: str, payload: Path) -> list[str]:
     subprocess.run([psql, "-X", "-q", url, "-c",
                     f"\\copy (SELECT 1::int4, customer_id, 1::int4, 0.5::float8, 0.7::float8 FROM {TABLE})"
                     f" TO '{payload}' (FORMAT BINARY)"], check=True)
-    read = f"COPY (SELECT customer_id, {', '.join(f'{f}::float8' for f in FEATURES)} FROM {TABLE}) TO STDOUT (FORMAT BINARY)"
-    write = f"\\copy {FLOOR_TABLE} FROM '{payload}' (FORMAT BINARY)"
-    return ["sh", "-c", f'"$0" -X -q "$1" -c "$2" > /dev/null && "$0" -X -q "$1" -c "$3"', psql, url, read, write]
+    read = f"SELECT customer_id, {', '.join(f'{f}::float8' for f in FEATURES)} FROM {TABLE}"
+    return [sys.executable, "-c", IO_FLOOR, url, read, FLOOR_TABLE, str(payload)]
 
 
 ARI = textwrap.dedent(
@@ -166,7 +185,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         floor_command = prepare_floor(plain, Path(scratch) / "assignments.copy")
         seconds, peak, _ = child(floor_command)
-    results.append(Result("I/O floor (psql: COPY out + COPY in)", seconds, peak))
+    results.append(Result("I/O floor (binary COPY out via ADBC + COPY in)", seconds, peak))
 
     if not options.skip_notebook:
         print("notebook way ...", file=sys.stderr)

@@ -1,12 +1,12 @@
 """PostgreSQL: one partition of `assignment` per run (LIST on run_id), created without blocking
 BI readers and dropped when the run is pruned.
 
-A run's partition starts as a standalone table that the publish transaction fills with COPY;
-then it gets its primary key and a CHECK matching the partition bound, and is attached. ATTACH
-PARTITION takes only SHARE UPDATE EXCLUSIVE on `assignment` (PostgreSQL 12+), which does not
-conflict with the ACCESS SHARE lock of readers' SELECTs, and the CHECK spares it the validation
-scan. The work is done by SECURITY DEFINER functions of migration 0003, so a writer role that
-does not own the schema can publish too.
+A run's partition starts as a standalone table, created with a CHECK matching the partition
+bound, that the publish transaction fills with COPY; then it gets its primary key and is
+attached. ATTACH PARTITION takes only SHARE UPDATE EXCLUSIVE on `assignment` (PostgreSQL 12+),
+which does not conflict with the ACCESS SHARE lock of readers' SELECTs, and the CHECK spares it
+the validation scan. The work is done by SECURITY DEFINER functions (migrations 0003 and 0004),
+so a writer role that does not own the schema can publish too.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import sys
 from contextlib import closing
 from dataclasses import dataclass, field
 
@@ -252,12 +253,12 @@ def _release_freed_memory() -> None:
     their own, so without this the pass's working set comes on top of the fit's: ~40 MB more
     peak memory. Capping the arenas keeps the threads' blocks reusable by each other.
     """
+    if not sys.platform.startswith("linux"):
+        return
     import ctypes
-    import ctypes.util
 
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    if libc is None or not hasattr(libc, "malloc_trim"):  # not glibc: nothing to do
+    libc = ctypes.CDLL(None)  # the symbols already loaded, the C library's among them
+    if not hasattr(libc, "malloc_trim"):  # not glibc: nothing to do
         return
     m_arena_max = -8  # from glibc's malloc.h
     libc.mallopt(m_arena_max, 2)

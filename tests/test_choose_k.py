@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
+from sklearn.metrics import silhouette_score
 
 from segjob.algorithms import Clustering
-from segjob.choose_k import CRITERIA, STABILITY_TOLERANCE, Candidate, Metric, choose
+from segjob import choose_k
+from segjob.choose_k import CRITERIA, STABILITY_TOLERANCE, Candidate, Metric, choose, silhouette
 from segjob.errors import DataError
 from segjob.model import fit
 
@@ -161,3 +163,27 @@ def test_rejected_candidates_are_out_of_every_criterion():
     assert choice.candidate.k == 4
     assert all(k is None or k <= 4 for k in choice.chosen_by.values())
     assert [(r.k, r.reason) for r in choice.rejected] == [(5, "too small")]
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_silhouette_equals_scikit_learns(case, monkeypatch):
+    """Same value and same sample as silhouette_score, with singletons, repeated points and
+    distance blocks smaller than the rows."""
+    monkeypatch.setattr(choose_k, "SILHOUETTE_BLOCK_CELLS", 5_000)
+    rng = np.random.default_rng(case)
+    n, k = int(rng.integers(20, 300)), int(rng.integers(2, 9))
+    X = rng.normal(size=(n, int(rng.integers(1, 7)))) * 40
+    if case % 3 == 0:
+        X = np.round(X / 20)  # many identical rows
+    labels = rng.integers(0, k, n)
+    labels[0] = 99  # a cluster of one
+    sample = None if case % 2 else int(rng.integers(10, n))
+    expected = silhouette_score(X, labels, sample_size=sample, random_state=case)
+    assert silhouette(X, labels, sample, case) == pytest.approx(expected, abs=1e-12)
+
+
+def test_silhouette_needs_two_clusters_and_fewer_than_rows():
+    X = np.arange(8.0).reshape(4, 2)
+    assert silhouette(X, np.zeros(4, dtype=int), None, 0) is None
+    assert silhouette(X, np.arange(4), None, 0) is None
+    assert silhouette(X, np.array([0, 0, 1, 1]), None, 0) is not None
