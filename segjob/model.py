@@ -150,7 +150,7 @@ def _check_fixed_k(X: np.ndarray, k: int) -> None:
         raise UsageError(f"--k must be at least 2, got {k}")
     if n < k:
         raise DataError(f"only {n} usable rows, fewer than k={k}; lower --k or check the input")
-    distinct = _count_distinct(X)
+    distinct = _count_distinct(X, enough=k)
     if distinct < k:
         raise DataError(
             f"only {distinct} distinct rows (customers with different feature values) among"
@@ -165,7 +165,7 @@ def _candidate_range(X: np.ndarray, k_min: int, k_max: int) -> tuple[int, str]:
     if k_min > k_max:
         raise UsageError(f"--k-min ({k_min}) must not be greater than --k-max ({k_max})")
     n = len(X)
-    distinct = _count_distinct(X)
+    distinct = _count_distinct(X, enough=k_max + 1)
     if distinct < 3:
         raise DataError(
             f"choosing k needs at least 3 distinct rows, but the {n} usable rows hold only"
@@ -211,8 +211,14 @@ def _fit_dbscan(
     return _result(X, clustering, metrics, reason, algorithm=DBSCAN_NAME, criterion=FOUND_BY_DBSCAN)
 
 
-def _count_distinct(X: np.ndarray) -> int:
-    return len(np.unique(X, axis=0)) if len(X) else 0
+def _count_distinct(X: np.ndarray, enough: int) -> int:
+    """Distinct rows of X, exact below `enough`; at or above it, any count >= `enough` (the first
+    rows usually hold that many, which spares sorting a large X)."""
+    head = X[: 100 * enough]
+    distinct = len(np.unique(head, axis=0)) if len(head) else 0
+    if distinct >= enough or len(head) == len(X):
+        return distinct
+    return len(np.unique(X, axis=0))
 
 
 def _as_chosen(scores: list[Metric]) -> list[Metric]:

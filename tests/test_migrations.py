@@ -34,6 +34,10 @@ def test_upgrade_from_empty_creates_tables_and_views(db_url):
     assert set(VIEW_NAMES) <= views
 
 
+def test_expected_revision_is_the_newest_migration():
+    assert db.SCHEMA_REVISION == db.head_revision()
+
+
 def test_upgrade_is_idempotent(db_url):
     db.upgrade(db_url)
     assert db.upgrade(db_url) == (db.head_revision(), db.head_revision())
