@@ -55,38 +55,32 @@ _ATTACH_AND_DROP_CHECK = """
 END
 $$"""
 
-CREATE_WITH_CHECK = (
-    _HEADER.format(name="create_assignment_partition", returns="text")
-    + _CREATE_CHECKS
-    + """
+
+def _create_function(create_table: str) -> str:
+    header = _HEADER.format(name="create_assignment_partition", returns="text")
+    return header + _CREATE_CHECKS + create_table + _CREATE_GRANT_AND_RETURN
+
+
+def _attach_function(before_attach: str) -> str:
+    header = _HEADER.format(name="attach_assignment_partition", returns="void")
+    return header + _ADD_PRIMARY_KEY + before_attach + _ATTACH_AND_DROP_CHECK
+
+
+CREATE_WITH_CHECK = _create_function("""
     -- The CHECK matching the partition bound lets ATTACH skip its validation scan.
     EXECUTE format('CREATE TABLE segjob.%I (LIKE segjob.assignment INCLUDING DEFAULTS, CONSTRAINT %I CHECK (run_id = %s))',
                    partition_name, 'ck_' || partition_name || '_run', p_run_id);
-"""
-    + _CREATE_GRANT_AND_RETURN
-)
-ATTACH_WITH_CHECK_FROM_CREATE = (
-    _HEADER.format(name="attach_assignment_partition", returns="void") + _ADD_PRIMARY_KEY + _ATTACH_AND_DROP_CHECK
-)
+""")
+ATTACH_WITH_CHECK_FROM_CREATE = _attach_function("")
 
-CREATE_0003 = (
-    _HEADER.format(name="create_assignment_partition", returns="text")
-    + _CREATE_CHECKS
-    + """
+CREATE_0003 = _create_function("""
     EXECUTE format('CREATE TABLE segjob.%I (LIKE segjob.assignment INCLUDING DEFAULTS)', partition_name);
-"""
-    + _CREATE_GRANT_AND_RETURN
-)
-ATTACH_0003 = (
-    _HEADER.format(name="attach_assignment_partition", returns="void")
-    + _ADD_PRIMARY_KEY
-    + """
+""")
+ATTACH_0003 = _attach_function("""
     -- A CHECK matching the partition bound lets ATTACH skip its validation scan.
     EXECUTE format('ALTER TABLE segjob.%I ADD CONSTRAINT %I CHECK (run_id = %s)',
                    partition_name, 'ck_' || partition_name || '_run', p_run_id);
-"""
-    + _ATTACH_AND_DROP_CHECK
-)
+""")
 
 
 def upgrade() -> None:
