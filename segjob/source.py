@@ -257,9 +257,10 @@ def _select_list(engine: sa.Engine, names: list[str], kinds: list[str] | None) -
 
 def _iter_postgres(engine, source: Source, names, kinds, chunk_rows, sample_fraction, seed) -> Iterator[pd.DataFrame]:
     """Stream the rows through ADBC's PostgreSQL driver, which runs the SELECT as COPY (FORMAT
-    binary) and decodes it in C++ into Arrow record batches: about 2M rows/s for a text id and
-    6 float8 here, against 0.8M rows/s for psycopg's COPY, which hands Python one message per
-    row (benchmarks/read_path.py). The read has its own connection, read-only from the start."""
+    binary) and decodes it in C++ into Arrow record batches: about 1M rows/s for a text id and
+    6 float8 on the 2-core test machine, within 10-20% of psql writing the same COPY to
+    /dev/null, against 0.2M rows/s for psycopg decoding it row by row (benchmarks/read_path.py).
+    The read has its own connection, read-only from the start."""
     import adbc_driver_postgresql.dbapi as adbc
 
     where = ""

@@ -15,11 +15,13 @@ Used for K-Means runs whose source holds more rows than `--fit-sample` (default 
    rebuilt with `prepare.apply_params` from the sample's parameters, assigned to the nearest
    centre, written to the assignment COPY, and added to per-segment totals (exact sizes and
    means) and to exact population statistics (mean, std, min, max in original units). Segment
-   medians and the stored decile bins come from the sample.
+   medians and the stored decile bins come from the sample. On PostgreSQL the reading of the
+   next chunk and the sending of the previous one run in threads of their own (background.py).
 
 A duplicate customer id anywhere in the source surfaces as the assignment primary key's
 violation (PostgreSQL: when the run's partition is indexed after the load) and becomes a
-DataError, so the run fails and nothing of it is visible.
+DataError, described by one grouping query over the source, so the run fails and nothing of it
+is visible.
 """
 
 from __future__ import annotations
