@@ -187,14 +187,18 @@ def test_second_run_of_a_job_exits_4_while_other_jobs_proceed(backend, request):
     first.wait_for_text("sampling table big: ")  # 600k rows > --fit-sample: the streamed path
     first.keep_reading()
     run_id = query(url, "SELECT run_id FROM run WHERE status = 'running'")[0]["run_id"]
+    # Paused, the first run keeps its job lock however long the others take to start.
+    os.kill(first.process.pid, signal.SIGSTOP)
+    try:
+        second = Segjob(url, *JOB)
+        assert second.finish(timeout=60) == 4
+        assert f"job 'big' is already running (run {run_id} started" in second.stderr
+        assert f"pid {first.process.pid}" in second.stderr
 
-    second = Segjob(url, *JOB)
-    assert second.finish(timeout=60) == 4
-    assert f"job 'big' is already running (run {run_id} started" in second.stderr
-    assert f"pid {first.process.pid}" in second.stderr
-
-    other = Segjob(url, *JOB[:-2], "--k", "3", "--job", "big-other", "--quiet")
-    assert other.finish() == 0, other.stderr
+        other = Segjob(url, *JOB[:-2], "--k", "3", "--job", "big-other", "--quiet")
+        assert other.finish() == 0, other.stderr
+    finally:
+        os.kill(first.process.pid, signal.SIGCONT)
     assert first.finish() == 0, first.stderr
     statuses = query(url, "SELECT job, status FROM run_summary ORDER BY run_id")
     assert sorted((s["job"], s["status"]) for s in statuses) == [("big", "succeeded"), ("big-other", "succeeded")]
