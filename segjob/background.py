@@ -44,20 +44,24 @@ def read_ahead(items: Generator[T, None, None], interrupt: Callable[[], None]) -
 
     thread = threading.Thread(target=produce, name="segjob-read-ahead", daemon=True)
     thread.start()
+    producer_done = False
     try:
         while True:
             item, error = ready.get()
+            producer_done = item is _DONE
             if error is not None:
                 raise error
-            if item is _DONE:
+            if producer_done:
                 return
             yield item
     finally:
-        if thread.is_alive():
+        # Only a consumer that stops early interrupts: after the end, an interrupt could still
+        # reach the connection's next statement.
+        if not producer_done:
             stop.set()
             with suppress(Exception):
                 interrupt()
-            thread.join()
+        thread.join()
 
 
 def _put(ready: queue.Queue, entry, stop: threading.Event) -> bool:
