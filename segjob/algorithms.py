@@ -228,22 +228,28 @@ def _nearest(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
 
 def nearest_two(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Index of each row's nearest centre, the distance to it, and to the second nearest (NaN if one centre)."""
-    to_centres = distances(X, centers)
-    rows = np.arange(len(X))
-    labels = to_centres.argmin(axis=1)
-    own = to_centres[rows, labels]
-    if len(centers) < 2:
-        return labels, own, np.full(len(X), np.nan)
-    to_centres[rows, labels] = np.inf
-    return labels, own, to_centres.min(axis=1)
+    squared = _squared_distances(X, centers)
+    labels = np.zeros(len(X), dtype=np.intp)
+    nearest = squared[0].copy()
+    second = np.full(len(X), np.inf if len(centers) > 1 else np.nan)
+    # One pass per centre over whole columns (ties go to the lower index, as argmin's do).
+    for index in range(1, len(centers)):
+        to_centre = squared[index]
+        np.minimum(second, np.maximum(nearest, to_centre), out=second)
+        labels[to_centre < nearest] = index
+        np.minimum(nearest, to_centre, out=nearest)
+    return labels, np.sqrt(nearest, out=nearest), np.sqrt(second, out=second)
 
 
 def distances(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    """(n, k) Euclidean distances from every row to every centre.
+    """(n, k) Euclidean distances from every row to every centre."""
+    return np.sqrt(_squared_distances(X, centers)).T
 
-    Summed column by column over X transposed: whole contiguous columns make this ~5 times
-    faster than differences of rows, whose few values each are too short for numpy's loops.
-    """
+
+def _squared_distances(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """(k, n) squared distances, summed column by column over X transposed: whole contiguous
+    columns make this ~5 times faster than differences of rows, whose few values each are too
+    short for numpy's loops (column-major X, as apply_params makes it, needs no transposed copy)."""
     columns = np.ascontiguousarray(X.T)
     out = np.zeros((len(centers), len(X)))
     step = np.empty(len(X))
@@ -252,5 +258,4 @@ def distances(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
             np.subtract(column, value, out=step)
             np.square(step, out=step)
             total += step
-    np.sqrt(out, out=out)
-    return out.T
+    return out

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from segjob.arrow_text import text_buffers
+
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
 
@@ -25,8 +27,10 @@ def encode_rows(columns: list[tuple[str, object]]) -> bytes:
     """Encode rows given column-wise as (pg type, values) pairs: int4, int8, float8 (numpy arrays)
     or text (a pandas string array, or a numpy array of str)."""
     text = {index: _Utf8(values) for index, (kind, values) in enumerate(columns) if kind == "text"}
-    if not text:
-        return _encode_group(columns, text, {}, None)
+    if all(np.ptp(utf8.lengths) == 0 for utf8 in text.values() if len(utf8.lengths)):
+        # One layout for all rows (no text, or ids of one length, the usual case).
+        widths = {index: int(utf8.lengths.max(initial=0)) for index, utf8 in text.items()}
+        return _encode_group(columns, text, widths, None)
     # One integer per row that identifies its combination of text lengths.
     layout_key = np.zeros(len(columns[0][1]), dtype=np.int64)
     for utf8 in text.values():
@@ -37,26 +41,6 @@ def encode_rows(columns: list[tuple[str, object]]) -> bytes:
         widths = {index: int(utf8.lengths[rows[0]]) for index, utf8 in text.items()}
         parts.append(_encode_group(columns, text, widths, rows))
     return b"".join(parts)
-
-
-def text_buffers(values) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
-    """(offsets, UTF-8 bytes, validity or None) of an Arrow-backed string array, without copies:
-    row i is bytes[offsets[i]:offsets[i + 1]]. None when `values` is not Arrow-backed."""
-    import pyarrow as pa
-
-    if not hasattr(values, "__arrow_array__") and not isinstance(values, pa.Array):
-        return None
-    array = pa.array(values)
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
-        return None
-    _, offsets, data = array.buffers()
-    width = np.int64 if pa.types.is_large_string(array.type) else np.int32
-    offsets = np.frombuffer(offsets, dtype=width)[array.offset : array.offset + len(array) + 1].astype(np.int64)
-    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.empty(0, dtype=np.uint8)
-    valid = None if array.null_count == 0 else array.is_valid().to_numpy(zero_copy_only=False)
-    return offsets, data, valid
 
 
 class _Utf8:
@@ -75,7 +59,9 @@ class _Utf8:
         if self._buffers is None:
             return self._encoded if rows is None else self._encoded[rows]
         offsets, data, _ = self._buffers
-        starts = offsets[:-1] if rows is None else offsets[rows]
+        if rows is None:  # all rows have this width, so their bytes lie back to back
+            return data[offsets[0] : offsets[-1]].view(f"S{width}")
+        starts = offsets[rows]
         return data[starts[:, None] + np.arange(width)].view(f"S{width}").ravel()
 
 

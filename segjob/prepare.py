@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
+from segjob.arrow_text import surely_not_blank, text_buffers
 from segjob.errors import DataError, UsageError
 from segjob.transform import LOG1P, inverse_log1p, transform_numeric
 
@@ -217,50 +218,55 @@ def apply_params(
         available = ", ".join(str(c) for c in frame.columns)
         raise UsageError(f'column "{missing_columns[0]}" not found in the input (columns: {available})')
     rows_read = len(frame)
-    ids = _as_text(frame[id_column])
-    has_id = ~_is_blank(ids)
-    dropped = {MISSING_ID: int((~has_id).sum())}
-    frame, keys = frame.loc[has_id.to_numpy()], ids[has_id]
+    keys = _as_text(frame[id_column])
+    has_id = ~_is_blank(keys).to_numpy()
+    dropped = {MISSING_ID: int(rows_read - has_id.sum())}
+    if not has_id.all():
+        frame, keys = frame.loc[has_id], keys[has_id]
     if check_unique:
         _check_unique(keys, id_column)
     _check_key_length(keys, id_column)
 
+    # Column-major arrays: every step below works on whole columns, and so do the distances.
     numeric = [f for f in features if f.kind == "numeric"]
-    values = np.empty((len(frame), len(numeric)))
+    values = np.empty((len(numeric), len(frame))).T
     for j, feature in enumerate(numeric):
         values[:, j] = _parse_numeric(frame[feature.source_column], feature.source_column)
+    keep = None  # every row
     finite = np.isfinite(values)
-    impute = np.array([np.nan if f.impute_value is None else f.impute_value for f in numeric])
-    droppable = ~finite & np.isnan(impute)
-    keep = ~droppable.any(axis=1)
-    non_finite_row = (np.isinf(values) & droppable).any(axis=1)
-    dropped[NON_FINITE_VALUE] = int(non_finite_row.sum())
-    dropped[MISSING_VALUE] = int((~keep & ~non_finite_row).sum())
-    values = np.where(finite, values, impute)[keep]
+    if not finite.all():
+        impute = np.array([np.nan if f.impute_value is None else f.impute_value for f in numeric])
+        droppable = ~finite & np.isnan(impute)
+        keep = ~droppable.any(axis=1)
+        non_finite_row = (np.isinf(values) & droppable).any(axis=1)
+        dropped[NON_FINITE_VALUE] = int(non_finite_row.sum())
+        dropped[MISSING_VALUE] = int((~keep & ~non_finite_row).sum())
+        values = np.asfortranarray(np.where(finite, values, impute)[keep])
+        keys = keys[keep]
 
-    columns = []
-    for j, feature in enumerate(numeric):
-        column = values[:, j]
-        if feature.clip_low is not None:
-            column = np.clip(column, feature.clip_low, feature.clip_high)
-        columns.append((feature, values[:, j], np.log1p(column) if feature.transform == LOG1P else column))
+    numeric_index = {feature.name: j for j, feature in enumerate(numeric)}
     levels = {}
-    for feature in features:
-        if feature.kind == "categorical" and feature.source_column not in levels:
-            text = _as_text(frame[feature.source_column])
-            levels[feature.source_column] = text.where(~_is_blank(text), MISSING_LEVEL)[keep].to_numpy()
-    for feature in features:
-        if feature.kind == "categorical":
-            one_hot = (levels[feature.source_column] == feature.level).astype(np.float64)
-            columns.append((feature, one_hot, one_hot))
-    by_name = {feature.name: (raw, model_input) for feature, raw, model_input in columns}
-    original = np.column_stack([by_name[f.name][0] for f in features])
-    model_input = np.column_stack([by_name[f.name][1] for f in features])
-    center = np.array([f.center for f in features])
-    scale = np.array([f.scale for f in features])
+    original = np.empty((len(features), len(values))).T
+    X = np.empty_like(original)
+    for i, feature in enumerate(features):
+        if feature.kind == "numeric":
+            raw = model_input = values[:, numeric_index[feature.name]]
+            if feature.clip_low is not None:
+                model_input = np.clip(model_input, feature.clip_low, feature.clip_high)
+            if feature.transform == LOG1P:
+                model_input = np.log1p(model_input)
+        else:
+            if feature.source_column not in levels:
+                text = _as_text(frame[feature.source_column])
+                text = text.where(~_is_blank(text), MISSING_LEVEL)
+                levels[feature.source_column] = (text if keep is None else text[keep]).to_numpy()
+            raw = model_input = (levels[feature.source_column] == feature.level).astype(np.float64)
+        original[:, i] = raw
+        np.subtract(model_input, feature.center, out=X[:, i])
+        X[:, i] /= feature.scale
     return PreparedData(
-        keys=keys[keep].array,
-        X=(model_input - center) / scale,
+        keys=keys.array,
+        X=X,
         original=original,
         features=features,
         rows_read=rows_read,
@@ -311,6 +317,20 @@ def _as_text(column: pd.Series) -> pd.Series:
 
 def _is_blank(text: pd.Series) -> pd.Series:
     """True where the text is missing or only whitespace."""
+    buffers = text_buffers(text.array)
+    if buffers is None:
+        return _is_blank_by_stripping(text)
+    offsets, data, valid = buffers
+    unsure = ~surely_not_blank(offsets, data)  # most ids start with a letter or digit
+    if valid is not None:
+        unsure &= valid
+    blank = np.zeros(len(text), dtype=bool) if valid is None else ~valid
+    if unsure.any():
+        blank[unsure] = _is_blank_by_stripping(text[unsure]).to_numpy()
+    return pd.Series(blank, index=text.index)
+
+
+def _is_blank_by_stripping(text: pd.Series) -> pd.Series:
     return (text.isna() | text.str.strip().eq("")).fillna(True).astype(bool)
 
 
@@ -333,9 +353,13 @@ def duplicate_ids_error(id_column: str, repeated: int, example: str, times: int)
 
 
 def _check_key_length(keys: pd.Series, id_column: str) -> None:
-    # A character takes at most 4 bytes in UTF-8: only longer ids need encoding to be measured.
-    keys = keys[keys.str.len() > MAX_KEY_BYTES // 4]
-    lengths = keys.str.encode("utf-8").str.len()
+    buffers = text_buffers(keys.array)
+    if buffers is not None:
+        lengths = np.diff(buffers[0])  # UTF-8 bytes already
+    else:
+        # A character takes at most 4 bytes in UTF-8: only longer ids need encoding to be measured.
+        keys = keys[keys.str.len() > MAX_KEY_BYTES // 4]
+        lengths = keys.str.encode("utf-8").str.len()
     too_long = lengths > MAX_KEY_BYTES
     if too_long.any():
         raise DataError(

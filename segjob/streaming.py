@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from segjob import lineage, pgcopy, results
+from segjob import lineage, results
+from segjob.arrow_text import text_buffers
 from segjob.algorithms import KMEANS, distances, label_sums, nearest_two
 from segjob.choose_k import Metric
 from segjob.config import JobSpec
@@ -275,7 +276,7 @@ def _add_to_digest(digest, frame: pd.DataFrame) -> None:
         if column.dtype == np.float64:
             digest.update(np.ascontiguousarray(column.to_numpy()))
             continue
-        buffers = pgcopy.text_buffers(column.astype("string").array)
+        buffers = text_buffers(column.astype("string").array)
         if buffers is None:  # no Arrow: text without pyarrow behind it
             digest.update(pd.util.hash_pandas_object(column, index=False).to_numpy())
             continue
@@ -288,8 +289,14 @@ def _add_to_digest(digest, frame: pd.DataFrame) -> None:
 
 def _count_missing(totals: _Totals, frame: pd.DataFrame, features: list[FeatureParams]) -> None:
     """NULL cells per model column's source column, over all rows read."""
-    missing = {name: int(frame[name].isna().sum()) for name in dict.fromkeys(f.source_column for f in features)}
+    missing = {name: _missing_cells(frame[name]) for name in dict.fromkeys(f.source_column for f in features)}
     totals.missing += np.array([missing[f.source_column] for f in features], dtype=np.int64)
+
+
+def _missing_cells(column: pd.Series) -> int:
+    if column.dtype == np.float64:  # what the read casts numeric columns to
+        return int(np.count_nonzero(np.isnan(column.to_numpy())))
+    return int(column.isna().sum())
 
 
 def _duplicate_ids(engine: sa.Engine, spec: JobSpec, source: Source, exc: sa.exc.IntegrityError) -> DataError:

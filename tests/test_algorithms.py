@@ -124,3 +124,17 @@ def test_knee_needs_a_bend():
     assert algorithms.knee_index(x, 50 - 3.0 * x, increasing=False) is None  # a straight line
     assert algorithms.knee_index(x, np.full(10, 4.0), increasing=False) is None  # flat
     assert algorithms.knee_index(x[:2], np.array([5.0, 1.0]), increasing=False) is None  # two points
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_nearest_two_matches_sorting_every_distance(k):
+    rng = np.random.default_rng(k)
+    X = rng.integers(0, 4, size=(3_000, 3)).astype(float)  # small integers: many exact ties
+    centers = rng.integers(0, 4, size=(k, 3)).astype(float)
+    centers[-1] = centers[0]  # two equal centres when k > 1
+    every = np.sqrt(((X[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2))
+    labels, own, second = algorithms.nearest_two(np.asfortranarray(X), centers)
+    assert np.array_equal(labels, every.argmin(axis=1))  # ties to the lower index
+    assert np.array_equal(own, np.sort(every, axis=1)[:, 0])
+    expected_second = np.sort(every, axis=1)[:, 1] if k > 1 else np.full(len(X), np.nan)
+    assert np.array_equal(second, expected_second, equal_nan=True)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from segjob.errors import DataError, UsageError
-from segjob.prepare import MAX_CATEGORICAL_LEVELS, PrepareOptions, apply_params, prepare
+from segjob.prepare import MAX_CATEGORICAL_LEVELS, PrepareOptions, _is_blank, apply_params, prepare
 
 INCOME = "Annual Income (k$)"
 SPENDING = "Spending Score (1-100)"
@@ -348,3 +348,35 @@ def test_apply_params_on_new_rows_uses_stored_values_and_zeroes_unseen_levels(te
     contract = [j for j, f in enumerate(fitted.features) if f.source_column == "Contract"]
     assert rebuilt.X[0, contract].sum() == 1.0
     assert rebuilt.X[1, contract].sum() == 0.0  # "Lifetime" was never seen
+
+
+BLANK_OR_NOT = {
+    "A-1": False, "": True, " ": True, "\t\n": True, " x": False, "\u00a0": True, "\u3000": True,
+    "\u3000x": False, "é": False, "顧客": False, "-": False, "~": False, "\x7f": False, None: True,
+}
+
+
+@pytest.mark.parametrize("storage", ["pyarrow", "python"])
+def test_blank_text_whatever_its_storage(storage):
+    # Arrow-backed text (what every read gives) is checked on its bytes; a slice has an offset.
+    text = pd.Series(pd.array(list(BLANK_OR_NOT), dtype=f"string[{storage}]"))[1:]
+    assert _is_blank(text).tolist() == list(BLANK_OR_NOT.values())[1:]
+
+
+def test_rows_with_blank_ids_are_dropped_as_missing_ids():
+    fitted = prepare(pd.DataFrame({"id": ["a", "b"], "x": [0.0, 1.0]}), "id", options(["x"])).features
+    frame = pd.DataFrame({"id": list(BLANK_OR_NOT), "x": np.arange(len(BLANK_OR_NOT), dtype=float)})
+    prepared = apply_params(frame, "id", fitted)
+    assert list(prepared.keys) == [key for key, blank in BLANK_OR_NOT.items() if not blank]
+    assert prepared.dropped == {"missing_id": sum(BLANK_OR_NOT.values())}
+    assert prepared.X[:, 0].tolist() == [(x - fitted[0].center) / fitted[0].scale for x, blank in enumerate(BLANK_OR_NOT.values()) if not blank]
+
+
+@pytest.mark.parametrize("storage", ["pyarrow", "python"])
+def test_id_length_is_measured_in_utf8_bytes(storage):
+    fitted = prepare(pd.DataFrame({"id": ["a", "b"], "x": [0.0, 1.0]}), "id", options(["x"])).features
+    fits = pd.DataFrame({"id": pd.array(["é" * 1000, "b"], dtype=f"string[{storage}]"), "x": [0.0, 1.0]})
+    assert len(apply_params(fits, "id", fitted).keys) == 2
+    too_long = pd.DataFrame({"id": pd.array(["é" * 1001, "b"], dtype=f"string[{storage}]"), "x": [0.0, 1.0]})
+    with pytest.raises(DataError, match="longer than 2000 bytes \\(the longest has 2002\\)"):
+        apply_params(too_long, "id", fitted)
