@@ -8,14 +8,11 @@ empty are dropped, so `k` counts the segments that have members.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.cluster.hierarchy import fcluster, ward
-from sklearn.cluster import DBSCAN, KMeans, MiniBatchKMeans
-from sklearn.mixture import GaussianMixture
-from sklearn.neighbors import NearestNeighbors
 
 from segjob.errors import DataError
 
@@ -52,6 +49,35 @@ class Clustering:
 
 Fitter = Callable[[int], Clustering]
 
+_preloading: threading.Thread | None = None
+
+
+def preload_in_background() -> None:
+    """Start importing scikit-learn and SciPy (about 2 s) in a thread of its own, so that what a
+    run does before fitting, mostly waiting for the database (checks, row count, sample read),
+    hides it. `wait_for_preload` before the first fit; this module imports them lazily."""
+    global _preloading
+    if _preloading is None:
+        _preloading = threading.Thread(target=_import_numeric_libraries, name="segjob-preload")
+        _preloading.start()
+
+
+def wait_for_preload() -> None:
+    if _preloading is not None:
+        _preloading.join()
+
+
+def _import_numeric_libraries() -> None:
+    try:
+        import scipy.cluster.hierarchy  # noqa: F401
+        import scipy.optimize  # noqa: F401
+        import sklearn.cluster  # noqa: F401
+        import sklearn.metrics  # noqa: F401
+        import sklearn.mixture  # noqa: F401
+        import sklearn.neighbors  # noqa: F401
+    except Exception:
+        pass  # the fit's own import raises it again, where it can be reported
+
 
 def fitter(algorithm: str, X: np.ndarray, seed: int) -> Fitter:
     """A function that clusters X into k segments with `algorithm` (not DBSCAN, which finds k).
@@ -61,6 +87,8 @@ def fitter(algorithm: str, X: np.ndarray, seed: int) -> Fitter:
     if algorithm == KMEANS:
         return lambda k: _kmeans(X, k, seed)
     if algorithm == MINIBATCH:
+        from sklearn.cluster import MiniBatchKMeans
+
         return lambda k: _centroid_model(
             MiniBatchKMeans(n_clusters=k, n_init=MINIBATCH_N_INIT, random_state=seed), X
         )
@@ -71,7 +99,8 @@ def fitter(algorithm: str, X: np.ndarray, seed: int) -> Fitter:
     raise ValueError(f"no k-based fitter for algorithm {algorithm!r}")
 
 
-def _centroid_model(model: KMeans | MiniBatchKMeans, X: np.ndarray) -> Clustering:
+def _centroid_model(model, X: np.ndarray) -> Clustering:
+    """Fit a scikit-learn K-Means-like model."""
     model.fit(X)
     return _from_labels_and_centers(model.labels_, model.cluster_centers_)
 
@@ -81,6 +110,8 @@ def _kmeans(X: np.ndarray, k: int, seed: int) -> Clustering:
     restarts run on a seeded subsample of that size and only the best one's centres are iterated
     on all rows: the restarts choose among local optima, which the subsample shows as well as
     the full data, at a fraction of the cost (200k x 6: 0.5 s instead of 2 s)."""
+    from sklearn.cluster import KMeans
+
     if len(X) <= KMEANS_INIT_SAMPLE:
         return _centroid_model(KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed), X)
     rows = np.random.default_rng(seed).choice(len(X), KMEANS_INIT_SAMPLE, replace=False)
@@ -89,6 +120,8 @@ def _kmeans(X: np.ndarray, k: int, seed: int) -> Clustering:
 
 
 def _gmm(X: np.ndarray, k: int, seed: int) -> Clustering:
+    from sklearn.mixture import GaussianMixture
+
     model = GaussianMixture(n_components=k, n_init=GMM_N_INIT, random_state=seed).fit(X)
     probabilities = model.predict_proba(X)
     labels = probabilities.argmax(axis=1)
@@ -97,6 +130,8 @@ def _gmm(X: np.ndarray, k: int, seed: int) -> Clustering:
 
 
 def _ward_fitter(X: np.ndarray, seed: int) -> Fitter:
+    from scipy.cluster.hierarchy import fcluster, ward
+
     n = len(X)
     sample = None
     if n > AGGLOMERATIVE_MAX_ROWS:
@@ -118,6 +153,8 @@ def _ward_fitter(X: np.ndarray, seed: int) -> Fitter:
 
 def dbscan(X: np.ndarray, eps: float, min_samples: int) -> Clustering:
     """DBSCAN with member means as centres; noise rows get label -1."""
+    from sklearn.cluster import DBSCAN
+
     labels = DBSCAN(eps=eps, min_samples=min_samples).fit_predict(X)
     return _with_member_means(X, labels)
 
@@ -143,6 +180,8 @@ def estimate_eps(X: np.ndarray, min_samples: int, seed: int) -> float:
     rows = X
     if n > DBSCAN_KNEE_SAMPLE:
         rows = X[np.random.default_rng(seed).choice(n, DBSCAN_KNEE_SAMPLE, replace=False)]
+    from sklearn.neighbors import NearestNeighbors
+
     # The query point itself is its own nearest neighbour at distance 0, as DBSCAN counts it too.
     distances = NearestNeighbors(n_neighbors=min_samples).fit(X).kneighbors(rows)[0][:, -1]
     curve = np.sort(distances)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 OUTLIER_SEGMENT = 0
 # A new centroid matches a previous one if it lies within this fraction of the distance from
@@ -42,6 +41,8 @@ def align(
     scaled space, rows in the order of `new_ids` / `previous_ids`. `next_unused_id` is one more
     than the largest segment id the job has ever used.
     """
+    from scipy.optimize import linear_sum_assignment
+
     matches: dict[int, Match] = {}
     fitted = [i for i, segment in enumerate(new_ids) if segment != OUTLIER_SEGMENT]
     known = [j for j, segment in enumerate(previous_ids) if segment != OUTLIER_SEGMENT]

@@ -17,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, davies_bouldin_score
-from sklearn.metrics.pairwise import euclidean_distances
 
 from segjob.algorithms import Clustering, Fitter, knee_index
 from segjob.errors import DataError
@@ -95,6 +93,8 @@ class Stability:
         """Mean adjusted Rand index of the k-segment refits over the pairs; None if too few rows."""
         if self.size < 2 or self.size <= k:
             return None
+        from sklearn.metrics import adjusted_rand_score
+
         scores = []
         for (a, fit_a), (b, fit_b) in self.pairs:
             _, in_a, in_b = np.intersect1d(a, b, assume_unique=True, return_indices=True)
@@ -109,6 +109,8 @@ def score(X: np.ndarray, clustering: Clustering, k: int | None, seed: int, silho
     Noise rows (label -1) are left out of every score but count in the smallest-segment share's
     denominator.
     """
+    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
+
     members = clustering.labels >= 0
     Xm, labels = X[members], clustering.labels[members]
     inertia = float(((Xm - clustering.centers[labels]) ** 2).sum())
@@ -138,6 +140,8 @@ def silhouette(X: np.ndarray, labels: np.ndarray, sample_size: int | None, seed:
     distance is computed once, not twice. None when the rows hold fewer than 2 clusters, or a
     cluster per row.
     """
+    from sklearn.metrics.pairwise import euclidean_distances
+
     if sample_size is not None:
         rows = np.random.RandomState(seed).permutation(len(X))[:sample_size]
         X, labels = X[rows], labels[rows]

@@ -22,6 +22,7 @@ from segjob.algorithms import (
     distances,
     estimate_eps,
     fitter,
+    wait_for_preload,
 )
 from segjob.choose_k import (
     DEFAULT_MIN_SEGMENT_SHARE,
@@ -90,6 +91,7 @@ def fit(
     # One thread for scikit-learn's OpenMP/BLAS loops: on the shared 2-core machine two threads
     # made K-Means up to 20x slower whenever other processes competed for the cores (50k x 6,
     # 10 restarts: 2.7 s with two threads, 0.12 s with one), and one thread costs little when idle.
+    wait_for_preload()
     with threadpool_limits(limits=FIT_THREADS):
         return _fit(
             np.asarray(X, dtype=np.float64), k, k_min, k_max, seed, silhouette_sample, algorithm, select,

@@ -19,7 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from segjob import db, lineage, results, schema, streaming
-from segjob.algorithms import KMEANS
+from segjob.algorithms import KMEANS, preload_in_background
 from segjob.config import JobSpec
 from segjob.errors import Interrupted, SegjobError
 from segjob.model import fit
@@ -40,6 +40,7 @@ class RunOutcome:
 def run_job(engine: sa.Engine, spec: JobSpec, progress: Progress | None = None, force: bool = False) -> RunOutcome:
     """Run one segmentation job end to end and publish its results atomically."""
     progress = progress or Silent()
+    preload_in_background()
 
     def setup() -> tuple[JobSpec, Callable[[int], None]]:
         if spec.transactions:  # the spec comes back with the feature definitions, stored with the run

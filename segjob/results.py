@@ -7,6 +7,7 @@ transaction: readers see all of a run or none of it. The BI views show only succ
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import socket
 from collections.abc import Callable
@@ -14,7 +15,6 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 import numpy as np
-import sklearn
 import sqlalchemy as sa
 
 import segjob
@@ -72,7 +72,7 @@ def start_run(engine: sa.Engine, spec: JobSpec, kind: str = "fit", model_run_id:
                 seed=spec.seed,
                 algorithm=spec.algorithm,
                 segjob_version=segjob.__version__,
-                sklearn_version=sklearn.__version__,
+                sklearn_version=importlib.metadata.version("scikit-learn"),  # without importing it
                 numpy_version=np.__version__,
                 host=socket.gethostname(),
                 pid=os.getpid(),

@@ -306,8 +306,8 @@ def _duplicate_ids(engine: sa.Engine, spec: JobSpec, source: Source, exc: sa.exc
         return duplicate_ids_error(spec.id, *repeated)
     # The source changed since it was read: say what the primary key saw.
     detail = getattr(getattr(exc.orig, "diag", None), "message_detail", None) or ""
-    # PostgreSQL: "Key (run_id, customer_key)=(7, 00042) is duplicated."
-    example = detail.partition(")=(")[2].rpartition(")")[0].partition(", ")[2]
+    # PostgreSQL: "Key (customer_key, run_id)=(00042, 7) is duplicated."
+    example = detail.partition(")=(")[2].rpartition(")")[0].rpartition(", ")[0]
     shown = f' (for example "{example}")' if example else ""
     return DataError(
         f'duplicate customer ids in column "{spec.id}": some ids appear more than once{shown}; ids must be unique'

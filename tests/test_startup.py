@@ -13,12 +13,15 @@ LIGHT_COMMANDS = [["--help"], ["runs", "list"], ["runs", "--help"], ["run", "--h
 
 # Runs the CLI's Typer app in a fresh interpreter and prints which heavy packages got imported.
 _PROBE = """
-import json, sys
+import json, sys, threading
 from segjob.cli import app
 try:
     app(args=json.loads(sys.argv[1]), prog_name="segjob")
 except SystemExit as stop:
     code = stop.code
+for thread in threading.enumerate():  # a run imports scikit-learn in a thread of its own
+    if thread is not threading.main_thread():
+        thread.join()
 print(json.dumps({"code": code, "heavy": sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)}))
 """
 
@@ -50,3 +53,14 @@ def test_the_probe_sees_heavy_imports_of_a_run(migrated_db_url):
     probe = json.loads(completed.stdout.strip().splitlines()[-1])
     assert probe["code"] == 2
     assert "sklearn" in probe["heavy"]
+
+
+def test_a_run_reaches_the_database_before_importing_scikit_learn():
+    """The modules a run needs up to its first fit import neither scikit-learn nor SciPy, so the
+    preload thread can import them (~2 s) while the run checks, counts and samples the source."""
+    probe = (
+        "import json, sys; import segjob.cli, segjob.config, segjob.pipeline, segjob.streaming, segjob.score;"
+        f" print(json.dumps(sorted(m for m in {list(HEAVY)!r} if m in sys.modules)))"
+    )
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(completed.stdout) == ["numpy", "pandas"]

@@ -196,3 +196,23 @@ def test_fit_sample_option_is_checked(migrated_db_url):
     result = _run(migrated_db_url, "--k", "3", "--fit-sample", "10")
     assert result.exit_code == 2
     assert "Error: --fit-sample must be at least 1000 rows, not 10" in result.stderr
+
+
+def test_duplicate_key_the_source_no_longer_shows_is_named_from_the_key_violation(migrated_pg_url):
+    """The source changed between the streaming pass and the description (the duplicate is gone):
+    the id comes from PostgreSQL's own report of the violated key."""
+    from segjob.streaming import _duplicate_ids
+
+    _load(migrated_pg_url, _groups(10)[1])
+    engine = db.make_engine(migrated_pg_url)
+    spec = build_spec(None, source="customers", id="id", features=",".join(FEATURES))
+    try:
+        with pytest.raises(sa.exc.IntegrityError) as violation, engine.begin() as connection:
+            connection.exec_driver_sql(
+                "CREATE TEMP TABLE keyed (LIKE segjob.assignment INCLUDING DEFAULTS, PRIMARY KEY (customer_key, run_id))"
+            )
+            connection.exec_driver_sql("INSERT INTO keyed VALUES (7, 'c, 42', 1, 0.5, NULL, NULL), (7, 'c, 42', 2, 0.5, NULL, NULL)")
+        error = _duplicate_ids(engine, spec, source.describe_source(engine, spec), violation.value)
+    finally:
+        engine.dispose()
+    assert str(error) == 'duplicate customer ids in column "id": some ids appear more than once (for example "c, 42"); ids must be unique'
