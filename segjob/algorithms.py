@@ -174,14 +174,14 @@ def estimate_eps(X: np.ndarray, min_samples: int, seed: int) -> float:
     Uses Kneedle on up to DBSCAN_KNEE_SAMPLE rows, each measured against all rows. Raises
     DataError when the curve has no knee (then --eps must be given).
     """
+    from sklearn.neighbors import NearestNeighbors
+
     n = len(X)
     if n <= min_samples:
         raise DataError(f"DBSCAN needs more than {min_samples} rows (min_samples) to estimate eps, got {n}")
     rows = X
     if n > DBSCAN_KNEE_SAMPLE:
         rows = X[np.random.default_rng(seed).choice(n, DBSCAN_KNEE_SAMPLE, replace=False)]
-    from sklearn.neighbors import NearestNeighbors
-
     # The query point itself is its own nearest neighbour at distance 0, as DBSCAN counts it too.
     distances = NearestNeighbors(n_neighbors=min_samples).fit(X).kneighbors(rows)[0][:, -1]
     curve = np.sort(distances)

@@ -208,9 +208,8 @@ def test_duplicate_key_the_source_no_longer_shows_is_named_from_the_key_violatio
     spec = build_spec(None, source="customers", id="id", features=",".join(FEATURES))
     try:
         with pytest.raises(sa.exc.IntegrityError) as violation, engine.begin() as connection:
-            connection.exec_driver_sql(
-                "CREATE TEMP TABLE keyed (LIKE segjob.assignment INCLUDING DEFAULTS, PRIMARY KEY (customer_key, run_id))"
-            )
+            # The real key of assignment (its columns in their order), so the report is the one a run sees.
+            connection.exec_driver_sql("CREATE TEMP TABLE keyed (LIKE segjob.assignment INCLUDING DEFAULTS INCLUDING INDEXES)")
             connection.exec_driver_sql("INSERT INTO keyed VALUES (7, 'c, 42', 1, 0.5, NULL, NULL), (7, 'c, 42', 2, 0.5, NULL, NULL)")
         error = _duplicate_ids(engine, spec, source.describe_source(engine, spec), violation.value)
     finally:
