@@ -22,12 +22,13 @@ from segjob import db, lineage, results, schema, streaming
 from segjob.algorithms import KMEANS, preload_in_background
 from segjob.config import JobSpec
 from segjob.errors import Interrupted, SegjobError
+from segjob.labels import vocabulary_for
 from segjob.model import fit
 from segjob.prepare import PrepareOptions, prepare
 from segjob.profile import profile
 from segjob.progress import Progress, Silent
 from segjob.source import count_rows, describe_source, read_source
-from segjob.transactions import marketer_words, transaction_source
+from segjob.transactions import transaction_source
 
 
 @dataclass(frozen=True)
@@ -130,8 +131,7 @@ def _fit_and_publish(engine, spec: JobSpec, source, run_id: int, progress: Progr
         rows = count_rows(engine, source)
         if streaming.should_stream(spec, rows):  # large input: sampled fit, streamed assignment
             beat = _HeartbeatOnDone(progress, lambda: results.heartbeat(engine, run_id))
-            vocabulary = marketer_words if spec.transactions else None
-            streaming.fit_and_publish(engine, spec, source, run_id, rows, progress, beat, vocabulary)
+            streaming.fit_and_publish(engine, spec, source, run_id, rows, progress, beat, vocabulary_for(spec))
             return
     progress.stage(f"reading {source.description}")
     frame = read_source(engine, spec, source, progress.rows)
@@ -155,7 +155,7 @@ def _fit_and_publish(engine, spec: JobSpec, source, run_id: int, progress: Progr
 
     stable_ids = lineage.stable_segment_ids(engine, spec.job, prepared.features, model)  # matched to the last fit
     segments = profile(
-        prepared, model, spec.segment_labels, marketer_words if spec.transactions else None, segment_ids=stable_ids
+        prepared, model, spec.segment_labels, vocabulary_for(spec), segment_ids=stable_ids
     )
     progress.stage("publishing")
     results.publish(engine, run_id, fingerprint, prepared, model, segments)

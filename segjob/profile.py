@@ -25,7 +25,7 @@ NOISE_LABEL = "Outliers"
 
 
 # (feature name, "High"/"Low"/"Mid", segment mean in original units) -> words for the label, or
-# None for the generic "High <feature>"; e.g. transactions.marketer_words.
+# None for the generic "High <feature>"; see segjob.labels (marketer_words, column_words).
 Vocabulary = Callable[[str, str, float | None], str | None]
 
 
@@ -171,7 +171,9 @@ def _labels(
     Each segment starts with its (up to) LABEL_FEATURES most distinctive features. Segments whose
     labels collide get one more numeric feature, the one that best tells them apart (possibly
     "Mid ..."), up to MAX_LABEL_FEATURES; any collision left is settled with " (segment N)",
-    N being the segment's id (`ids`, in row order; default row + 1).
+    N being the segment's id (`ids`, in row order; default row + 1). Before numbering, segments
+    whose labels collide only because the vocabulary gives two features the same words
+    ("Frequent" for orders and for num_orders) take the generic feature names instead.
     """
     k, n_features = z.shape
     chosen = []
@@ -186,7 +188,8 @@ def _labels(
         groups = _collisions(labels)
         extended = False
         for group in groups:
-            used = set(chosen[group[0]])
+            # with a vocabulary, colliding labels may come from different features
+            used = set().union(*(chosen[s] for s in group))
             if len(used) >= MAX_LABEL_FEATURES:
                 continue
             split = _best_split([j for j in numeric if j not in used], z[group])
@@ -197,6 +200,12 @@ def _labels(
         if not extended:
             break
     for group in groups:
+        generic = [_render(features, z[s], means[s], chosen[s], None) for s in group]
+        others = {label for s, label in enumerate(labels) if s not in group}
+        if vocabulary and len(set(generic)) == len(group) and not others & set(generic):
+            for s, label in zip(group, generic):
+                labels[s] = label
+            continue
         for s in group:
             labels[s] += f" (segment {ids[s] if ids else s + 1})"
     return labels
@@ -230,6 +239,8 @@ def _render(
             continue
         word = _word(z[j])
         words = vocabulary(feature.name, word, float(means[j])) if vocabulary else None
+        if words is not None and words.lower() in (part.lower() for part in parts):
+            words = None  # two features with the same words ("High spend") keep their names
         if words is None:
             parts.append(f"{word} {feature.name}")
         else:  # domain words read as one phrase: "Recent, frequent, high spend"

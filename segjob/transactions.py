@@ -31,6 +31,7 @@ import sqlalchemy as sa
 
 from segjob.db import is_postgres
 from segjob.errors import DataError, UsageError
+from segjob.labels import marketer_words  # noqa: F401  (moved to segjob.labels; importable here as before)
 from segjob.source import Source, SourceColumn, _resolve_table
 
 if TYPE_CHECKING:
@@ -504,38 +505,3 @@ def _compile(engine: sa.Engine, select: sa.Select) -> str:
     """
     dialect = type(engine.dialect)(paramstyle="named")
     return str(select.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-
-
-# --- labels ----------------------------------------------------------------------------------
-
-# (feature, "High"/"Low") -> words a marketer uses. High recency means long ago.
-_MARKETER_WORDS = {
-    ("recency", "High"): "Lapsed",
-    ("recency", "Low"): "Recent",
-    ("frequency", "High"): "Frequent",
-    ("frequency", "Low"): "Infrequent",
-    ("monetary_total", "High"): "High spend",
-    ("monetary_total", "Low"): "Low spend",
-    ("monetary_avg", "High"): "Big baskets",
-    ("monetary_avg", "Low"): "Small baskets",
-    ("tenure", "High"): "Long-standing",
-    ("tenure", "Low"): "New",
-    ("interval_mean", "High"): "Slow to return",
-    ("interval_mean", "Low"): "Quick to return",
-    ("interval_std", "High"): "Irregular",
-    ("interval_std", "Low"): "Regular",
-}
-
-
-def marketer_words(feature: str, word: str, value: float | None = None) -> str | None:
-    """Marketer's words for a purchase-history feature that stands out, or None to keep the
-    generic label ("High age").
-
-    `word` is the profile's direction, "High" or "Low" ("Mid" gives None); `value` is the
-    segment's centroid in original units, if known: a low frequency below 1.5 purchases is
-    "One-off" rather than "Infrequent". Join the words of a segment with ", " and lower-case all
-    but the first: "Recent, frequent, high spend".
-    """
-    if feature == "frequency" and word == "Low" and value is not None and value < 1.5:
-        return "One-off"
-    return _MARKETER_WORDS.get((feature, word))

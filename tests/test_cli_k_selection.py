@@ -38,10 +38,10 @@ def test_mall_published_answer_with_every_criterion_recorded(mall_url):
     segments = query(mall_url, "SELECT segment_id, label, top_features FROM segment WHERE run_id = :r ORDER BY segment_id", r=run_id)
     assert [s["label"] for s in segments] == [
         "Average",
-        f"High {INCOME}, High {SPENDING}",
-        f"High {INCOME}, Low {SPENDING}",
-        f"Low {INCOME}, Low {SPENDING}",
-        f"Low {INCOME}, High {SPENDING}",
+        "High income, high spend",
+        "High income, low spend",
+        "Low income, low spend",
+        "Low income, high spend",
     ]
     assert _json(segments[0]["top_features"]) == []
     assert set(_json(segments[1]["top_features"])) == {INCOME, SPENDING}

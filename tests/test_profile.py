@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from segjob.errors import UsageError
+from segjob.labels import column_words, marketer_words
 from segjob.model import ModelResult, fit
 from segjob.prepare import PreparedData, PrepareOptions, prepare
 from segjob.profile import profile
-from segjob.transactions import marketer_words
 
 INCOME = "Annual Income (k$)"
 SPENDING = "Spending Score (1-100)"
@@ -212,3 +212,51 @@ def test_vocabulary_puts_standout_features_into_domain_words():
     worded = [s.label for s in profile(prepared, model, vocabulary=marketer_words).segments]
     # frequency 1 is below 1.5 purchases: "one-off"; words after the first read lower-case
     assert worded == ["Lapsed, one-off", "Frequent, high spend", "Recent"]
+
+
+def named(prepared: PreparedData, *names: str) -> PreparedData:
+    for feature, name in zip(prepared.features, names):
+        feature.name = name
+    return prepared
+
+
+def worded(prepared: PreparedData, model: ModelResult) -> list[str]:
+    return [s.label for s in profile(prepared, model, vocabulary=column_words).segments]
+
+
+def test_table_columns_read_like_a_marketer(mall_run):
+    prepared, model = segmented([(400, 1, 30), (5, 20, 3000), (100, 5, 200)], [40, 20, 40])
+    named(prepared, "recency_days", "frequency", "monetary")
+    assert worded(prepared, model) == ["Lapsed, one-off", "Frequent, high spend", "Recent"]
+    named(prepared, "days_since_last_order", "NumWebPurchases", "MntWines")
+    assert worded(prepared, model) == ["Lapsed, few web purchases", "Many web purchases, high spend on wines", "Recent"]
+    prepared, model, _ = mall_run
+    assert worded(prepared, model) == [
+        "Average",
+        "High income, high spend",
+        "High income, low spend",
+        "Low income, low spend",
+        "Low income, high spend",
+    ]
+
+
+def test_unknown_column_names_keep_generic_words():
+    prepared, model = segmented([(3.0, 1.0), (-3.0, -1.0)], [10, 10])
+    named(prepared, "plan_level", "Kidhome")
+    assert worded(prepared, model) == ["High plan_level, High Kidhome", "Low plan_level, Low Kidhome"]
+    named(prepared, "tenure", "Kidhome")
+    assert worded(prepared, model) == ["Long-standing, High Kidhome", "New, Low Kidhome"]
+
+
+def test_columns_with_the_same_words_keep_labels_unique():
+    # orders and num_orders both read "Frequent": segments 1 and 2 fall back to the column names,
+    # segment 3 (high on both) names the second one; identical segments are still numbered.
+    prepared, model = segmented([(20, 5), (5, 20), (20, 20), (5, 5), (5, 5)], [10, 10, 10, 100, 100])
+    named(prepared, "orders", "num_orders")
+    assert worded(prepared, model) == [
+        "High orders",
+        "High num_orders",
+        "Frequent, High num_orders",
+        "Average (segment 4)",
+        "Average (segment 5)",
+    ]
