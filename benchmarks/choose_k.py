@@ -1,0 +1,389 @@
+"""Validation of how segjob chooses k: one table over real and generated customer data.
+
+    .venv/bin/python benchmarks/choose_k.py [--select CRITERION] [--transform none|auto|log1p:...]
+        [--only NAME] [--markdown-out docs/choose_k.md]
+
+Every case goes through the library the way `segjob run` goes by default: a job spec from
+`segjob.config.build_spec` (so the CLI's defaults apply as they change), `PrepareOptions.from_spec`,
+`segjob.prepare.prepare` and `segjob.model.fit`; the purchase-history case runs the whole
+pipeline (`segjob.pipeline.run_job`) into a temporary SQLite database. Per case the table shows
+the k each criterion would choose (`ModelResult.chosen_by`), the k of the default rule, the truth
+where it is known (generated data; for Mall Customers the published answer 5) and the adjusted
+Rand index against it, the smallest segment's share, seconds, and the run's warning when the
+data shows little cluster structure. For telco (`Churn`) and marketing (`Response`), whose
+outcome is not a feature, the outcome's rate per segment is printed below the table as an
+outside check: more segments always separate more, so it checks, it does not select.
+
+Deterministic: fixed seeds for the generated data and for segjob (`--seed` default); only the
+seconds vary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import adjusted_rand_score
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+from segjob.config import JobSpec, build_spec  # noqa: E402
+from segjob.labels import column_words  # noqa: E402
+from segjob.model import ModelResult, fit  # noqa: E402
+from segjob.prepare import PrepareOptions, prepare  # noqa: E402
+from segjob.profile import profile  # noqa: E402
+
+DATA = ROOT / "tests" / "data"  # copies of ../shared/data
+TRANSACTIONS_SAMPLE = ROOT / "segjob" / "data" / "transactions.csv"
+MALL_INCOME, MALL_SPENDING = "Annual Income (k$)", "Spending Score (1-100)"
+MARKETING_FEATURES = ["Income", "Recency", "MntWines", "MntMeatProducts", "NumWebPurchases", "NumStorePurchases"]
+SEED = 20240614  # generated data
+VALIDATE_DAYS = 90
+
+
+@dataclass
+class Case:
+    """One dataset: rows with an `id` column, the job's feature columns, and what is known."""
+
+    name: str
+    frame: pd.DataFrame
+    features: list[str]
+    categorical: list[str] = field(default_factory=list)
+    id: str = "id"
+    truth: np.ndarray | None = None  # true group per row of `frame`
+    expected: str = ""  # "5", "warning", ...: what the rule should give
+    outcome: str | None = None  # column of `frame` (1/0 or Yes/No) checked per segment, not a feature
+    positive: str = "1"  # outcome value that counts
+
+
+@dataclass
+class Row:
+    name: str
+    rows: int
+    chosen_by: dict[str, int | None]
+    k: int | None
+    criterion: str
+    expected: str
+    ari: float | None
+    smallest: float | None
+    seconds: float
+    warning: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+# --- cases -----------------------------------------------------------------------------------
+
+
+def _read_text(path: Path, sep: str = ",") -> pd.DataFrame:
+    """The file's cells as text, as a database TEXT column holds them: prepare parses numbers."""
+    return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+
+
+def mall_income_spending() -> Case:
+    """Mall Customers on income and spending: the textbook answer is k=5."""
+    frame = _read_text(DATA / "mall_customers.csv")
+    return Case("mall income+spending", frame, [MALL_INCOME, MALL_SPENDING], id="CustomerID", expected="5")
+
+
+def mall_age_income_spending() -> Case:
+    """Mall Customers on age, income and spending (no published answer)."""
+    frame = _read_text(DATA / "mall_customers.csv")
+    return Case("mall age+income+spending", frame, ["Age", MALL_INCOME, MALL_SPENDING], id="CustomerID")
+
+
+def marketing() -> Case:
+    """Customer Personality Analysis: spend and purchase columns plus Education; outcome Response."""
+    frame = _read_text(DATA / "marketing_campaign.csv", sep="\t")
+    return Case(
+        "marketing_campaign", frame, MARKETING_FEATURES, ["Education"], id="ID", outcome="Response", positive="1"
+    )
+
+
+def telco() -> Case:
+    """IBM telco churn: tenure and charges (TotalCharges holds blanks); outcome Churn."""
+    frame = _read_text(DATA / "telco_customer_churn.csv")
+    return Case(
+        "telco tenure+charges", frame, ["tenure", "MonthlyCharges", "TotalCharges"], id="customerID",
+        outcome="Churn", positive="Yes",
+    )
+
+
+def _lognormal_groups(shares: list[float], log_means: list[tuple[float, ...]], rows: int, seed: int,
+                      log_sd: float = 0.35) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows drawn from log-normal groups with the given shares and log-means, shuffled, and their groups."""
+    rng = np.random.default_rng(seed)
+    sizes = np.floor(np.array(shares) * rows).astype(int)
+    sizes[0] += rows - sizes.sum()
+    truth = np.repeat(np.arange(len(shares)), sizes)
+    rng.shuffle(truth)
+    means = np.array(log_means)[truth]
+    values = np.exp(means + rng.normal(0.0, log_sd, size=means.shape))
+    frame = pd.DataFrame(values.round(2), columns=[f"x{j + 1}" for j in range(values.shape[1])])
+    frame.insert(0, "id", np.arange(1, rows + 1))
+    return frame, truth
+
+
+# The dominant group sits low on every feature; each small group is SHIFT log units higher on one
+# or more features: 2.0 is over five log standard deviations (0.35), apart in log space, while in
+# raw units the big group's long right tail reaches into the small groups. At 1.5 the groups
+# overlap even in log space (assigning each row to the nearest true centre scores ARI 0.86 only):
+# the "closer" case shows where K-Means stops telling them apart.
+SHIFT, CLOSER_SHIFT = 2.0, 1.5
+DOMINANT_GROUPS = [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 1)]  # 1: shifted up
+DOMINANT_SHARES = [0.75, 0.10, 0.07, 0.05, 0.03]
+DOMINANT80_SHARES = [0.80, 0.10, 0.06, 0.04]
+
+
+def dominant_group(
+    shares: list[float] | None = None, shift: float = SHIFT, rows: int = 5_000, seed: int = SEED
+) -> Case:
+    """One dominant log-normal group and small ones, true labels known (default 75/10/7/5/3%)."""
+    shares = shares or DOMINANT_SHARES
+    log_means = [tuple(3.0 + shift * up for up in group) for group in DOMINANT_GROUPS[: len(shares)]]
+    frame, truth = _lognormal_groups(shares, log_means, rows, seed)
+    name = f"dominant {round(shares[0] * 100)}% + {len(shares) - 1} small (log-normal, {shift:g} log units apart)"
+    return Case(name, frame, ["x1", "x2", "x3"], truth=truth, expected=str(len(shares)))
+
+
+def one_blob(rows: int = 5_000, seed: int = SEED + 1) -> Case:
+    """No structure: one log-normal blob in 3 features; the run must warn."""
+    frame, truth = _lognormal_groups([1.0], [(3.0, 3.5, 4.0)], rows, seed, log_sd=0.5)
+    return Case("one log-normal blob", frame, ["x1", "x2", "x3"], truth=truth, expected="warning")
+
+
+def gaussian_blobs(k: int = 4, rows: int = 2_000, seed: int = SEED + 2) -> Case:
+    """Well-separated Gaussian blobs of equal size (sanity check: must give k)."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([(0, 0), (12, 0), (0, 12), (12, 12), (6, 24), (24, 6)][:k], dtype=float) * 10 + 100
+    truth = np.repeat(np.arange(k), rows // k)
+    rng.shuffle(truth)
+    values = centres[truth] + rng.normal(0.0, 10.0, size=(len(truth), 2))
+    frame = pd.DataFrame(values.round(3), columns=["x1", "x2"])
+    frame.insert(0, "id", np.arange(1, len(truth) + 1))
+    return Case(f"{k} Gaussian blobs", frame, ["x1", "x2"], truth=truth, expected=str(k))
+
+
+CASES: dict[str, Callable[[], Case]] = {
+    "mall": mall_income_spending,
+    "mall3": mall_age_income_spending,
+    "marketing": marketing,
+    "telco": telco,
+    "dominant": dominant_group,
+    "dominant80": lambda: dominant_group(DOMINANT80_SHARES),
+    "dominant-closer": lambda: dominant_group(shift=CLOSER_SHIFT),
+    "blob": one_blob,
+    "blobs": gaussian_blobs,
+}
+TRANSACTION_CASES = ("transactions", "transactions-validate")
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+def job_spec(case: Case, **overrides) -> JobSpec:
+    """The spec `segjob run --source ... --id ... --features ... [--categorical ...]` would build."""
+    return build_spec(
+        source=case.name, id=case.id, features=case.features, categorical=case.categorical or None, **overrides
+    )
+
+
+def warning_of(model: ModelResult) -> str | None:
+    """The run's little-structure warning, whichever name the model gives it."""
+    return getattr(model, "structure_warning", None) or getattr(model, "warning", None)
+
+
+def run_case(case: Case, **overrides) -> Row:
+    """Prepare and fit `case` as `segjob run` does by default; compare with what is known."""
+    spec = job_spec(case, **overrides)
+    started = time.perf_counter()
+    prepared = prepare(case.frame, spec.id, PrepareOptions.from_spec(spec))
+    model = fit(
+        prepared.X, spec.k, spec.k_min, spec.k_max, spec.seed, spec.silhouette_sample,
+        algorithm=spec.algorithm, select=spec.select, min_segment_share=spec.min_segment_share,
+        eps=spec.eps, stability_sample=spec.stability_sample,
+    )
+    seconds = time.perf_counter() - started
+    # the rows prepare kept, as positions in case.frame
+    position = pd.Series(np.arange(len(case.frame)), index=case.frame[case.id].astype(str))
+    used = position.loc[np.asarray(prepared.keys, dtype=str)].to_numpy()
+    # one true group (no structure): every answer scores 0, so there is nothing to compare
+    known = case.truth is not None and len(np.unique(case.truth)) > 1
+    ari = adjusted_rand_score(case.truth[used], model.labels) if known else None
+    sizes = np.bincount(model.labels[model.labels >= 0])
+    notes = [_labels_note(prepared, model)]
+    if warning_of(model):
+        notes.append(f"warning: {warning_of(model)}")
+    if case.outcome:
+        outcome = (case.frame[case.outcome].to_numpy()[used] == case.positive).astype(float)
+        notes.append(outcome_note(case.outcome, outcome, model.labels))
+    return Row(
+        case.name, prepared.rows_used, dict(model.chosen_by), model.k, model.criterion, case.expected, ari,
+        float(sizes.min() / sizes.sum()), seconds, warning_of(model), notes,
+    )
+
+
+def outcome_note(name: str, outcome: np.ndarray, labels: np.ndarray) -> str:
+    """ "Response rate per segment: 1 4.1%, 2 27.0%, ...; spread 22.9 points" (segment = label + 1)."""
+    rates = [float(outcome[labels == s].mean()) for s in range(labels.max() + 1)]
+    listed = ", ".join(f"{s + 1} {rate:.1%}" for s, rate in enumerate(rates))
+    return f"{name} rate per segment: {listed}; spread (max-min) {(max(rates) - min(rates)) * 100:.1f} points"
+
+
+def _labels_note(prepared, model: ModelResult) -> str:
+    segments = profile(prepared, model, vocabulary=column_words).segments
+    return "segments: " + "; ".join(f"{s.segment_id} {s.label} ({s.share:.0%})" for s in segments)
+
+
+def transactions_row(validate: bool, **overrides) -> Row:
+    """The bundled purchase-history sample through the real pipeline, into a temporary SQLite file.
+
+    With `validate`, the run uses `--validate-days 90` when the job spec has that option and
+    prints the stored next-period figures; without it (or without the option) they read "n/a".
+    """
+    import sqlalchemy as sa
+
+    from segjob import db
+    from segjob.csvload import load_csv
+    from segjob.pipeline import run_job
+
+    name = "transactions sample" + (f" --validate-days {VALIDATE_DAYS}" if validate else "")
+    supported = "validate_days" in {f.name for f in fields(JobSpec)}
+    if validate and supported:
+        overrides["validate_days"] = VALIDATE_DAYS
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{folder}/segjob.db"
+        db.upgrade(url)
+        engine = db.make_engine(url)
+        try:
+            load_csv(engine, TRANSACTIONS_SAMPLE, "transactions")
+            spec = build_spec(transactions="transactions", customer="customer_id", date="order_date",
+                              amount="amount", **overrides)
+            started = time.perf_counter()
+            run_id = run_job(engine, spec).run_id
+            seconds = time.perf_counter() - started
+            with engine.connect() as connection:
+                row = connection.execute(sa.text("SELECT * FROM run WHERE run_id = :r"), {"r": run_id}).mappings().one()
+                chosen = connection.execute(
+                    sa.text("SELECT name, value FROM run_metric WHERE run_id = :r AND k IS NULL"
+                            " AND name LIKE 'chosen_k_by_%' ORDER BY name"), {"r": run_id},
+                ).all()
+                segments = connection.execute(
+                    sa.text("SELECT * FROM segment WHERE run_id = :r ORDER BY segment_id"), {"r": run_id}
+                ).mappings().all()
+            notes = ["segments: " + "; ".join(f"{s['segment_id']} {s['label']} ({s['share']:.0%})" for s in segments)]
+            if validate:
+                notes.append(next_period_note(row, segments) if supported else "next period: n/a (no --validate-days)")
+        finally:
+            engine.dispose()
+    run = dict(row)
+    k = run.get("k") or run.get("chosen_k") or len(segments)
+    return Row(
+        name, int(run.get("rows_used") or 0),
+        # stored names spell criteria with "_" ("chosen_k_by_silhouette_gain"); chosen_by with "-"
+        {n.removeprefix("chosen_k_by_").replace("_", "-"): None if v is None else int(v) for n, v in chosen},
+        k, str(run.get("k_criterion") or ""), "", None, min(s["share"] for s in segments), seconds,
+        next((run[c] for c in run if "warning" in c and run[c]), None), notes,
+    )
+
+
+def next_period_note(run: dict, segments: list[dict]) -> str:
+    """The stored next-period figures: run columns and per-segment columns named next_* (n/a if none)."""
+    per_run = {c: run[c] for c in run if c.startswith(("validation_", "next_"))}
+    columns = sorted({c for s in segments for c in s.keys() if c.startswith("next_")})
+    if not columns or all(s[c] is None for s in segments for c in columns):
+        return "next period: n/a"
+    listed = "; ".join(
+        f"{s['segment_id']} " + ", ".join(f"{c.removeprefix('next_')} {_number(s[c])}" for c in columns)
+        for s in segments
+    )
+    summary = ", ".join(f"{c} {_number(v)}" for c, v in per_run.items())
+    return f"next period ({summary}): {listed}"
+
+
+def _number(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+# --- output ----------------------------------------------------------------------------------
+
+
+def table(rows: list[Row]) -> str:
+    """The markdown table: one column per criterion found in any row's `chosen_by`."""
+    criteria = list(dict.fromkeys(c for row in rows for c in row.chosen_by))
+    header = ["dataset", "rows", *(f"k by {c}" for c in criteria), "k (rule)", "expected", "ARI", "smallest",
+              "seconds", "warning"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [
+            row.name, f"{row.rows:,}", *(_k(row.chosen_by.get(c, "")) for c in criteria),
+            f"**{row.k}** ({row.criterion})", row.expected or "-",
+            "-" if row.ari is None else f"{row.ari:.3f}",
+            "-" if row.smallest is None else f"{row.smallest:.1%}", f"{row.seconds:.1f}",
+            (row.warning or "").split(":")[0],  # in full below the table
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _k(value) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def notes(rows: list[Row]) -> str:
+    return "\n".join(f"- **{row.name}**: {note}" for row in rows for note in row.notes)
+
+
+HEADER = """# Choosing k: validation
+
+Produced by `{command}` (benchmarks/choose_k.py; defaults of `segjob run`).
+
+Columns: **dataset** the case; **rows** rows used after preparation; **k by ...** the k each
+criterion would choose among the accepted candidates (`ModelResult.chosen_by`; "-": no answer);
+**k (rule)** the k the run uses and, in brackets, the rule that chose it; **expected** the true k of
+generated data, the published answer (Mall Customers on income and spending: 5) or "warning" when
+the data has no structure and the run must say so; **ARI** adjusted Rand index of the segments
+against the true groups (generated data only); **smallest** the smallest segment's share of rows;
+**seconds** prepare + fit (the transactions rows: the whole run into SQLite); **warning** the
+run's little-structure warning, if any.
+
+Below the table: each case's segment labels, and for telco (`Churn`) and marketing (`Response`)
+the outcome's rate per segment, an outside check (not a feature, not the selector).
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--select", help="criterion that chooses k (default: segjob run's)")
+    parser.add_argument("--transform", help="passed to the job spec as --transform")
+    parser.add_argument("--only", action="append", choices=[*CASES, *TRANSACTION_CASES],
+                        help="run only this case (repeatable)")
+    parser.add_argument("--markdown-out", type=Path, help="also write the table and notes to this file")
+    args = parser.parse_args(argv)
+    overrides = {key: value for key, value in (("select", args.select), ("transform", args.transform)) if value}
+
+    rows = []
+    for name in args.only or [*CASES, *TRANSACTION_CASES]:
+        if name in CASES:
+            rows.append(run_case(CASES[name](), **overrides))
+        else:
+            rows.append(transactions_row(validate=name == "transactions-validate", **overrides))
+        print(f"{rows[-1].name}: k={rows[-1].k} ({rows[-1].seconds:.1f} s)", file=sys.stderr)
+    text = table(rows) + "\n\n" + notes(rows)
+    print(text)
+    if args.markdown_out:
+        command = " ".join(["python benchmarks/choose_k.py", *(argv if argv is not None else sys.argv[1:])])
+        args.markdown_out.write_text(HEADER.format(command=command) + "\n" + text + "\n")
+
+
+if __name__ == "__main__":
+    main()
