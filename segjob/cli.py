@@ -170,6 +170,13 @@ def run(
     customers: Annotated[
         Optional[str], typer.Option(help="With --transactions: table joined on the customer column, for --features.")
     ] = None,
+    validate_days: Annotated[
+        Optional[int],
+        typer.Option(
+            help="With --transactions: move the as-of date back N days and check the segments against what"
+            " their customers bought in those N days (purchase rate, spend, revenue share per segment)."
+        ),
+    ] = None,
     id: Annotated[Optional[str], typer.Option("--id", help="Column that identifies a customer.")] = None,
     features: Annotated[
         Optional[str],
@@ -239,6 +246,8 @@ def run(
     Example: segjob run --source customers --id customer_id --features "Age,Annual Income (k$)" --select elbow
 
     From purchase history: segjob run --transactions orders --customer customer_id --date ordered_at --amount total
+
+    Checked against the last 90 days: add --validate-days 90
     """
     from segjob import history
     from segjob.config import build_spec
@@ -251,7 +260,7 @@ def run(
         fit_sample=fit_sample, full_fit=True if full_fit else None, job=job, run_key=run_key, algorithm=algorithm, select=select, min_segment_share=min_segment_share,
         stability_sample=stability_sample, eps=eps, transform=transform, clip_outliers=clip_outliers,
         labels=labels, transactions=transactions, customer=customer, date=date, amount=amount, as_of=as_of,
-        since=since, customers=customers, statement_timeout=statement_timeout,
+        since=since, customers=customers, validate_days=validate_days, statement_timeout=statement_timeout,
     )
     engine = _engine(database_url, statement_timeout=spec.statement_timeout)
     outcome = run_job(engine, spec, _progress(quiet or json_output), force=force)

@@ -67,6 +67,8 @@ class JobSpec:
     as_of: str | None = None  # ISO date; None: the day after the latest transaction
     since: str | None = None  # ISO date: ignore older transactions
     customers: str | None = None  # table joined on `customer` whose columns --features may name
+    # Move the as-of date back this many days; what customers did in those days checks the segments.
+    validate_days: int | None = None
     # Filled in by the run, never by the user: feature definitions, as-of date used, counts, SQL.
     transaction_features: dict[str, Any] | None = None
 
@@ -226,6 +228,11 @@ def _transaction_settings(settings: dict[str, Any]) -> dict[str, Any]:
     as_of, since = _as_date(settings.get("as_of"), "as-of"), _as_date(settings.get("since"), "since")
     if as_of and since and since >= as_of:
         raise UsageError(f"--since {since} must be before --as-of {as_of}")
+    validate_days = settings.get("validate_days")
+    if validate_days is not None:
+        validate_days = _as_int(validate_days, "validate-days")
+        if validate_days < 1:
+            raise UsageError(f"--validate-days must be at least 1 (days of later behaviour), not {validate_days}")
     table = str(settings["transactions"]).strip()
     return {
         "transactions": table,
@@ -235,6 +242,7 @@ def _transaction_settings(settings: dict[str, Any]) -> dict[str, Any]:
         "transform": settings.get("transform") or "auto",
         "as_of": as_of,
         "since": since,
+        "validate_days": validate_days,
     }
 
 
@@ -261,7 +269,7 @@ def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
     elif bool(source) == bool(query):
         raise UsageError("give exactly one of --source TABLE, --query SQL or --transactions TABLE")
     else:
-        for option in ("customer", "date", "amount", "as_of", "since", "customers"):
+        for option in ("customer", "date", "amount", "as_of", "since", "customers", "validate_days"):
             if settings.get(option) is not None:
                 raise UsageError(f"--{option.replace('_', '-')} applies only with --transactions TABLE")
     if not settings.get("id"):
@@ -377,4 +385,5 @@ def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
         as_of=settings.get("as_of"),
         since=settings.get("since"),
         customers=settings.get("customers"),
+        validate_days=settings.get("validate_days"),
     )

@@ -179,7 +179,7 @@ def _alembic_config(connection: sa.Connection):
 
 # The schema revision this version of segjob expects: the newest migration. A constant, so a
 # command need not load every migration file to check the database (a test keeps it in step).
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 
 
 def head_revision() -> str:

@@ -42,6 +42,9 @@ run_summary_view = sa.Table(
     sa.Column("ari", _Number),
     sa.Column("max_psi", _Number),
     sa.Column("max_centroid_shift", _Number),
+    sa.Column("validation_start", sa.Date),
+    sa.Column("validation_end", sa.Date),
+    sa.Column("next_spend_explained", _Number),
 )
 
 CHOSEN_BY_PREFIX = "chosen_k_by_"
@@ -138,7 +141,9 @@ def show_run(engine: sa.Engine, run_id: int) -> dict[str, Any]:
         "segments": [
             {"segment_id": row.segment_id, "label": row.label, "size": row.size, "share": row.share,
              "top_features": row.top_features or [], "features": by_segment.get(row.segment_id, {}),
-             "cluster_index": row.cluster_index, "centroid_shift": row.centroid_shift}
+             "cluster_index": row.cluster_index, "centroid_shift": row.centroid_shift,
+             "next_purchase_rate": row.next_purchase_rate, "next_spend_mean": row.next_spend_mean,
+             "next_revenue_share": row.next_revenue_share}
             for row in segments
         ],
     }

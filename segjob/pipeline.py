@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pandas as pd
 import sqlalchemy as sa
 
-from segjob import db, lineage, results, schema, streaming
+from segjob import db, lineage, results, schema, streaming, validation
 from segjob.algorithms import KMEANS, preload_in_background
 from segjob.config import JobSpec
 from segjob.errors import Interrupted, SegjobError
@@ -45,7 +45,7 @@ def run_job(engine: sa.Engine, spec: JobSpec, progress: Progress | None = None, 
 
     def setup() -> tuple[JobSpec, Callable[[int], None]]:
         if spec.transactions:  # the spec comes back with the feature definitions, stored with the run
-            checked, source = transaction_source(engine, spec, progress)
+            checked, source = transaction_source(engine, spec, progress, validate=True)
         else:
             checked, source = spec, describe_source(engine, spec)
         return checked, lambda run_id: _fit_and_publish(engine, checked, source, run_id, progress)
@@ -131,7 +131,10 @@ def _fit_and_publish(engine, spec: JobSpec, source, run_id: int, progress: Progr
         rows = count_rows(engine, source)
         if streaming.should_stream(spec, rows):  # large input: sampled fit, streamed assignment
             beat = _HeartbeatOnDone(progress, lambda: results.heartbeat(engine, run_id))
-            streaming.fit_and_publish(engine, spec, source, run_id, rows, progress, beat, vocabulary_for(spec))
+            streaming.fit_and_publish(
+                engine, spec, source, run_id, rows, progress, beat, vocabulary_for(spec),
+                validation.measurer(spec, run_id),
+            )
             return
     progress.stage(f"reading {source.description}")
     frame = read_source(engine, spec, source, progress.rows)
@@ -158,7 +161,7 @@ def _fit_and_publish(engine, spec: JobSpec, source, run_id: int, progress: Progr
         prepared, model, spec.segment_labels, vocabulary_for(spec), segment_ids=stable_ids
     )
     progress.stage("publishing")
-    results.publish(engine, run_id, fingerprint, prepared, model, segments)
+    results.publish(engine, run_id, fingerprint, prepared, model, segments, validation.measurer(spec, run_id))
     progress.done(f"run {run_id}: {prepared.rows_used:,} assignments, {model.k} segments")
 
 

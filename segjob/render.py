@@ -118,6 +118,7 @@ def run_details(details: dict[str, Any]) -> None:
             *values, top,
         )
     console.print(segments)
+    _print_validation(console, details)
 
 
 def _drift_lines(details: dict[str, Any]) -> list[str]:
@@ -190,3 +191,41 @@ def _transaction_lines(definitions: dict[str, Any] | None) -> list[str]:
             f" {counts.get('customers_without_purchase', 0):,} with only returns or zero amounts left out"
         )
     return lines
+
+
+def validation_summary(details: dict[str, Any]) -> str | None:
+    """One sentence on the next period that checked the segments (segjob.validation), or None
+    for a run without one; the report uses it too."""
+    definitions = (details.get("spec") or {}).get("transaction_features") or {}
+    if details.get("kind") == "score" or not definitions:
+        return None
+    period = definitions.get("validation")
+    if not period or details.get("validation_start") is None:
+        return "next period: none (the as-of date leaves no later transactions; --validate-days N checks the segments)"
+    explained = details.get("next_spend_explained")
+    share = "not measurable (every customer spent the same)" if explained is None else f"{explained:.1%}"
+    return (
+        f"next period {details['validation_start']} to {details['validation_end']} ({period['rule']}):"
+        f" the segments explain {share} of the variance of next-period spend per customer"
+    )
+
+
+def _print_validation(console: Console, details: dict[str, Any]) -> None:
+    """What each segment's customers did in the next period, when the run has one."""
+    summary = validation_summary(details)
+    if summary is None:
+        return
+    console.print(summary, markup=False)
+    if details.get("validation_start") is None:
+        return
+    table = Table(title="Segments in the next period (net spend, returns included)")
+    for name in ("segment", "label", "customers", "purchase rate", "spend per customer", "revenue share"):
+        table.add_column(name, no_wrap=name == "label", justify="left" if name == "label" else "right")
+    for segment in details["segments"]:
+        rate, share = segment.get("next_purchase_rate"), segment.get("next_revenue_share")
+        table.add_row(
+            str(segment["segment_id"]), segment["label"], f"{segment['size']:,}",
+            "" if rate is None else f"{rate:.1%}", _number(segment.get("next_spend_mean"), 2),
+            "" if share is None else f"{share:.1%}",
+        )
+    console.print(table)

@@ -61,6 +61,7 @@ def render(
         _choice(details),
         "<h2>Segment profiles</h2>",
         _profile_table(details, colors),
+        _validation_section(details),
         "<h2>Pictures</h2>",
         _sample_note(customers),
         *(f'<p class="note">{escape(reason)}</p>' for reason in missing),
@@ -254,3 +255,38 @@ def _features_table(d: dict[str, Any]) -> str:
         for f in d["features"]
     )
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _validation_section(d: dict[str, Any]) -> str:
+    """The segments checked against later behaviour (segjob.validation): a small table per segment,
+    the share of next-period spend variance they explain, and what that means for a marketer."""
+    from segjob.render import validation_summary
+
+    summary = validation_summary(d)
+    if summary is None:
+        return ""
+    parts = ["<h2>Segments in the next period</h2>", f"<p>{escape(summary[0].upper() + summary[1:])}.</p>"]
+    if d.get("validation_start") is None:
+        return "\n".join(parts)
+    rows = "".join(
+        f"<tr><td>{s['segment_id']}: {escape(s['label'])}</td><td class='num'>{s['size']:,}</td>"
+        f"<td class='num'>{_share(s.get('next_purchase_rate'))}</td><td class='num'>{_num(s.get('next_spend_mean'))}</td>"
+        f"<td class='num'>{_share(s.get('next_revenue_share'))}</td></tr>"
+        for s in d["segments"]
+    )
+    parts.append(
+        "<table><tr><th>segment</th><th>customers</th><th>bought again (purchase rate)</th>"
+        f"<th>spend per customer</th><th>share of revenue</th></tr>{rows}</table>"
+    )
+    explained = d.get("next_spend_explained")
+    if explained is not None:
+        parts.append(
+            f"<p>What this means: knowing only a customer's segment explains {explained:.0%} of the differences in"
+            " what customers spent afterwards; segments whose purchase rates and spend differ a lot are worth"
+            " different campaigns, segments that behave alike may as well be treated as one.</p>"
+        )
+    return "\n".join(parts)
+
+
+def _share(value: Any) -> str:
+    return "" if value is None else f"{value:.1%}"

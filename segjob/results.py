@@ -18,13 +18,14 @@ import numpy as np
 import sqlalchemy as sa
 
 import segjob
-from segjob import background, lineage, partitions, pgcopy, schema
+from segjob import background, lineage, partitions, pgcopy, schema, validation
 from segjob.config import JobSpec
 from segjob.db import is_postgres
 from segjob.errors import JobLockedError, UsageError
 from segjob.model import ModelResult
 from segjob.prepare import FeatureParams, PreparedData
 from segjob.profile import Profile
+from segjob.validation import Validation
 
 class Published(Protocol):
     """What publish needs of the prepared rows: PreparedData, or a streamed run's totals."""
@@ -121,26 +122,33 @@ def publish(
     prepared: PreparedData,
     model: ModelResult,
     profile: Profile,
+    validate: Callable[[sa.Connection], Validation] | None = None,
 ) -> None:
-    """Write everything the run produced and mark it succeeded, in one transaction."""
+    """Write everything the run produced and mark it succeeded, in one transaction.
+
+    `validate(connection)`, when given, checks the segments against later behaviour once the
+    assignments are written (segjob.validation); its figures are stored with the segments and run.
+    """
 
     def write(connection: sa.Connection) -> tuple[str, PreparedData, ModelResult, Profile]:
         _write_assignments(connection, run_id, prepared.keys, model, profile)
         return input_fingerprint, prepared, model, profile
 
-    publish_streamed(engine, run_id, write)
+    publish_streamed(engine, run_id, write, validate)
 
 
 def publish_streamed(
     engine: sa.Engine,
     run_id: int,
     write_assignments: Callable[[sa.Connection], tuple[str, Published, ModelResult, Profile]],
+    validate: Callable[[sa.Connection], Validation] | None = None,
 ) -> None:
     """Like `publish`, for a run whose assignments stream: `write_assignments(connection)` writes
     them first, inside the publish transaction, and returns the fingerprint, the row counts and
     features (`Published`), the model and the profile, which depend on what it streamed."""
     with engine.begin() as connection:
         input_fingerprint, prepared, model, profile = write_assignments(connection)
+        checked = validate(connection) if validate else None
         _insert_many(connection, schema.run_feature, _feature_rows(run_id, prepared))
         _insert_many(
             connection,
@@ -149,6 +157,7 @@ def publish_streamed(
                 dict(
                     run_id=run_id, segment_id=s.segment_id, label=s.label, size=s.size, share=s.share,
                     top_features=s.top_features, cluster_index=s.cluster_index,
+                    **validation.segment_columns(checked, s.segment_id),
                 )
                 for s in profile.segments
             ],
@@ -175,6 +184,7 @@ def publish_streamed(
         _mark_succeeded(
             connection, run_id, input_fingerprint, prepared,
             k=model.k, k_reason=model.k_reason, algorithm=model.algorithm, k_criterion=model.criterion,
+            **validation.run_columns(checked),
         )
 
 
@@ -407,6 +417,7 @@ def publish_score(
             values = {**row._mapping, "run_id": run_id, "size": size, "share": size / len(segment_ids)}
             if "centroid_shift" in values:
                 values["centroid_shift"] = None  # a score run does not move the centroids
+            values.update(validation.segment_columns(None, row.segment_id))  # the model run's next period, not this run's
             rows.append(values)
         _insert_many(connection, segment, rows)
         write_assignments(connection, run_id, prepared.keys, segment_ids, distance, second_distance, None)

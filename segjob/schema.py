@@ -71,6 +71,11 @@ def _build(schema: str | None) -> sa.MetaData:
         # Largest segment id the job had ever used when this run published: fresh ids start above
         # it, even after the runs that used them are pruned.
         sa.Column("last_segment_id", sa.Integer),
+        # Purchase-history runs with a next period (segjob.validation): its first and last day, and
+        # the share of the variance of next-period spend per customer that the segments explain.
+        sa.Column("validation_start", sa.Date),
+        sa.Column("validation_end", sa.Date),
+        sa.Column("next_spend_explained", sa.Float(precision=53)),
         sa.CheckConstraint("kind IN ('fit', 'score')", name="kind"),
         sa.CheckConstraint("status IN ('running', 'succeeded', 'failed', 'abandoned')", name="status"),
         sa.Index(None, "job", "status"),
@@ -131,6 +136,10 @@ def _build(schema: str | None) -> sa.MetaData:
         sa.Column("cluster_index", sa.Integer),
         # Distance from the same segment's centroid in the compared run, in that run's scaled units.
         sa.Column("centroid_shift", sa.Float(precision=53)),
+        # What the segment's customers did in the run's next period (NULL without one).
+        sa.Column("next_purchase_rate", sa.Float(precision=53)),
+        sa.Column("next_spend_mean", sa.Float(precision=53)),
+        sa.Column("next_revenue_share", sa.Float(precision=53)),
     )
 
     sa.Table(
@@ -203,6 +212,7 @@ VIEW_NAMES = (
     "customer_segment_history",
     "segment_migration",
     "segment_size_history",
+    "segment_validation",
 )
 
 

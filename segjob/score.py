@@ -123,7 +123,7 @@ def resolve_model_run(engine: sa.Engine, job: str, model_run_id: int | None) -> 
 
 def score_spec(model_spec: JobSpec, scored: ScoreInput, job: str, run_key: str | None) -> JobSpec:
     """The spec stored with the score run: the model's settings, this run's input and run key."""
-    common = dict(job=job, run_key=run_key, labels={}, transaction_features=None)
+    common = dict(job=job, run_key=run_key, labels={}, transaction_features=None, validate_days=None)
     if model_spec.transactions:
         if scored.source or scored.query or scored.id:
             raise UsageError(

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import sys
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 
@@ -49,6 +50,7 @@ from segjob.prepare import (
 from segjob.profile import Vocabulary, profile
 from segjob.progress import Progress
 from segjob.source import Source, iter_source, repeated_ids
+from segjob.validation import Validation
 
 # scikit-learn's KMeans default: stop when the centres move less than this times the mean
 # variance of the (scaled) features, summed over centres as squared distances.
@@ -144,8 +146,12 @@ def fit_and_publish(
     progress: Progress,
     fit_progress: Progress,
     vocabulary: Vocabulary | None = None,
+    validate: Callable[[sa.Connection], Validation] | None = None,
 ) -> None:
-    """Sample, fit, (refine,) then assign and publish every row of `source` in one streaming pass."""
+    """Sample, fit, (refine,) then assign and publish every row of `source` in one streaming pass.
+
+    `validate` checks the segments against later behaviour in the publish transaction, joining
+    the assignment rows just written (segjob.validation)."""
     fraction = min(1.0, spec.fit_sample / rows)
     progress.stage(f"sampling {source.description}")
     with closing(iter_source(engine, spec, source, sample_fraction=fraction, seed=spec.seed)) as chunks:
@@ -213,7 +219,7 @@ def fit_and_publish(
         )
         return digest.hexdigest(), rows_published, model, segments
 
-    results.publish_streamed(engine, run_id, assign_all)
+    results.publish_streamed(engine, run_id, assign_all, validate)
     progress.done(f"run {run_id}: {model.k} segments")
 
 

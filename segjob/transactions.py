@@ -70,13 +70,20 @@ RULES = {
 }
 
 
-def transaction_source(engine: sa.Engine, spec: JobSpec, progress: Progress | None = None) -> tuple[JobSpec, Source]:
+def transaction_source(
+    engine: sa.Engine, spec: JobSpec, progress: Progress | None = None, validate: bool = False
+) -> tuple[JobSpec, Source]:
     """Check the transactions (and customers) tables, resolve the as-of date and build the features.
 
     Returns the spec with `transaction_features` filled in (definitions, as-of date used, counts,
-    SQL) and a `Source` over the per-customer aggregation. Raises UsageError (exit 2) for names
-    and types, DataError (exit 3) for unusable rows; see the module docstring.
+    SQL) and a `Source` over the per-customer aggregation. `validate=True` (fit runs) applies
+    --validate-days and records the next period that checks the segments (segjob.validation);
+    rebuilding a stored spec's features (score, sql-score, report) leaves it False. Raises
+    UsageError (exit 2) for names and types, DataError (exit 3) for unusable rows; see the module
+    docstring.
     """
+    from segjob.validation import next_period  # here: segjob.validation imports this module
+
     _check_feature_names(spec.features, spec.categorical, spec.customers)
     inspector = sa.inspect(engine)
     tx = _check_transactions_table(engine, inspector, spec)
@@ -94,6 +101,9 @@ def transaction_source(engine: sa.Engine, spec: JobSpec, progress: Progress | No
         if not dialect.postgres:
             _check_sqlite_values(connection, t, spec, tx)
         as_of, as_of_rule, span = _resolve_as_of(connection, t, dialect, spec, tx)
+        period = None
+        if validate:
+            as_of, as_of_rule, period = next_period(spec, as_of, as_of_rule, span, tx.description)
         counts = _window_counts(connection, t, dialect, spec, tx, as_of, span)
         select = _feature_select(t, customers, dialect, spec, derived, as_of)
         # Planning the query (LIMIT 0) finds a join the database refuses before the run starts.
@@ -111,6 +121,7 @@ def transaction_source(engine: sa.Engine, spec: JobSpec, progress: Progress | No
         "features": {name: {"unit": FEATURES[name][0], "definition": FEATURES[name][1]} for name in derived},
         "rules": RULES,
         "counts": counts,
+        "validation": period.to_json() if period else None,
         "dialect": engine.dialect.name,
         "sql": sql,
     }

@@ -7,6 +7,10 @@
 -- runs), changed_share (share of them in another segment), ari (adjusted Rand index on them),
 -- max_psi (largest population stability index of a feature), max_centroid_shift (largest
 -- distance a segment's centroid moved, in the compared run's scaled units).
+-- Purchase-history runs checked against later behaviour (see segment_validation):
+-- validation_start / validation_end, the first and last day of the next period (NULL without
+-- one); next_spend_explained, the share of the variance of next-period spend per customer that
+-- the segments explain (eta squared, 0 to 1).
 CREATE VIEW run_summary AS
 SELECT
     r.run_id,
@@ -34,11 +38,15 @@ SELECT
     r.changed_share,
     r.ari,
     (SELECT MAX(f.psi) FROM run_feature AS f WHERE f.run_id = r.run_id) AS max_psi,
-    (SELECT MAX(g.centroid_shift) FROM segment AS g WHERE g.run_id = r.run_id) AS max_centroid_shift
+    (SELECT MAX(g.centroid_shift) FROM segment AS g WHERE g.run_id = r.run_id) AS max_centroid_shift,
+    r.validation_start,
+    r.validation_end,
+    r.next_spend_explained
 FROM run AS r
 LEFT JOIN run_metric AS m
     ON m.run_id = r.run_id AND m.k IS NULL
 GROUP BY
     r.run_id, r.job, r.kind, r.status, r.started_at, r.finished_at, r.k,
     r.rows_read, r.rows_used, r.rows_dropped, r.run_key, r.error, r.algorithm, r.k_criterion,
-    r.model_run_id, r.compared_run_id, r.common_customers, r.changed_share, r.ari;
+    r.model_run_id, r.compared_run_id, r.common_customers, r.changed_share, r.ari,
+    r.validation_start, r.validation_end, r.next_spend_explained;
