@@ -116,7 +116,14 @@ def _kmeans(X: np.ndarray, k: int, seed: int) -> Clustering:
         return _centroid_model(KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed), X)
     rows = np.random.default_rng(seed).choice(len(X), KMEANS_INIT_SAMPLE, replace=False)
     best = KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed).fit(X[rows])
-    return _centroid_model(KMeans(n_clusters=k, init=best.cluster_centers_, n_init=1, random_state=seed), X)
+    return kmeans_from(X, best.cluster_centers_, seed)
+
+
+def kmeans_from(X: np.ndarray, centers: np.ndarray, seed: int) -> Clustering:
+    """K-Means on X started from `centers` (one start): a fit found on a sample, finished on all rows."""
+    from sklearn.cluster import KMeans
+
+    return _centroid_model(KMeans(n_clusters=len(centers), init=centers, n_init=1, random_state=seed), X)
 
 
 def _gmm(X: np.ndarray, k: int, seed: int) -> Clustering:

@@ -206,7 +206,10 @@ def run(
     ] = None,
     select: Annotated[
         Optional[str],
-        typer.Option(help="Criterion choosing k: silhouette (default), elbow, davies-bouldin, calinski-harabasz, stability."),
+        typer.Option(
+            help="Criterion choosing k: silhouette-gain (default: silhouette above that of one blob of the same spread),"
+            " silhouette, macro-silhouette, gap, elbow, davies-bouldin, calinski-harabasz, stability."
+        ),
     ] = None,
     min_segment_share: Annotated[
         Optional[float], typer.Option(help="Reject candidate k with a smaller segment (share; default 0.01 = 1%).")
@@ -218,7 +221,10 @@ def run(
         Optional[float], typer.Option(help="DBSCAN radius in scaled units (default: from the k-distance knee).")
     ] = None,
     transform: Annotated[
-        Optional[str], typer.Option(help="log1p:COL,COL or auto (log1p on strongly right-skewed features); default none.")
+        Optional[str], typer.Option(
+            help="auto (default: log1p on strongly right-skewed features, far-out values clipped to Tukey's"
+            " fences), none, or log1p:COL,COL."
+        ),
     ] = None,
     clip_outliers: Annotated[
         Optional[float], typer.Option(help="Winsorize numeric features at mean +/- Z standard deviations.")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from segjob.algorithms import ALGORITHMS, DBSCAN_NAME
-from segjob.choose_k import CRITERIA, DEFAULT_MIN_SEGMENT_SHARE, SILHOUETTE
+from segjob.choose_k import CRITERIA, DEFAULT_CRITERION, DEFAULT_MIN_SEGMENT_SHARE
 from segjob.errors import UsageError
 from segjob.model import DEFAULT_STABILITY_SAMPLE
 
@@ -51,11 +51,11 @@ class JobSpec:
     job: str = ""
     run_key: str | None = None
     algorithm: str = "kmeans"
-    select: str = SILHOUETTE  # criterion that chooses k among the candidates
+    select: str = DEFAULT_CRITERION  # criterion that chooses k among the candidates
     min_segment_share: float = DEFAULT_MIN_SEGMENT_SHARE  # candidates with a smaller segment are rejected
     stability_sample: int = DEFAULT_STABILITY_SAMPLE
     eps: float | None = None  # DBSCAN neighbourhood radius in scaled units; None: from the k-distance knee
-    transform: str = "none"  # "none", "auto" or "log1p:COL,COL"
+    transform: str = "auto"  # "auto" (skewed: log1p, far-out values: clipped), "none" or "log1p:COL,COL"
     clip_outliers: float | None = None  # winsorize numeric features at mean +/- this many std
     statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT  # seconds per database statement (PostgreSQL)
     labels: dict[str, str] = field(default_factory=dict)  # segment id (as text) -> label
@@ -144,7 +144,7 @@ def _as_float(value: Any, key: str) -> float:
 
 def _parse_transform(value: Any, features: list[str]) -> str:
     """"none", "auto" or "log1p:COL,..." with every column a numeric feature."""
-    text = str(value).strip() if value is not None else "none"
+    text = str(value).strip() if value is not None else "auto"
     if text.lower() in ("none", "auto"):
         return text.lower()
     if not text.startswith("log1p:"):
@@ -313,7 +313,7 @@ def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
     algorithm = settings.get("algorithm", "kmeans")
     if algorithm not in ALGORITHMS:
         raise UsageError(f"--algorithm must be one of {', '.join(ALGORITHMS)}, not {algorithm!r}")
-    select = settings.get("select", SILHOUETTE)
+    select = settings.get("select", DEFAULT_CRITERION)
     if select not in CRITERIA:
         raise UsageError(f"--select must be one of {', '.join(CRITERIA)}, not {select!r}")
     if algorithm == DBSCAN_NAME:

@@ -22,18 +22,24 @@ from segjob.algorithms import (
     distances,
     estimate_eps,
     fitter,
+    kmeans_from,
     wait_for_preload,
 )
 from segjob.choose_k import (
+    DEFAULT_CRITERION,
     DEFAULT_MIN_SEGMENT_SHARE,
-    SILHOUETTE,
     Metric,
+    NullReference,
     Rejection,
+    RowDescriber,
     Stability,
+    Sweep,
     choose,
+    describe_row_numbers,
+    evaluate,
     score,
-    sweep,
 )
+from segjob.explain import little_structure_warning
 from segjob.errors import DataError, UsageError
 from segjob.progress import Progress, Silent
 
@@ -42,6 +48,10 @@ __all__ = ["Metric", "ModelResult", "Rejection", "fit"]
 # Stability refits run on subsamples of at most this many rows (80% each), like the silhouette.
 DEFAULT_STABILITY_SAMPLE = 10_000
 FIT_THREADS = 1
+# K-Means sweeps on more rows run on a seeded sample of this many (the restarts already use
+# KMEANS_INIT_SAMPLE rows), and only the chosen k is finished on all rows: the criteria are
+# settled long before 50,000 rows, and the sweep then costs the same at 200,000 rows as at 50,000.
+SWEEP_ROWS = 50_000
 FIXED, FOUND_BY_DBSCAN = "fixed", "dbscan"  # ModelResult.criterion when k was not chosen by a sweep
 
 
@@ -58,6 +68,8 @@ class ModelResult:
     criterion: str = FIXED  # the --select criterion that chose k, or "fixed" / "dbscan"
     chosen_by: dict[str, int | None] = field(default_factory=dict)  # k each criterion would pick
     rejected: list[Rejection] = field(default_factory=list)  # candidate k refused, and why
+    runner_up: int | None = None  # second-best k by the deciding criterion
+    warning: str | None = None  # little cluster structure (see segjob.explain)
     probability: np.ndarray | None = None  # (n,) GMM membership probability of the own segment
     noise_center: np.ndarray | None = None  # scaled mean of the noise rows (DBSCAN), if any
 
@@ -71,17 +83,19 @@ def fit(
     silhouette_sample: int = 10_000,
     *,
     algorithm: str = KMEANS,
-    select: str = SILHOUETTE,
+    select: str = DEFAULT_CRITERION,
     min_segment_share: float = DEFAULT_MIN_SEGMENT_SHARE,
     eps: float | None = None,
     stability_sample: int = DEFAULT_STABILITY_SAMPLE,
     progress: Progress | None = None,
+    describe_rows: RowDescriber = describe_row_numbers,
 ) -> ModelResult:
     """Cluster X with `algorithm`, for a fixed k or choosing k in k_min..k_max when k is None.
 
     With k None every candidate k is fitted and scored (see `segjob.choose_k`); candidates whose
     smallest segment holds less than `min_segment_share` of the rows are rejected, and `select`
-    picks among the rest. DBSCAN ignores k and finds the number of segments itself. Labels are
+    picks among the rest (see `segjob.choose_k`); `describe_rows` names the customers of rows of X
+    in the reasons for rejected candidates. DBSCAN ignores k and finds the number of segments itself. Labels are
     renumbered so that 0 is the largest segment. The same X and seed always give the same result.
     Each fit is reported to `progress`.
 
@@ -95,13 +109,14 @@ def fit(
     with threadpool_limits(limits=FIT_THREADS):
         return _fit(
             np.asarray(X, dtype=np.float64), k, k_min, k_max, seed, silhouette_sample, algorithm, select,
-            min_segment_share, eps, stability_sample, progress or Silent(),
+            min_segment_share, eps, stability_sample, progress or Silent(), describe_rows,
         )
 
 
 def _fit(
     X: np.ndarray, k: int | None, k_min: int, k_max: int, seed: int, silhouette_sample: int, algorithm: str,
     select: str, min_segment_share: float, eps: float | None, stability_sample: int, progress: Progress,
+    describe_rows: RowDescriber,
 ) -> ModelResult:
     if algorithm == DBSCAN_NAME:
         return _fit_dbscan(X, eps, seed, silhouette_sample, stability_sample, progress)
@@ -114,35 +129,55 @@ def _fit(
         _check_fixed_k(X, k)
         progress.stage("fitting")
         clustering = make_fitter(X, seed)(k)
-        metrics = score(X, clustering, k, seed, silhouette_sample)
+        metrics = evaluate(X, clustering, k, seed, silhouette_sample, NullReference(X, make_fitter, seed))
         stability = Stability(X, make_fitter, seed, stability_sample).measure(k)
         metrics += [stability] if stability else []
         reason = f"k={k}: fixed by --k"
         if clustering.k < k:
             reason += f" (only {clustering.k} segments have members)"
         progress.done(reason)
+        scored = {m.name: m.value for m in metrics}
+        warning = None
+        if "silhouette_gain" in scored:
+            warning = little_structure_warning(clustering.k, scored["silhouette"], scored["silhouette_gain"])
         return _result(
             X, clustering, metrics + _as_chosen(metrics), reason + _sample_note(algorithm, n),
-            algorithm=algorithm, criterion=FIXED,
+            algorithm=algorithm, criterion=FIXED, warning=warning,
         )
 
     top, lowered_note = _candidate_range(X, k_min, k_max)
-    candidates = sweep(
-        X, make_fitter(X, seed), range(k_min, top + 1), seed, silhouette_sample,
-        Stability(X, make_fitter, seed, stability_sample), min_segment_share, progress, algorithm,
-    )
+    swept, sweep_note, describe_swept = X, "", describe_rows
+    if algorithm == KMEANS and n > SWEEP_ROWS:
+        rows = np.sort(np.random.default_rng([seed, 2]).choice(n, SWEEP_ROWS, replace=False))
+        swept, describe_swept = X[rows], lambda sweep_rows: describe_rows(rows[sweep_rows])
+        sweep_note = f" (k sweep on a random {SWEEP_ROWS:,} of the {n:,} rows)"
+    candidates = Sweep(
+        swept, make_fitter, seed, silhouette_sample, Stability(swept, make_fitter, seed, stability_sample),
+        NullReference(swept, make_fitter, seed), min_segment_share, algorithm,
+        describe_swept,
+    ).run(range(k_min, top + 1), progress)
     progress.stage("choosing k")
     choice = choose(candidates, select, min_segment_share, lowered_note)
     progress.done(choice.reason)
+    chosen = choice.candidate
+    clustering, chosen_metrics = chosen.clustering, _as_chosen(chosen.metrics)
+    if swept is not X:
+        progress.stage(f"fitting kmeans k={chosen.k} on all {n:,} rows")
+        clustering = kmeans_from(X, chosen.clustering.centers, seed)
+        on_all = score(X, clustering, None, seed, silhouette_sample)
+        names = {m.name for m in on_all}
+        chosen_metrics = on_all + [m for m in chosen_metrics if m.name not in names]
+        progress.done(f"k={clustering.k}")
     chosen_by = [
         Metric(f"chosen_k_by_{name.replace('-', '_')}", float(value), None)
         for name, value in choice.chosen_by.items()
         if value is not None
     ]
-    metrics = [m for c in candidates for m in c.metrics] + _as_chosen(choice.candidate.metrics) + chosen_by
+    metrics = [m for c in candidates for m in c.metrics] + chosen_metrics + chosen_by + choice.metrics
     return _result(
-        X, choice.candidate.clustering, metrics, choice.reason + _sample_note(algorithm, n),
+        X, clustering, metrics, choice.reason + sweep_note + _sample_note(algorithm, n),
         algorithm=algorithm, criterion=choice.criterion, chosen_by=choice.chosen_by, rejected=choice.rejected,
+        runner_up=choice.runner_up, warning=choice.warning,
     )
 
 
@@ -278,5 +313,8 @@ def refitted(X: np.ndarray, model: ModelResult, centers: np.ndarray, note: str) 
     to the nearest new centre and renumbered (0 = largest on X); metrics are kept, `note` is
     added to the reason."""
     labels = distances(X, centers).argmin(axis=1)
-    details = dict(algorithm=model.algorithm, criterion=model.criterion, chosen_by=model.chosen_by, rejected=model.rejected)
+    details = dict(
+        algorithm=model.algorithm, criterion=model.criterion, chosen_by=model.chosen_by, rejected=model.rejected,
+        runner_up=model.runner_up, warning=model.warning,
+    )
     return _result(X, Clustering(labels, centers), model.metrics, model.k_reason + note, **details)

@@ -154,6 +154,7 @@ def _fit_and_publish(engine, spec: JobSpec, source, run_id: int, progress: Progr
         algorithm=spec.algorithm, select=spec.select, min_segment_share=spec.min_segment_share,
         eps=spec.eps, stability_sample=spec.stability_sample,
         progress=_HeartbeatOnDone(progress, lambda: results.heartbeat(engine, run_id)),
+        describe_rows=prepared.describe_rows,
     )
 
     stable_ids = lineage.stable_segment_ids(engine, spec.job, prepared.features, model)  # matched to the last fit

@@ -47,12 +47,14 @@ class PrepareOptions:
     log1p: list[str] = field(default_factory=list)  # numeric features to log1p-transform
     auto_log1p: bool = False  # also log1p every strongly right-skewed non-negative feature
     clip_z: float | None = None  # winsorize numeric features at mean +/- clip_z * std
+    fence: bool = False  # without clip_z: winsorize at the far-out fences (segjob.transform)
 
     @classmethod
     def from_spec(cls, spec: JobSpec) -> PrepareOptions:
         return cls(
             spec.features, spec.categorical, spec.missing, spec.scaler,
             log1p=spec.log1p_columns, auto_log1p=spec.auto_log1p, clip_z=spec.clip_outliers,
+            fence=spec.auto_log1p,
         )
 
 
@@ -74,7 +76,7 @@ class FeatureParams:
     max: float
     transform: str | None = None  # "log1p" when applied after clipping, before scaling
     skewness: float | None = None  # of the (clipped) values; drives --transform auto
-    clip_low: float | None = None  # winsorizing bounds, original units (--clip-outliers)
+    clip_low: float | None = None  # winsorizing bounds, original units (--clip-outliers or the fences)
     clip_high: float | None = None
     clipped_count: int | None = None  # values moved to a bound
 
@@ -95,6 +97,16 @@ class PreparedData:
     @property
     def rows_dropped(self) -> int:
         return sum(self.dropped.values())
+
+    def describe_rows(self, rows) -> str:
+        """Customers of `rows` with the values that set them apart most (largest scaled value):
+        'C17 (Income 666,666), C3 (MntWines 1,493; Recency 99)'."""
+        described = []
+        for row in rows:
+            standing_out = np.argsort(-np.abs(self.X[row]))[:2]
+            values = "; ".join(f"{self.features[j].name} {self.original[row, j]:,.6g}" for j in standing_out)
+            described.append(f"{self.keys[row]} ({values})")
+        return ", ".join(described)
 
 
 def prepare(frame: pd.DataFrame, id_column: str, options: PrepareOptions) -> PreparedData:
@@ -152,7 +164,7 @@ def prepare(frame: pd.DataFrame, id_column: str, options: PrepareOptions) -> Pre
     n_numeric = len(options.features)
     names = list(options.features) + [f"{column}={level}" for column, level in levels]
     numeric = transform_numeric(
-        values[keep], options.features, options.log1p, options.auto_log1p, options.clip_z
+        values[keep], options.features, options.log1p, options.auto_log1p, options.clip_z, options.fence
     )
     model_input = np.column_stack([numeric.values, one_hot])
     X, center, scale, stats = _scale(model_input, original, n_numeric, options.scaler, names)

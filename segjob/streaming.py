@@ -169,6 +169,7 @@ def fit_and_publish(
         sample.X, spec.k, spec.k_min, spec.k_max, spec.seed, spec.silhouette_sample,
         algorithm=spec.algorithm, select=spec.select, min_segment_share=spec.min_segment_share,
         eps=spec.eps, stability_sample=spec.stability_sample, progress=fit_progress,
+        describe_rows=sample.describe_rows,
     )
     model.k_reason += f" (fitted on a uniform sample of {sample.rows_used:,} of {rows:,} rows)"
     if spec.full_fit:

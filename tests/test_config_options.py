@@ -14,9 +14,10 @@ BASE = dict(source="customers", id="id", features="spend,age")
 
 def test_defaults():
     spec = build_spec(**BASE)
-    assert (spec.algorithm, spec.select, spec.min_segment_share, spec.transform) == ("kmeans", "silhouette", 0.01, "none")
+    assert (spec.algorithm, spec.select, spec.min_segment_share, spec.transform) == ("kmeans", "silhouette-gain", 0.01, "auto")
     assert spec.eps is None and spec.clip_outliers is None and spec.labels == {}
-    assert spec.log1p_columns == [] and not spec.auto_log1p
+    assert spec.log1p_columns == [] and spec.auto_log1p
+    assert not build_spec(**BASE, transform="none").auto_log1p
 
 
 def test_transform_forms():
@@ -43,7 +44,11 @@ def test_config_file_with_inline_labels_and_a_labels_file(tmp_path):
     "options, message",
     [
         (dict(algorithm="kmedoids"), "--algorithm must be one of kmeans, minibatch-kmeans, gmm, agglomerative, dbscan, not 'kmedoids'"),
-        (dict(select="gap"), "--select must be one of silhouette, elbow, davies-bouldin, calinski-harabasz, stability, not 'gap'"),
+        (
+            dict(select="gapp"),
+            "--select must be one of silhouette-gain, silhouette, macro-silhouette, gap, elbow, davies-bouldin,"
+            " calinski-harabasz, stability, not 'gapp'",
+        ),
         (dict(algorithm="dbscan", k="4"), "--k does not apply to --algorithm dbscan, which finds the number of segments itself (tune it with --eps)"),
         (dict(algorithm="dbscan", k_max=6, select="elbow"), "--k-max, --select do not apply to --algorithm dbscan, which finds the number of segments itself (tune it with --eps)"),
         (dict(eps=0.5), "--eps applies only to --algorithm dbscan"),

@@ -9,11 +9,15 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from segjob.errors import DataError, UsageError
+from segjob.choose_k import CRITERIA
 from segjob.model import fit
 from segjob.prepare import PrepareOptions, prepare
 
-METRIC_NAMES = ["inertia", "smallest_segment_share", "silhouette", "davies_bouldin", "calinski_harabasz", "stability"]
-CHOSEN_BY = [f"chosen_k_by_{name}" for name in ("silhouette", "elbow", "davies_bouldin", "calinski_harabasz", "stability")]
+METRIC_NAMES = [
+    "inertia", "smallest_segment_share", "silhouette", "macro_silhouette", "davies_bouldin", "calinski_harabasz",
+    "null_silhouette", "silhouette_gain", "gap", "gap_sd", "stability",
+]
+CHOSEN_BY = [f"chosen_k_by_{name.replace('-', '_')}" for name in CRITERIA]
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +41,18 @@ def test_auto_k_finds_the_true_clusters(blobs, blobs_auto):
     # label 0 is the largest group, and centres come out in that order
     assert np.bincount(result.labels).tolist() == [120, 90, 60, 30]
     np.testing.assert_allclose(result.centers, centres, atol=0.25)
-    silhouettes = {m.k: m.value for m in result.metrics if m.name == "silhouette" and m.k is not None}
-    assert result.k_reason == f"k=4: best silhouette ({silhouettes[4]:.3f}) over k=2..7"
-    assert max(silhouettes, key=silhouettes.get) == 4
+    sweep = {(m.name, m.k): m.value for m in result.metrics if m.k is not None}
+    gain, silhouette, null = (sweep[name, 4] for name in ("silhouette_gain", "silhouette", "null_silhouette"))
+    assert gain == pytest.approx(silhouette - null)
+    runner_up = max((k for k in range(2, 8) if k != 4), key=lambda k: sweep["silhouette_gain", k])
+    assert result.runner_up == runner_up
+    assert result.k_reason == (
+        f"k=4: largest silhouette gain over structureless data ({gain:.3f}: silhouette {silhouette:.3f},"
+        f" one blob {null:.3f}) over k=2..7; runner-up k={runner_up} (silhouette gain"
+        f" {sweep['silhouette_gain', runner_up]:.3f}, {gain - sweep['silhouette_gain', runner_up]:.3f} behind)"
+    )
+    assert max((k for k in range(2, 8)), key=lambda k: sweep["silhouette", k]) == 4
+    assert result.warning is None
 
 
 def test_fixed_k(blobs):
@@ -93,12 +106,13 @@ def test_sweep_metrics_are_all_kept(blobs_auto):
         (name, k) for k in range(2, 8) for name in METRIC_NAMES
     ]
     chosen = {m.name: m for m in metrics if m.k is None}
-    assert list(chosen) == METRIC_NAMES + CHOSEN_BY
+    assert list(chosen) == METRIC_NAMES + CHOSEN_BY + ["runner_up_k", "runner_up_margin"]
     sweep_entry = {m.name: m.value for m in metrics if m.k == 4}
     assert {name: m.value for name, m in chosen.items() if name in METRIC_NAMES} == sweep_entry
     assert {name: m.value for name, m in chosen.items() if name in CHOSEN_BY} == dict.fromkeys(CHOSEN_BY, 4.0)
-    # 300 rows: no sampling, but stability always refits on 80% subsamples
-    assert {m.sample_size for m in metrics if m.name != "stability"} == {None}
+    # 300 rows: no sampling, but stability always refits on 80% subsamples, and the blobs have all rows
+    assert {m.sample_size for m in metrics if m.name not in ("stability", "null_silhouette")} == {None}
+    assert {m.sample_size for m in metrics if m.name == "null_silhouette"} == {300}
     assert {m.sample_size for m in metrics if m.name == "stability"} == {240}
     inertia = [m.value for m in metrics if m.name == "inertia" and m.k is not None]
     assert inertia == sorted(inertia, reverse=True)
@@ -109,14 +123,15 @@ def test_silhouette_on_a_sample_records_its_size(blobs):
     result = fit(X, None, k_min=3, k_max=5, silhouette_sample=150)
     assert result.k == 4
     for m in result.metrics:
-        assert m.sample_size == {"silhouette": 150, "stability": 240}.get(m.name)
+        expected = {"silhouette": 150, "macro_silhouette": 150, "stability": 240, "null_silhouette": 300}
+        assert m.sample_size == expected.get(m.name)
 
 
 def test_k_max_is_lowered_to_the_distinct_rows():
     X = np.repeat([[0.0, 0.0], [0.0, 5.0], [5.0, 0.0], [5.0, 5.0]], 10, axis=0)
     result = fit(X, None, k_min=2, k_max=10)
     assert result.k == 3  # candidates 2..3: silhouette needs fewer clusters than distinct rows
-    assert result.k_reason.endswith("over k=2..3 (k_max lowered to 3: only 4 distinct rows)")
+    assert "over k=2..3 (k_max lowered to 3: only 4 distinct rows); runner-up k=2" in result.k_reason
     assert sorted({m.k for m in result.metrics if m.k is not None}) == [2, 3]
 
 
@@ -193,4 +208,8 @@ def test_mall_customers_published_answer(data_dir):
     assert np.bincount(result.labels).tolist() == [81, 39, 35, 23, 22]
     silhouette = next(m for m in result.metrics if m.name == "silhouette" and m.k is None)
     assert silhouette.value == pytest.approx(0.554, abs=0.002)
-    assert result.k_reason == "k=5: best silhouette (0.555) over k=2..10"
+    assert result.k_reason.startswith(
+        "k=5: largest silhouette gain over structureless data (0.216: silhouette 0.555, one blob 0.338) over k=2..10;"
+        " runner-up k=6 (silhouette gain 0.186, 0.031 behind)"
+    )
+    assert result.chosen_by["silhouette"] == 5 and result.warning is None

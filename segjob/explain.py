@@ -1,0 +1,27 @@
+"""Plain words for how k was chosen, shared by the model (which decides) and the history and
+report (which read the stored numbers back). No numpy here: `segjob runs show` imports it."""
+
+from __future__ import annotations
+
+# Silhouette gain (the silhouette minus that of one Gaussian blob of the data's spread, at the
+# same k) below which a run warns that its data has little cluster structure. Measured: a
+# log-normal blob gains 0.000-0.005 at every k; Mall Customers 0.22 at k=5; the telco charges
+# 0.16 at k=4; customers split in two real groups 0.10.
+LITTLE_STRUCTURE_GAIN = 0.05
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 customer', '3 customers', '1,204 customers'."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def little_structure_warning(k: int, silhouette: float, gain: float) -> str | None:
+    """The warning a run carries when its k segments barely beat cuts through one blob, else None."""
+    if gain >= LITTLE_STRUCTURE_GAIN:
+        return None
+    comparison = f"only {gain:.3f} above" if gain > 0 else ("no better than" if gain == 0 else f"{-gain:.3f} below")
+    return (
+        f"little cluster structure: the silhouette of these {k} segments ({silhouette:.3f}) is {comparison}"
+        f" that of {k} segments cut from one Gaussian blob of the same spread;"
+        " the segments are ranges of one continuum, not distinct groups (try other features)"
+    )
