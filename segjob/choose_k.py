@@ -24,8 +24,9 @@ rows), are clustered independently and compared on the rows the two share. The s
 every k, so the scores are comparable across k. 1 means the segments come out the same whatever
 subsample they are fitted on; values near 0 mean they are an accident of the sample.
 
-A candidate of the K-Means family whose smallest segments are below --min-segment-share is fitted
-once more without the members of those segments and they are then assigned to the nearest centre,
+A candidate of the K-Means family whose smallest segments are below --min-segment-share and hold
+at most MAX_LEFT_OUT_SHARE of the rows is fitted once more without their members, who are then
+assigned to the nearest centre,
 so a handful of extreme customers cannot cost a k by taking a centroid; it is rejected only when
 a segment stays too small.
 """
@@ -70,6 +71,9 @@ DEFAULT_MIN_SEGMENT_SHARE = 0.01
 _CENTRE_BASED = (KMEANS, MINIBATCH)
 # Customers named when a k is rejected for a tiny segment.
 NAMED_CUSTOMERS = 3
+# At most this share of the rows is left out of a refit: "a handful of extreme customers", not
+# whole small groups that a high --min-segment-share refuses.
+MAX_LEFT_OUT_SHARE = 0.02
 
 RowDescriber = Callable[[np.ndarray], str]  # row indices of X -> "C17 (Income 666,666), ..."
 
@@ -323,7 +327,7 @@ class Sweep:
         n, k = len(self.X), candidate.k
         sizes = np.bincount(candidate.clustering.labels, minlength=candidate.clustering.k)
         tiny = np.flatnonzero(np.isin(candidate.clustering.labels, np.flatnonzero(sizes < self.min_segment_share * n)))
-        if len(tiny) == 0 or len(tiny) >= n - k:
+        if len(tiny) == 0 or len(tiny) > MAX_LEFT_OUT_SHARE * n:
             return candidate
         keep = np.ones(n, dtype=bool)
         keep[tiny] = False

@@ -272,7 +272,7 @@ def run(
     outcome = run_job(engine, spec, _progress(quiet or json_output), force=force)
     summary = history.run_summary(engine, outcome.run_id)
     if json_output:
-        _print_json({**summary, "reused": outcome.reused})
+        _print_json({**summary, "k_explanation": history.k_explanation(engine, outcome.run_id), "reused": outcome.reused})
         return
     if outcome.reused:
         typer.echo(f"run key {spec.run_key!r} already succeeded as run {outcome.run_id}; nothing to do")

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from segjob import schema
 from segjob.errors import UsageError
+from segjob.explain import little_structure_warning
 
 _Number = sa.Float(precision=53)
 # Views are not in schema.metadata (Alembic would try to create them as tables); a Table of their
@@ -69,6 +70,35 @@ def run_summary(engine: sa.Engine, run_id: int) -> dict[str, Any]:
     if row is None:
         raise UsageError(f"run {run_id} not found; 'segjob runs list' shows the runs")
     return _plain(row)
+
+
+def k_explanation(engine: sa.Engine, run_id: int) -> dict[str, Any]:
+    """How the run's k was chosen: see `show_run`'s "k_explanation"."""
+    return show_run(engine, run_id)["k_explanation"]
+
+
+def _k_explanation(
+    summary: dict[str, Any], reason: str | None, chosen_by: dict[str, int], model_metrics: dict[str, float]
+) -> dict[str, Any]:
+    """The chosen k, the rule, the runner-up and its margin, each criterion's k, and the
+    little-structure warning (re-derived from the stored silhouette gain)."""
+    runner_up = model_metrics.get("runner_up_k")
+    gain, silhouette = model_metrics.get("silhouette_gain"), model_metrics.get("silhouette")
+    warning = None
+    if summary.get("k") and gain is not None and silhouette is not None:
+        warning = little_structure_warning(summary["k"], silhouette, gain)
+    return {
+        "k": summary.get("k"),
+        "rule": summary.get("k_criterion"),
+        "reason": reason,
+        "runner_up_k": None if runner_up is None else int(runner_up),
+        "runner_up_margin": model_metrics.get("runner_up_margin"),
+        "chosen_k_by": chosen_by,
+        "criteria_disagree": len(set(chosen_by.values())) > 1,
+        "silhouette_gain": gain,
+        "null_silhouette": model_metrics.get("null_silhouette"),
+        "warning": warning,
+    }
 
 
 def show_run(engine: sa.Engine, run_id: int) -> dict[str, Any]:
@@ -133,6 +163,7 @@ def show_run(engine: sa.Engine, run_id: int) -> dict[str, Any]:
         "k_sweep": list(sweep.values()),
         "chosen_k_by": chosen_by,
         "criteria_disagree": len(set(chosen_by.values())) > 1,
+        "k_explanation": _k_explanation(summary, details.k_reason, chosen_by, model_metrics),
         "rejected_k": [_plain(row) for row in rejected],
         "model_metrics": model_metrics,
         "features": [

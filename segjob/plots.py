@@ -108,6 +108,7 @@ def _mark_rejected(ax, ks: list[int], values: list[float], rejected: set[int]) -
 
 # (metric name, title, which way is better)
 CRITERIA = [
+    ("silhouette_gain", "Silhouette gain over one blob (default rule)", "higher is better"),
     ("silhouette", "Silhouette", "higher is better"),
     ("davies_bouldin", "Davies-Bouldin", "lower is better"),
     ("calinski_harabasz", "Calinski-Harabasz", "higher is better"),
@@ -118,10 +119,12 @@ CRITERIA = [
 def criteria(sweep: list[dict], chosen_k: int, chosen_by: dict[str, int], rejected: set[int]) -> bytes:
     """One panel per quality criterion against k, with the chosen k and each criterion's own pick."""
     panels = [c for c in CRITERIA if any(row.get(c[0]) is not None for row in sweep)]
-    columns = 2 if len(panels) == 4 else len(panels)
+    columns = len(panels) if len(panels) <= 2 else 2 if len(panels) == 4 else 3
     rows = -(-len(panels) // columns)
     figure = Figure(figsize=(4.6 * columns, 3.6 * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
     for ax, (name, title, better) in zip(axes, panels):
         ks = [row["k"] for row in sweep if row.get(name) is not None]
         values = [row[name] for row in sweep if row.get(name) is not None]

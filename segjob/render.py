@@ -62,7 +62,10 @@ def run_details(details: dict[str, Any]) -> None:
     console.print(
         f"rows read {details['rows_read']:,}, used {details['rows_used']:,}, dropped {dropped_text}"
     )
-    console.print(f"algorithm {details.get('algorithm') or 'kmeans'}; {details['k_reason']}")
+    console.print(f"algorithm {details.get('algorithm') or 'kmeans'}; {details['k_reason']}", markup=False)
+    warning = (details.get("k_explanation") or {}).get("warning")
+    if warning:
+        console.print(f"warning: {warning}", style="bold yellow", markup=False)
     if not score:  # a score run fits nothing, so it has no quality metrics
         console.print(
             f"silhouette {_number(details['silhouette'])},"

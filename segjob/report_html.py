@@ -32,6 +32,7 @@ table.kv th { width: 13rem; }
 figure { margin: 1.2rem 0 2rem; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #444; font-size: 0.9rem; margin-top: 0.3rem; }
+.warning { background: #fdecea; border-left: 4px solid #c62828; padding: 0.5rem 0.8rem; margin: 0.6rem 0; }
 .note { background: #fff7e0; border-left: 4px solid #e0a800; padding: 0.5rem 0.8rem; margin: 0.6rem 0; }
 .muted { color: #666; }
 """
@@ -136,7 +137,16 @@ def _run_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _choice(d: dict[str, Any]) -> str:
-    parts = [f"<p>{escape(d.get('k_reason') or '')}</p>"]
+    explanation = d.get("k_explanation") or {}
+    parts = []
+    if explanation.get("warning"):
+        parts.append(f"<p class='warning'><strong>Warning:</strong> {escape(explanation['warning'])}</p>")
+    if explanation.get("rule") and explanation.get("runner_up_k") is not None:
+        parts.append(
+            f"<p>Chosen: k={explanation['k']} by {escape(explanation['rule'])}; runner-up"
+            f" k={explanation['runner_up_k']}, {explanation['runner_up_margin']:.3f} behind.</p>"
+        )
+    parts.append(f"<p>{escape(d.get('k_reason') or '')}</p>")
     chosen_by = d.get("chosen_k_by") or {}
     if chosen_by:
         used = d.get("k_criterion")

@@ -9,7 +9,9 @@ import pytest
 from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query, run_json
 
 MALL_RUN = ("--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}")
-CRITERIA = ("silhouette", "elbow", "davies_bouldin", "calinski_harabasz", "stability")
+CRITERIA = (
+    "silhouette_gain", "silhouette", "macro_silhouette", "gap", "elbow", "davies_bouldin", "calinski_harabasz", "stability",
+)
 
 
 @pytest.fixture
@@ -24,7 +26,12 @@ def _json(value):
 
 def test_mall_published_answer_with_every_criterion_recorded(mall_url):
     summary = run_json(mall_url, *MALL_RUN)
-    assert (summary["k"], summary["algorithm"], summary["k_criterion"]) == (5, "kmeans", "silhouette")
+    assert (summary["k"], summary["algorithm"], summary["k_criterion"]) == (5, "kmeans", "silhouette-gain")
+    explanation = summary["k_explanation"]
+    assert (explanation["k"], explanation["rule"], explanation["runner_up_k"]) == (5, "silhouette-gain", 6)
+    assert explanation["runner_up_margin"] == pytest.approx(0.031, abs=0.002)
+    assert explanation["silhouette_gain"] == pytest.approx(0.216, abs=0.005) and explanation["warning"] is None
+    assert explanation["chosen_k_by"]["silhouette-gain"] == 5 and explanation["chosen_k_by"]["silhouette"] == 5
     assert summary["silhouette"] == pytest.approx(0.554, abs=0.002)
     assert summary["stability"] > 0.9
     run_id = summary["run_id"]
@@ -47,11 +54,16 @@ def test_mall_published_answer_with_every_criterion_recorded(mall_url):
     assert set(_json(segments[1]["top_features"])) == {INCOME, SPENDING}
 
     details = json.loads(invoke(mall_url, "runs", "show", str(run_id), "--json").stdout)
-    assert details["chosen_k_by"]["silhouette"] == 5 and details["k_criterion"] == "silhouette"
+    assert details["chosen_k_by"]["silhouette"] == 5 and details["k_criterion"] == "silhouette-gain"
+    assert details["k_explanation"] == explanation
     assert details["criteria_disagree"] == (len(set(chosen.values())) > 1)
     text = invoke(mall_url, "runs", "show", str(run_id)).stdout
-    assert "algorithm kmeans; k=5: best silhouette (0.555) over k=2..10" in text
-    assert "silhouette k=5 (used)" in text and "stability" in text
+    assert (
+        "algorithm kmeans; k=5: largest silhouette gain over structureless data (0.216: silhouette 0.555,"
+        " one blob 0.338) over k=2..10; runner-up k=6 (silhouette gain 0.186, 0.031 behind)"
+    ) in " ".join(text.split())
+    assert "silhouette-gain k=5 (used)" in text and "silhouette k=5," in text and "stability" in text
+    assert "warning:" not in text
     assert ("criteria disagree" if details["criteria_disagree"] else "all criteria agree") in text
 
 

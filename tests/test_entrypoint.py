@@ -35,7 +35,7 @@ def test_demo_end_to_end(backend, request, tmp_path):
     assert len(runs) == 1 and runs[0]["status"] == "succeeded"
     run = runs[0]
     assert f"run {run['run_id']} of job mall_customers_demo: succeeded" in result.stdout
-    assert re.search(rf"k={run['k']}: best silhouette", result.stdout)
+    assert re.search(rf"k={run['k']}: largest silhouette gain", result.stdout)
     for segment in query(url, "SELECT label, size FROM segment WHERE run_id = :r", r=run["run_id"]):
         assert segment["label"] in result.stdout
     assert result.stderr == ""  # progress is for terminals only; scheduled runs log nothing extra
