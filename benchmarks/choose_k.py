@@ -195,11 +195,6 @@ def job_spec(case: Case, **overrides) -> JobSpec:
     )
 
 
-def warning_of(model: ModelResult) -> str | None:
-    """The run's little-structure warning, whichever name the model gives it."""
-    return getattr(model, "structure_warning", None) or getattr(model, "warning", None)
-
-
 def run_case(case: Case, **overrides) -> Row:
     """Prepare and fit `case` as `segjob run` does by default; compare with what is known."""
     spec = job_spec(case, **overrides)
@@ -208,7 +203,7 @@ def run_case(case: Case, **overrides) -> Row:
     model = fit(
         prepared.X, spec.k, spec.k_min, spec.k_max, spec.seed, spec.silhouette_sample,
         algorithm=spec.algorithm, select=spec.select, min_segment_share=spec.min_segment_share,
-        eps=spec.eps, stability_sample=spec.stability_sample,
+        eps=spec.eps, stability_sample=spec.stability_sample, describe_rows=prepared.describe_rows,
     )
     seconds = time.perf_counter() - started
     # the rows prepare kept, as positions in case.frame
@@ -219,14 +214,14 @@ def run_case(case: Case, **overrides) -> Row:
     ari = adjusted_rand_score(case.truth[used], model.labels) if known else None
     sizes = np.bincount(model.labels[model.labels >= 0])
     notes = [_labels_note(prepared, model)]
-    if warning_of(model):
-        notes.append(f"warning: {warning_of(model)}")
+    if model.warning:
+        notes.append(f"warning: {model.warning}")
     if case.outcome:
         outcome = (case.frame[case.outcome].to_numpy()[used] == case.positive).astype(float)
         notes.append(outcome_note(case.outcome, outcome, model.labels))
     return Row(
         case.name, prepared.rows_used, dict(model.chosen_by), model.k, model.criterion, case.expected, ari,
-        float(sizes.min() / sizes.sum()), seconds, warning_of(model), notes,
+        float(sizes.min() / sizes.sum()), seconds, model.warning, notes,
     )
 
 

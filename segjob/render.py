@@ -77,7 +77,7 @@ def run_details(details: dict[str, Any]) -> None:
         console.print(_criteria_line(details))
     for rejected in details.get("rejected_k", []):
         console.print(f"rejected k={rejected['k']}: {rejected['reason']}")
-    for line in _transform_lines(details["features"]):
+    for line in _transform_lines(details["features"], (details.get("spec") or {}).get("clip_outliers")):
         console.print(line)
     for line in _drift_lines(details):
         console.print(line, markup=False)
@@ -163,16 +163,19 @@ def _criteria_line(details: dict[str, Any]) -> str:
     return f"k by criterion: {choices}; {verdict}"
 
 
-def _transform_lines(features: list[dict[str, Any]]) -> list[str]:
+def _transform_lines(features: list[dict[str, Any]], clip_outliers: float | None) -> list[str]:
+    """log1p and clipping per feature; far-out fences (--transform auto) only where they moved values."""
     lines = []
+    how = f"at mean +/- {clip_outliers:g} std" if clip_outliers else "at the far-out fences"
     for feature in features:
         if feature.get("transform"):
             lines.append(
                 f"transform: {feature['feature']} {feature['transform']} (skewness {_number(feature.get('skewness'), 2)})"
             )
-        if feature.get("clip_low") is not None:
+        if feature.get("clip_low") is not None and (clip_outliers or feature.get("clipped_count")):
             lines.append(
-                f"clipped: {feature['feature']} to [{_number(feature['clip_low'], 2)}, {_number(feature['clip_high'], 2)}]"
+                f"clipped {how}: {feature['feature']} to"
+                f" [{_number(feature['clip_low'], 2)}, {_number(feature['clip_high'], 2)}]"
                 f" ({feature.get('clipped_count') or 0:,} values)"
             )
     return lines

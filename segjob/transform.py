@@ -36,7 +36,7 @@ class NumericTransform:
 
     values: np.ndarray  # (rows, columns) after clipping and log1p
     log1p: np.ndarray  # (columns,) bool: log1p applied
-    skewness: np.ndarray  # (columns,) sample skewness of the clipped values, before log1p
+    skewness: np.ndarray  # (columns,) sample skewness before log1p (with fences: within the 0.5% tails)
     clip_low: np.ndarray | None  # (columns,) bounds in original units; None without clipping
     clip_high: np.ndarray | None
     clipped: np.ndarray  # (columns,) values moved to a bound
@@ -67,7 +67,7 @@ def transform_numeric(
         clipped = ((values < clip_low) | (values > clip_high)).sum(axis=0)
         values = np.clip(values, clip_low, clip_high)
 
-    skew = skewness(values)
+    skew = skewness(_without_tails(values) if fence and clip_z is None else values)
     non_negative = (values >= 0).all(axis=0)
     log1p = np.array([name in log1p_columns for name in names], dtype=bool)
     for j in np.flatnonzero(log1p & ~non_negative):
@@ -78,11 +78,23 @@ def transform_numeric(
     if auto_log1p:
         log1p |= non_negative & (skew > AUTO_LOG1P_SKEWNESS)
     if fence and clip_z is None:
-        clip_low, clip_high = far_out_fences(_apply_log1p(values, log1p))
-        clip_low, clip_high = inverse_log1p(clip_low, log1p), inverse_log1p(clip_high, log1p)
-        clipped = ((values < clip_low) | (values > clip_high)).sum(axis=0)
+        transformed = _apply_log1p(values, log1p)
+        fence_low, fence_high = far_out_fences(transformed)
+        # Counted where the fences were drawn: back in original units a value on a fence may
+        # differ from it in the last bit, and moving it that far changes nothing.
+        clipped = ((transformed < fence_low) | (transformed > fence_high)).sum(axis=0)
+        clip_low, clip_high = inverse_log1p(fence_low, log1p), inverse_log1p(fence_high, log1p)
         values = np.clip(values, clip_low, clip_high)
     return NumericTransform(_apply_log1p(values, log1p), log1p, skew, clip_low, clip_high, clipped)
+
+
+def _without_tails(values: np.ndarray) -> np.ndarray:
+    """Values clipped to their FENCE_QUANTILE tails: one income of 666,666 among 50,000s makes a
+    symmetric column look wildly skewed, and a log would then squash every other customer."""
+    if len(values) == 0:
+        return values
+    low, high = np.quantile(values, [FENCE_QUANTILE, 1 - FENCE_QUANTILE], axis=0)
+    return np.clip(values, low, high)
 
 
 def far_out_fences(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -131,11 +131,15 @@ def test_transforms_and_clipping_are_recorded(mall_url):
     centroids = query(mall_url, "SELECT centroid FROM segment_centroid WHERE run_id = :r AND feature = :f", r=summary["run_id"], f=INCOME)
     assert all(15 <= row["centroid"] <= 137 for row in centroids)  # thousands of dollars again
     text = invoke(mall_url, "runs", "show", str(summary["run_id"])).stdout
-    assert f"transform: {INCOME} log1p" in text and f"clipped: {INCOME} to [" in text
+    assert f"transform: {INCOME} log1p" in text and f"clipped at mean +/- 2 std: {INCOME} to [" in text
 
     auto = run_json(mall_url, *MALL_RUN, "--k", "5", "--transform", "auto")
     # neither Mall feature is strongly skewed (0.32 and -0.05)
     assert query(mall_url, "SELECT DISTINCT transform FROM run_feature WHERE run_id = :r", r=auto["run_id"]) == [{"transform": None}]
+    # the far-out fences are stored (scoring clips new customers the same way) but move no Mall value
+    fences = query(mall_url, "SELECT clip_low, clip_high, clipped_count FROM run_feature WHERE run_id = :r", r=auto["run_id"])
+    assert all(row["clip_low"] < 0 and row["clip_high"] > 137 and row["clipped_count"] == 0 for row in fences)
+    assert "clipped" not in invoke(mall_url, "runs", "show", str(auto["run_id"])).stdout
 
 
 def test_labels_file(mall_url, tmp_path):

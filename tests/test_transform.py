@@ -113,3 +113,30 @@ def test_centroids_come_back_in_original_units(customers):
         assert c.mean == pytest.approx(spend[members].mean())  # member means from the raw values
         assert c.median == pytest.approx(np.median(spend[members]))
     np.testing.assert_allclose(to_original_units(prepared.features, prepared.X[:5])[:, 1], customers["age"][:5])
+
+
+def test_far_out_fences_pull_in_a_handful_of_extreme_values():
+    rng = np.random.default_rng(0)
+    income = rng.normal(50_000, 12_000, 2_000)
+    income[7] = 666_666
+    visits = np.where(rng.random(2_000) < 0.8, 1.0, rng.integers(2, 40, 2_000))  # most bought once: IQR 0
+    result = transform_numeric(np.column_stack([income, visits]), ["income", "visits"], [], True, None, fence=True)
+    assert result.log1p.tolist() == [False, True]  # visits is strongly skewed, income is not
+    q1, q3 = np.quantile(income, [0.25, 0.75])
+    assert result.clip_high[0] == pytest.approx(max(q3 + 3 * (q3 - q1), np.quantile(income, 0.995)))
+    assert result.values[7, 0] == pytest.approx(result.clip_high[0]) and result.clip_high[0] < 120_000
+    # visits: a fence of IQR 0 would flatten the column, so it stops at the 99.5% quantile
+    assert result.clip_high[1] == pytest.approx(np.quantile(visits, 0.995))
+    assert result.clipped.tolist()[1] <= 0.005 * len(visits) + 1
+    assert np.unique(result.values[:, 1]).size > 10
+    # monotone: every customer keeps its rank on every column
+    for j in range(2):
+        assert np.all(np.diff(result.values[np.argsort(np.column_stack([income, visits])[:, j]), j]) >= -1e-12)
+
+
+def test_fences_are_the_default_and_transform_none_keeps_the_values(customers):
+    auto = prepare(customers, "id", PrepareOptions(["spend", "age"], auto_log1p=True, fence=True))
+    plain = prepare(customers, "id", PrepareOptions(["spend", "age"]))
+    assert all(f.clip_low is not None and f.clip_high is not None for f in auto.features)
+    assert all(f.clip_low is None for f in plain.features)
+    np.testing.assert_allclose(auto.original, plain.original)  # profiles stay in original units
