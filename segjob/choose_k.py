@@ -64,6 +64,9 @@ STABILITY_FLOOR = 0.6
 # silhouette to two decimals and cost ~0.1 s per draw and k.
 NULL_DRAWS = 3
 NULL_ROWS = 2_000
+# A runner-up closer than this (in silhouette units) is called a close call in the reason: about
+# the spread of the gain between repeated draws of the reference.
+CLOSE_CALL = 0.01
 # A segment of fewer than 1% of customers is too small to act on; candidates that leave one are
 # rejected (--min-segment-share).
 DEFAULT_MIN_SEGMENT_SHARE = 0.01
@@ -432,7 +435,8 @@ def choose(candidates: list[Candidate], criterion: str, min_segment_share: float
     if len(ranking) > 1:
         (_, best), (runner_up, second) = ranking[0], ranking[1]
         margin = abs(best - second)
-        reason += f"; runner-up k={runner_up} ({_RANKED_BY[used][0].replace('_', ' ')} {second:.3f}, {margin:.3f} behind)"
+        reason += f"; runner-up k={runner_up} ({_RANKED_BY[used][0].replace('_', ' ')} {second:.3f}, {margin:.3f} behind"
+        reason += ": a close call)" if margin < CLOSE_CALL else ")"
     unstable = [c.k for c in _unstable(accepted)]
     if used == SILHOUETTE_GAIN and unstable and len(unstable) < len(accepted):
         reason += f"; set aside as unstable (stability below {STABILITY_FLOOR}): k={', '.join(map(str, unstable))}"

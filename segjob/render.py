@@ -86,14 +86,18 @@ def run_details(details: dict[str, Any]) -> None:
     if len(details["k_sweep"]) > 1:
         rejected_ks = {row["k"] for row in details.get("rejected_k", [])}
         sweep = Table(title="K sweep (* chosen)")
-        names = ("silhouette", "davies_bouldin", "calinski_harabasz", "inertia", "stability", "smallest_segment_share")
+        headers = {"silhouette_gain": "silhouette gain", "davies_bouldin": "Davies-Bouldin",
+                   "calinski_harabasz": "Calinski-Harabasz", "smallest_segment_share": "smallest share"}
+        names = ("silhouette_gain", "silhouette", "davies_bouldin", "calinski_harabasz", "inertia", "stability",
+                 "smallest_segment_share")
         for name in ("k", *names, "rejected"):
-            sweep.add_column(name.replace("smallest_segment_share", "smallest share"), justify="right")
+            sweep.add_column(headers.get(name, name), justify="right")
         for row in details["k_sweep"]:
             marker = " *" if row["k"] == details["k"] else ""
             share = row.get("smallest_segment_share")
             sweep.add_row(
-                f"{row['k']}{marker}", _number(row.get("silhouette")), _number(row.get("davies_bouldin")),
+                f"{row['k']}{marker}", _number(row.get("silhouette_gain")), _number(row.get("silhouette")),
+                _number(row.get("davies_bouldin")),
                 _number(row.get("calinski_harabasz"), 1), _number(row.get("inertia"), 1),
                 _number(row.get("stability")), "" if share is None else f"{share:.1%}",
                 "yes" if row["k"] in rejected_ks else "",
