@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from segjob.explain import plural
+
 
 def _console() -> Console:
     """A terminal's own width; piped output (logs, files) gets wide lines instead of wrapped cells."""
@@ -180,7 +182,7 @@ def _transform_lines(features: list[dict[str, Any]], clip_outliers: float | None
             lines.append(
                 f"clipped {how}: {feature['feature']} to"
                 f" [{_number(feature['clip_low'], 2)}, {_number(feature['clip_high'], 2)}]"
-                f" ({feature.get('clipped_count') or 0:,} values)"
+                f" ({plural(feature.get('clipped_count') or 0, 'value')})"
             )
     return lines
 

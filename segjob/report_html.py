@@ -254,8 +254,8 @@ def _figure(picture: Picture) -> str:
 
 
 def _features_table(d: dict[str, Any]) -> str:
-    names = ["feature", "kind", "transform", "impute_value", "missing_count", "mean", "std", "min", "max",
-             "clip_low", "clip_high"]
+    names = ["feature", "kind", "transform", "skewness", "impute_value", "missing_count", "mean", "std", "min", "max",
+             "clip_low", "clip_high", "clipped_count"]
     head = "".join(f"<th>{escape(n.replace('_', ' '))}</th>" for n in names)
     body = "".join(
         "<tr>" + "".join(

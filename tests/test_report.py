@@ -323,3 +323,29 @@ def test_uniform_sample_over_chunks():
     per_chunk = counts.reshape(10, 100).sum(axis=1)
     expected = 400 * 50 / 10
     assert np.all(np.abs(per_chunk - expected) < 0.1 * expected), per_chunk
+
+
+def test_a_structureless_run_warns_in_runs_show_json_and_the_report(sqlite_db, tmp_path):
+    """One log-normal blob: the run publishes, and says plainly that its segments are arbitrary
+    cuts; the fence that pulled in one extreme customer is listed with the features."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    values = np.exp(rng.normal([3.0, 1.0], [0.8, 0.5], size=(1500, 2)))
+    values[11, 0] = 1e6  # one extreme customer
+    csv = tmp_path / "blob.csv"
+    csv.write_text("id,spend,visits\n" + "".join(f"c{i},{a:.4f},{b:.4f}\n" for i, (a, b) in enumerate(values)))
+    assert invoke(sqlite_db, "load-csv", str(csv), "--table", "blob").exit_code == 0
+    run = run_json(sqlite_db, "--source", "blob", "--id", "id", "--features", "spend,visits", "--quiet")
+    warning = run["k_explanation"]["warning"]
+    assert warning.startswith(f"little cluster structure: the silhouette of these {run['k']} segments")
+    assert run["k_explanation"]["silhouette_gain"] < 0.05
+    shown = invoke(sqlite_db, "runs", "show", str(run["run_id"])).stdout
+    assert "warning: little cluster structure" in shown
+    assert "clipped at the far-out fences: spend to [" in shown and "(1 value)" in shown
+    out = tmp_path / "report"
+    assert report(sqlite_db, run["run_id"], out).exit_code == 0
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "<p class='warning'><strong>Warning:</strong> little cluster structure" in html
+    assert f"<p>Chosen: k={run['k']} by silhouette-gain; runner-up k={run['k_explanation']['runner_up_k']}" in html
+    assert "<th>clipped count</th>" in html
