@@ -39,8 +39,8 @@ from segjob.choose_k import (
     evaluate,
     score,
 )
-from segjob.explain import little_structure_warning
 from segjob.errors import DataError, UsageError
+from segjob.explain import little_structure_warning
 from segjob.progress import Progress, Silent
 
 __all__ = ["Metric", "ModelResult", "Rejection", "fit"]
@@ -94,8 +94,8 @@ def fit(
 
     With k None every candidate k is fitted and scored (see `segjob.choose_k`); candidates whose
     smallest segment holds less than `min_segment_share` of the rows are rejected, and `select`
-    picks among the rest (see `segjob.choose_k`); `describe_rows` names the customers of rows of X
-    in the reasons for rejected candidates. DBSCAN ignores k and finds the number of segments itself. Labels are
+    picks among the rest; `describe_rows` names the customers of rows of X in the reasons for
+    rejected candidates. DBSCAN ignores k and finds the number of segments itself. Labels are
     renumbered so that 0 is the largest segment. The same X and seed always give the same result.
     Each fit is reported to `progress`.
 
