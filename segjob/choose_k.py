@@ -68,6 +68,9 @@ NULL_ROWS = 2_000
 # A runner-up closer than this (in silhouette units) is called a close call in the reason: about
 # the spread of the gain between repeated draws of the reference.
 CLOSE_CALL = 0.01
+# A segment holding at least this share of customers is called dominant: the reason says so, and
+# with K-Means the segment is swept on its own to say whether it holds groups of its own.
+DOMINANT_SHARE = 0.6
 # A segment of fewer than 1% of customers is too small to act on; candidates that leave one are
 # rejected (--min-segment-share).
 DEFAULT_MIN_SEGMENT_SHARE = 0.01
@@ -447,7 +450,7 @@ def choose(candidates: list[Candidate], criterion: str, min_segment_share: float
         count = int(candidate.value("fitted_without_rows"))
         reason += f"; fitted without {plural(count, 'extreme customer')}, then assigned to the nearest segment"
     largest = np.bincount(candidate.clustering.labels[candidate.clustering.labels >= 0]).max() / len(candidate.clustering.labels)
-    if largest >= 0.6:
+    if largest >= DOMINANT_SHARE:
         reason += f"; the largest segment holds {largest:.0%} of customers"
     metrics = []
     if runner_up is not None:

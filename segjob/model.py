@@ -16,6 +16,7 @@ from segjob.algorithms import (
     AGGLOMERATIVE_MAX_ROWS,
     DBSCAN_NAME,
     KMEANS,
+    MINIBATCH,
     Clustering,
     dbscan,
     dbscan_min_samples,
@@ -27,6 +28,8 @@ from segjob.algorithms import (
 )
 from segjob.choose_k import (
     DEFAULT_CRITERION,
+    DOMINANT_SHARE,
+    SILHOUETTE_GAIN,
     DEFAULT_MIN_SEGMENT_SHARE,
     Metric,
     NullReference,
@@ -160,6 +163,10 @@ def _fit(
     choice = choose(candidates, select, min_segment_share, lowered_note)
     progress.done(choice.reason)
     chosen = choice.candidate
+    inside_note, inside_metrics = _inside_dominant_segment(
+        swept, chosen.clustering, make_fitter, seed, silhouette_sample, stability_sample, min_segment_share, k_max,
+        algorithm, progress,
+    )
     clustering, chosen_metrics = chosen.clustering, _as_chosen(chosen.metrics)
     if swept is not X:
         progress.stage(f"fitting kmeans k={chosen.k} on all {n:,} rows")
@@ -173,12 +180,53 @@ def _fit(
         for name, value in choice.chosen_by.items()
         if value is not None
     ]
-    metrics = [m for c in candidates for m in c.metrics] + chosen_metrics + chosen_by + choice.metrics
+    metrics = [m for c in candidates for m in c.metrics] + chosen_metrics + chosen_by + choice.metrics + inside_metrics
     return _result(
-        X, clustering, metrics, choice.reason + sweep_note + _sample_note(algorithm, n),
+        X, clustering, metrics, choice.reason + inside_note + sweep_note + _sample_note(algorithm, n),
         algorithm=algorithm, criterion=choice.criterion, chosen_by=choice.chosen_by, rejected=choice.rejected,
         runner_up=choice.runner_up, warning=choice.warning,
     )
+
+
+def _inside_dominant_segment(
+    X: np.ndarray, clustering: Clustering, make_fitter, seed: int, silhouette_sample: int, stability_sample: int,
+    min_segment_share: float, k_max: int, algorithm: str, progress: Progress,
+) -> tuple[str, list[Metric]]:
+    """When one segment holds DOMINANT_SHARE of the rows or more, sweep it on its own with the
+    default rule and say whether it is one group or holds groups of its own: a note that continues
+    the reason's "the largest segment holds N% of customers", and the metrics `dominant_inner_k`
+    and `dominant_inner_gain`; ("", []) otherwise."""
+    sizes = np.bincount(clustering.labels[clustering.labels >= 0], minlength=clustering.k)
+    largest = int(sizes.argmax())
+    share = sizes[largest] / len(X)
+    inside = X[clustering.labels == largest]
+    if algorithm not in (KMEANS, MINIBATCH) or share < DOMINANT_SHARE or _count_distinct(inside, enough=4) < 4:
+        return "", []
+    progress.stage("sweeping the largest segment on its own")
+    top = min(k_max, _count_distinct(inside, enough=k_max + 1) - 1)
+    candidates = Sweep(
+        inside, make_fitter, seed, silhouette_sample, Stability(inside, make_fitter, seed, stability_sample),
+        NullReference(inside, make_fitter, seed), min_segment_share, algorithm,
+    ).run(range(2, top + 1), Silent())
+    try:
+        choice = choose(candidates, SILHOUETTE_GAIN, min_segment_share)
+    except DataError:
+        progress.done("no k fits inside it")
+        return "", []
+    gain = choice.candidate.value("silhouette_gain")
+    if gain is None:
+        progress.done("not measured")
+        return "", []
+    inner_k = choice.candidate.k
+    if choice.warning:
+        note = f" and little structure of its own (best silhouette gain {gain:.3f}, at k={inner_k}): it is one group"
+    else:
+        note = (
+            f" and {inner_k} groups of its own (silhouette gain {gain:.3f}):"
+            " segment its customers on their own (--query) to split it"
+        )
+    progress.done(f"the largest segment ({share:.0%} of customers) has{note.removeprefix(' and')}")
+    return note, [Metric("dominant_inner_k", float(inner_k), None), Metric("dominant_inner_gain", gain, None)]
 
 
 def _check_fixed_k(X: np.ndarray, k: int) -> None:

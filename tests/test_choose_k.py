@@ -211,3 +211,35 @@ def test_silhouette_needs_two_clusters_and_fewer_than_rows():
     assert silhouette(X, np.zeros(4, dtype=int), None, 0) is None
     assert silhouette(X, np.arange(4), None, 0) is None
     assert silhouette(X, np.array([0, 0, 1, 1]), None, 0) is not None
+
+
+def test_a_dominant_segment_is_swept_on_its_own():
+    """Far away from everyone, a quarter of the customers make k=2 the clear choice; the other
+    three quarters are two groups of their own, and the reason says so."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal([0, 0], 1, (700, 2)), rng.normal([6, 0], 1, (800, 2)), rng.normal([40, 40], 1, (500, 2))])
+    result = fit(X, None, k_max=6)
+    assert result.k == 2
+    inner = {m.name: m.value for m in result.metrics if m.name.startswith("dominant_inner_")}
+    assert inner["dominant_inner_k"] == 2 and inner["dominant_inner_gain"] > 0.1
+    assert result.k_reason.endswith(
+        f"the largest segment holds 75% of customers and 2 groups of its own (silhouette gain"
+        f" {inner['dominant_inner_gain']:.3f}): segment its customers on their own (--query) to split it"
+    )
+
+
+def test_a_dominant_segment_that_is_one_group_is_called_one():
+    rng = np.random.default_rng(1)
+    X = np.vstack([rng.normal([0, 0], 1, (1500, 2)), rng.normal([12, 0], 1, (250, 2)), rng.normal([0, 12], 1, (250, 2))])
+    result = fit(X, None, k_max=6)
+    assert result.k == 3
+    assert "the largest segment holds 75% of customers and little structure of its own" in result.k_reason
+    assert result.k_reason.endswith("it is one group")
+    gain = next(m.value for m in result.metrics if m.name == "dominant_inner_gain")
+    assert gain < 0.05
+
+
+def test_no_dominant_segment_no_inner_sweep(five_blobs):
+    result = fit(five_blobs[0], None, k_min=2, k_max=8)
+    assert not [m for m in result.metrics if m.name.startswith("dominant_inner_")]
+    assert "largest segment" not in result.k_reason
