@@ -225,7 +225,7 @@ def _transaction_settings(settings: dict[str, Any]) -> dict[str, Any]:
     names = [settings["customer"], settings["date"], settings["amount"]]
     if len(set(names)) < 3:
         raise UsageError("--customer, --date and --amount must be three different columns")
-    as_of, since = _as_date(settings.get("as_of"), "as-of"), _as_date(settings.get("since"), "since")
+    as_of, since = as_date(settings.get("as_of"), "as-of"), as_date(settings.get("since"), "since")
     if as_of and since and since >= as_of:
         raise UsageError(f"--since {since} must be before --as-of {as_of}")
     validate_days = settings.get("validate_days")
@@ -246,7 +246,7 @@ def _transaction_settings(settings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _as_date(value: Any, key: str) -> str | None:
+def as_date(value: Any, key: str) -> str | None:
     """An ISO date (YYYY-MM-DD) as text, from a string or a TOML date."""
     if value is None:
         return None

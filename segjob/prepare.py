@@ -122,8 +122,8 @@ def prepare(frame: pd.DataFrame, id_column: str, options: PrepareOptions) -> Pre
     _check_columns(frame, id_column, options)
     rows_read = len(frame)
 
-    ids = _as_text(frame[id_column])
-    has_id = ~_is_blank(ids)
+    ids = as_text(frame[id_column])
+    has_id = ~is_blank(ids)
     dropped = {MISSING_ID: int((~has_id).sum())}
     frame, keys = frame.loc[has_id.to_numpy()], ids[has_id]
     if len(keys) == 0:
@@ -230,8 +230,8 @@ def apply_params(
         available = ", ".join(str(c) for c in frame.columns)
         raise UsageError(f'column "{missing_columns[0]}" not found in the input (columns: {available})')
     rows_read = len(frame)
-    keys = _as_text(frame[id_column])
-    has_id = ~_is_blank(keys).to_numpy()
+    keys = as_text(frame[id_column])
+    has_id = ~is_blank(keys).to_numpy()
     dropped = {MISSING_ID: int(rows_read - has_id.sum())}
     if not has_id.all():
         frame, keys = frame.loc[has_id], keys[has_id]
@@ -269,8 +269,8 @@ def apply_params(
                 model_input = np.log1p(model_input)
         else:
             if feature.source_column not in levels:
-                text = _as_text(frame[feature.source_column])
-                text = text.where(~_is_blank(text), MISSING_LEVEL)
+                text = as_text(frame[feature.source_column])
+                text = text.where(~is_blank(text), MISSING_LEVEL)
                 levels[feature.source_column] = (text if keep is None else text[keep]).to_numpy()
             raw = model_input = (levels[feature.source_column] == feature.level).astype(np.float64)
         original[:, i] = raw
@@ -304,7 +304,7 @@ def _check_columns(frame: pd.DataFrame, id_column: str, options: PrepareOptions)
             )
 
 
-def _as_text(column: pd.Series) -> pd.Series:
+def as_text(column: pd.Series) -> pd.Series:
     """The values as text (pandas "string" dtype; missing values stay <NA>).
 
     Whole floats lose their ".0": an integer column that holds NULLs reaches pandas as floats,
@@ -327,7 +327,7 @@ def _as_text(column: pd.Series) -> pd.Series:
     return text
 
 
-def _is_blank(text: pd.Series) -> pd.Series:
+def is_blank(text: pd.Series) -> pd.Series:
     """True where the text is missing or only whitespace."""
     buffers = text_buffers(text.array)
     if buffers is None:
@@ -392,7 +392,7 @@ def _parse_numeric(column: pd.Series, name: str) -> np.ndarray:
         return numbers
     text = column.astype("string").str.strip()
     # Blank text means missing: the Telco data stores " " as TotalCharges for new customers.
-    blank = _is_blank(text) | text.str.lower().eq("nan").fillna(False).astype(bool)
+    blank = is_blank(text) | text.str.lower().eq("nan").fillna(False).astype(bool)
     unreadable = np.isnan(numbers) & ~blank.to_numpy()
     if unreadable.any():
         example = text[unreadable].iloc[0]
@@ -443,8 +443,8 @@ def _one_hot(
     blocks = []
     missing_counts = {}
     for column in columns:
-        text = _as_text(frame[column])
-        blank = _is_blank(text)
+        text = as_text(frame[column])
+        blank = is_blank(text)
         missing_counts[column] = int(blank.sum())
         text = text.where(~blank, MISSING_LEVEL)[keep]
         column_levels = sorted(text.unique())

@@ -32,10 +32,10 @@ import sqlalchemy as sa
 
 from segjob import db, lineage, results, schema
 from segjob.algorithms import DBSCAN_NAME, nearest_two
-from segjob.config import JobSpec, _as_date
+from segjob.config import JobSpec, as_date
 from segjob.errors import DataError, UsageError
 from segjob.pipeline import RunOutcome, input_fingerprint, run_lifecycle
-from segjob.prepare import MISSING_LEVEL, _as_text, _is_blank, apply_params
+from segjob.prepare import MISSING_LEVEL, as_text, is_blank, apply_params
 from segjob.profile import NOISE_SEGMENT_ID
 from segjob.progress import Progress, Silent
 from segjob.source import Source, describe_source, read_source
@@ -140,7 +140,7 @@ def score_spec(model_spec: JobSpec, scored: ScoreInput, job: str, run_key: str |
             date=scored.date or model_spec.date,
             amount=scored.amount or model_spec.amount,
             customers=scored.customers or model_spec.customers,
-            as_of=_as_date(scored.as_of, "as-of"),
+            as_of=as_date(scored.as_of, "as-of"),
         )
     transaction_options = (scored.transactions, scored.customer, scored.date, scored.amount, scored.customers, scored.as_of)
     if any(transaction_options):
@@ -200,8 +200,8 @@ def _check_levels(frame: pd.DataFrame, model: StoredModel) -> None:
     for column, levels in known.items():
         if column not in frame.columns:
             continue  # apply_params reports the missing column
-        text = _as_text(frame[column])
-        text = text.where(~_is_blank(text), MISSING_LEVEL)
+        text = as_text(frame[column])
+        text = text.where(~is_blank(text), MISSING_LEVEL)
         unseen = ~text.isin(levels).to_numpy(dtype=bool)
         if unseen.any():
             new = sorted(set(text[unseen]))

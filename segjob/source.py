@@ -59,7 +59,7 @@ def describe_source(engine: sa.Engine, spec: JobSpec) -> Source:
 
 def _table_source(engine: sa.Engine, name: str) -> Source:
     inspector = sa.inspect(engine)
-    schema, table = _resolve_table(inspector, name)
+    schema, table = resolve_table(inspector, name)
     columns = {
         column["name"]: SourceColumn(column["name"], _is_numeric_type(column["type"]))
         for column in inspector.get_columns(table, schema=schema)
@@ -69,7 +69,7 @@ def _table_source(engine: sa.Engine, name: str) -> Source:
     return Source(from_clause, f"table {qualified}", columns)
 
 
-def _resolve_table(inspector, name: str) -> tuple[str | None, str]:
+def resolve_table(inspector, name: str) -> tuple[str | None, str]:
     """`name` as one table of the default schema, or as schema.table."""
     if inspector.has_table(name):
         return None, name

@@ -28,7 +28,7 @@ import dataclasses
 import sqlalchemy as sa
 
 from segjob.algorithms import DBSCAN_NAME
-from segjob.config import _as_date
+from segjob.config import as_date
 from segjob.errors import UsageError
 from segjob.prepare import MISSING_LEVEL
 from segjob.profile import NOISE_SEGMENT_ID
@@ -63,7 +63,7 @@ def _source(engine: sa.Engine, model: StoredModel, as_of: str | None) -> tuple[s
     if spec.transactions:
         # The aggregation rebuilt from the stored definitions, as of the date asked for: the SQL
         # the model run stored would leave out every transaction since its own as-of date.
-        rebuilt = dataclasses.replace(spec, as_of=_as_date(as_of, "as-of"), transaction_features=None)
+        rebuilt = dataclasses.replace(spec, as_of=as_date(as_of, "as-of"), transaction_features=None)
         rebuilt, _ = transaction_source(engine, rebuilt)
         features = rebuilt.transaction_features
         return f"(\n{features['sql']}\n) AS segjob_source", set(features["features"])

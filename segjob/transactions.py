@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from segjob.db import is_postgres
 from segjob.errors import DataError, UsageError
 from segjob.labels import marketer_words  # noqa: F401  (moved to segjob.labels; importable here as before)
-from segjob.source import Source, SourceColumn, _resolve_table
+from segjob.source import Source, SourceColumn, resolve_table
 
 if TYPE_CHECKING:
     from segjob.config import JobSpec
@@ -152,7 +152,7 @@ class _CustomersTable:
 
 
 def _reflect(inspector, name: str) -> _Table:
-    schema, table = _resolve_table(inspector, name)
+    schema, table = resolve_table(inspector, name)
     types = {column["name"]: column["type"] for column in inspector.get_columns(table, schema=schema)}
     qualified = f"{schema}.{table}" if schema else table
     return _Table(schema, table, f"table {qualified}", types)

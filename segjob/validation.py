@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from segjob import schema
 from segjob.db import is_postgres
 from segjob.errors import UsageError
-from segjob.source import _resolve_table
+from segjob.source import resolve_table
 from segjob.transactions import _Dialect
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ def outcome_select(connection: sa.Connection, spec: JobSpec, run_id: int, start:
     """One row per segment of the run: customers, buyers (customers with a purchase), net spend and
     the sum of squared per-customer spend in the next period. The transactions table is checked
     against the reflected database and its names quoted; dates are bound values."""
-    table_schema, table_name = _resolve_table(sa.inspect(connection), spec.transactions)
+    table_schema, table_name = resolve_table(sa.inspect(connection), spec.transactions)
     names = dict.fromkeys([spec.customer, spec.date, spec.amount])
     t = sa.table(table_name, *(sa.column(name) for name in names), schema=table_schema)
     dialect = _Dialect(is_postgres(connection))

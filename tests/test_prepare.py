@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from segjob.errors import DataError, UsageError
-from segjob.prepare import MAX_CATEGORICAL_LEVELS, PrepareOptions, _is_blank, apply_params, prepare
+from segjob.prepare import MAX_CATEGORICAL_LEVELS, PrepareOptions, is_blank, apply_params, prepare
 
 INCOME = "Annual Income (k$)"
 SPENDING = "Spending Score (1-100)"
@@ -360,7 +360,7 @@ BLANK_OR_NOT = {
 def test_blank_text_whatever_its_storage(storage):
     # Arrow-backed text (what every read gives) is checked on its bytes; a slice has an offset.
     text = pd.Series(pd.array(list(BLANK_OR_NOT), dtype=f"string[{storage}]"))[1:]
-    assert _is_blank(text).tolist() == list(BLANK_OR_NOT.values())[1:]
+    assert is_blank(text).tolist() == list(BLANK_OR_NOT.values())[1:]
 
 
 def test_rows_with_blank_ids_are_dropped_as_missing_ids():
