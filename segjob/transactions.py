@@ -31,7 +31,6 @@ import sqlalchemy as sa
 
 from segjob.db import is_postgres
 from segjob.errors import DataError, UsageError
-from segjob.labels import marketer_words  # noqa: F401  (moved to segjob.labels; importable here as before)
 from segjob.source import Source, SourceColumn, resolve_table
 
 if TYPE_CHECKING:

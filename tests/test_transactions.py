@@ -14,7 +14,8 @@ from segjob import db
 from segjob.config import build_spec
 from segjob.errors import UsageError
 from segjob.source import read_source
-from segjob.transactions import FEATURES, marketer_words, transaction_source
+from segjob.labels import marketer_words
+from segjob.transactions import FEATURES, transaction_source
 
 ALL_FEATURES = list(FEATURES)
 
