@@ -13,7 +13,7 @@ against everything else wins on real, skewed customer data. Subtracting what a b
 that bias (the idea of the gap statistic, Tibshirani, Walther & Hastie 2001, applied to the
 silhouette; a Gaussian rather than their uniform reference, since a uniform box calls a single
 Gaussian or log-normal blob structured). The gain at the chosen k is also the structure test:
-below LITTLE_STRUCTURE_GAIN the run says that its segments are cuts through one blob. The same
+below segjob.explain.LITTLE_STRUCTURE_GAIN the run says that its segments are cuts through one blob. The same
 draws give the gap statistic (the `gap` criterion). Unstable k (stability below STABILITY_FLOOR)
 are set aside before the default rule picks: stability filters, it does not select, because the
 most reproducible answer is usually the coarsest (von Luxburg 2010).
@@ -40,7 +40,7 @@ import numpy as np
 
 from segjob.algorithms import KMEANS, MINIBATCH, Clustering, Fitter, distances, knee_index
 from segjob.errors import DataError
-from segjob.explain import LITTLE_STRUCTURE_GAIN, little_structure_warning, plural
+from segjob.explain import little_structure_warning, plural
 from segjob.progress import Progress
 
 SILHOUETTE_GAIN, SILHOUETTE, MACRO_SILHOUETTE, GAP = "silhouette-gain", "silhouette", "macro-silhouette", "gap"
@@ -61,7 +61,7 @@ STABILITY_TOLERANCE = 0.02
 STABILITY_FLOOR = 0.6
 # Structureless reference: with three draws of 2,000 rows the gain of structureless data stays
 # within +/-0.01 (measured on log-normal blobs: -0.008 to +0.005), well below
-# LITTLE_STRUCTURE_GAIN, at ~0.04 s per draw and k (4,000 rows cost 0.1 s and chose the same k
+# segjob.explain.LITTLE_STRUCTURE_GAIN, at ~0.04 s per draw and k (4,000 rows cost 0.1 s and chose the same k
 # on every validation case).
 NULL_DRAWS = 3
 NULL_ROWS = 2_000
@@ -124,7 +124,6 @@ class Choice:
     rejected: list[Rejection]
     reason: str  # human-readable
     runner_up: int | None = None  # the second-best k by the deciding criterion, if it ranks them
-    margin: float | None = None  # how far the runner-up is behind, in the criterion's units
     warning: str | None = None  # little cluster structure
     metrics: list[Metric] = field(default_factory=list)  # the above as chosen-model metrics
 
@@ -455,9 +454,8 @@ def choose(candidates: list[Candidate], criterion: str, min_segment_share: float
     metrics = []
     if runner_up is not None:
         metrics += [Metric("runner_up_k", float(runner_up), None), Metric("runner_up_margin", float(margin), None)]
-    gain, value = candidate.value("silhouette_gain"), candidate.value("silhouette")
-    warning = None if gain is None or value is None else little_structure_warning(k, value, gain)
-    return Choice(candidate, used, chosen_by, rejected, reason, runner_up, margin, warning, metrics)
+    warning = little_structure_warning(k, {m.name: m.value for m in candidate.metrics})
+    return Choice(candidate, used, chosen_by, rejected, reason, runner_up, warning, metrics)
 
 
 def _why(criterion: str, candidate: Candidate) -> str:

@@ -3,6 +3,8 @@ report (which read the stored numbers back). No numpy here: `segjob runs show` i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 # Silhouette gain (the silhouette minus that of one Gaussian blob of the data's spread, at the
 # same k) below which a run warns that its data has little cluster structure. Measured: a
 # log-normal blob gains 0.000-0.005 at every k; Mall Customers 0.22 at k=5; the telco charges
@@ -15,9 +17,11 @@ def plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
-def little_structure_warning(k: int, silhouette: float, gain: float) -> str | None:
-    """The warning a run carries when its k segments barely beat cuts through one blob, else None."""
-    if gain >= LITTLE_STRUCTURE_GAIN:
+def little_structure_warning(k: int, metrics: Mapping[str, float]) -> str | None:
+    """The warning a run with k segments carries when they barely beat cuts through one blob, from
+    its chosen-model metrics (silhouette and silhouette_gain); None when they do, or unmeasured."""
+    silhouette, gain = metrics.get("silhouette"), metrics.get("silhouette_gain")
+    if silhouette is None or gain is None or gain >= LITTLE_STRUCTURE_GAIN:
         return None
     comparison = f"only {gain:.3f} above" if gain > 0 else ("no better than" if gain == 0 else f"{-gain:.3f} below")
     return (

@@ -83,10 +83,7 @@ def _k_explanation(
     """The chosen k, the rule, the runner-up and its margin, each criterion's k, and the
     little-structure warning (re-derived from the stored silhouette gain)."""
     runner_up = model_metrics.get("runner_up_k")
-    gain, silhouette = model_metrics.get("silhouette_gain"), model_metrics.get("silhouette")
-    warning = None
-    if summary.get("k") and gain is not None and silhouette is not None:
-        warning = little_structure_warning(summary["k"], silhouette, gain)
+    warning = little_structure_warning(summary["k"], model_metrics) if summary.get("k") else None
     return {
         "k": summary.get("k"),
         "rule": summary.get("k_criterion"),
@@ -95,7 +92,7 @@ def _k_explanation(
         "runner_up_margin": model_metrics.get("runner_up_margin"),
         "chosen_k_by": chosen_by,
         "criteria_disagree": len(set(chosen_by.values())) > 1,
-        "silhouette_gain": gain,
+        "silhouette_gain": model_metrics.get("silhouette_gain"),
         "null_silhouette": model_metrics.get("null_silhouette"),
         "warning": warning,
     }

@@ -139,13 +139,10 @@ def _fit(
         if clustering.k < k:
             reason += f" (only {clustering.k} segments have members)"
         progress.done(reason)
-        scored = {m.name: m.value for m in metrics}
-        warning = None
-        if "silhouette_gain" in scored:
-            warning = little_structure_warning(clustering.k, scored["silhouette"], scored["silhouette_gain"])
         return _result(
             X, clustering, metrics + _as_chosen(metrics), reason + _sample_note(algorithm, n),
-            algorithm=algorithm, criterion=FIXED, warning=warning,
+            algorithm=algorithm, criterion=FIXED,
+            warning=little_structure_warning(clustering.k, {m.name: m.value for m in metrics}),
         )
 
     top, lowered_note = _candidate_range(X, k_min, k_max)
@@ -199,11 +196,13 @@ def _inside_dominant_segment(
     sizes = np.bincount(clustering.labels[clustering.labels >= 0], minlength=clustering.k)
     largest = int(sizes.argmax())
     share = sizes[largest] / len(X)
+    if algorithm not in (KMEANS, MINIBATCH) or share < DOMINANT_SHARE:
+        return "", []
     inside = X[clustering.labels == largest]
-    if algorithm not in (KMEANS, MINIBATCH) or share < DOMINANT_SHARE or _count_distinct(inside, enough=4) < 4:
+    top = min(k_max, _count_distinct(inside, enough=k_max + 1) - 1)  # silhouette: fewer k than distinct rows
+    if top < 2:
         return "", []
     progress.stage("sweeping the largest segment on its own")
-    top = min(k_max, _count_distinct(inside, enough=k_max + 1) - 1)
     candidates = Sweep(
         inside, make_fitter, seed, silhouette_sample, Stability(inside, make_fitter, seed, stability_sample),
         NullReference(inside, make_fitter, seed), min_segment_share, algorithm,

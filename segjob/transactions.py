@@ -87,7 +87,7 @@ def transaction_source(
     inspector = sa.inspect(engine)
     tx = _check_transactions_table(engine, inspector, spec)
     customers = _check_customers_table(inspector, spec, tx) if spec.customers else None
-    dialect = _Dialect(is_postgres(engine))
+    dialect = DateSql(is_postgres(engine))
     derived = [name for name in spec.features if name in FEATURES]
     if "interval_std" in derived:
         _check_sqrt(engine, dialect)
@@ -246,7 +246,7 @@ def _type_name(column_type: sa.types.TypeEngine, engine: sa.Engine) -> str:
         return type(column_type).__name__.upper()
 
 
-def _check_sqrt(engine: sa.Engine, dialect: _Dialect) -> None:
+def _check_sqrt(engine: sa.Engine, dialect: DateSql) -> None:
     if dialect.postgres:
         return
     try:
@@ -314,7 +314,7 @@ def _count_if(condition) -> sa.ColumnElement:
 
 
 def _resolve_as_of(
-    connection: sa.Connection, t: sa.TableClause, dialect: _Dialect, spec: JobSpec, tx: _Table
+    connection: sa.Connection, t: sa.TableClause, dialect: DateSql, spec: JobSpec, tx: _Table
 ) -> tuple[date, str, tuple[date, date]]:
     """The as-of date (given, or the day after the latest transaction), how it was chosen, and
     the first and last transaction days of the table."""
@@ -342,7 +342,7 @@ def _as_date(value: Any) -> date:
 
 
 def _window_counts(
-    connection: sa.Connection, t: sa.TableClause, dialect: _Dialect, spec: JobSpec, tx: _Table,
+    connection: sa.Connection, t: sa.TableClause, dialect: DateSql, spec: JobSpec, tx: _Table,
     as_of: date, span: tuple[date, date],
 ) -> dict[str, int]:
     """Row and customer counts of the window; raises DataError when it cannot be segmented."""
@@ -386,7 +386,7 @@ def _window_counts(
 # --- the features ----------------------------------------------------------------------------
 
 
-class _Dialect:
+class DateSql:
     """The date operations that differ: PostgreSQL subtracts DATEs (giving days), SQLite has no
     date type and subtracts julianday() numbers of ISO text."""
 
@@ -424,7 +424,7 @@ class _Dialect:
 
 
 def _feature_select(
-    t: sa.TableClause, customers: _CustomersTable | None, dialect: _Dialect, spec: JobSpec,
+    t: sa.TableClause, customers: _CustomersTable | None, dialect: DateSql, spec: JobSpec,
     derived: list[str], as_of: date,
 ) -> sa.Select:
     """One row per customer with a purchase in the window: the customer column, the derived

@@ -36,7 +36,7 @@ from segjob import schema
 from segjob.db import is_postgres
 from segjob.errors import UsageError
 from segjob.source import resolve_table
-from segjob.transactions import _Dialect
+from segjob.transactions import DateSql
 
 if TYPE_CHECKING:
     from segjob.config import JobSpec
@@ -147,7 +147,7 @@ def outcome_select(connection: sa.Connection, spec: JobSpec, run_id: int, start:
     table_schema, table_name = resolve_table(sa.inspect(connection), spec.transactions)
     names = dict.fromkeys([spec.customer, spec.date, spec.amount])
     t = sa.table(table_name, *(sa.column(name) for name in names), schema=table_schema)
-    dialect = _Dialect(is_postgres(connection))
+    dialect = DateSql(is_postgres(connection))
     # PostgreSQL compares the column itself, so an index on it can serve the range.
     day = t.c[spec.date] if dialect.postgres else dialect.day(t.c[spec.date])
     amount = t.c[spec.amount]
