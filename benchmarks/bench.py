@@ -17,9 +17,9 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
-import shutil
 import tempfile
 import textwrap
 import time
@@ -93,7 +93,7 @@ NOTEBOOK = textwrap.dedent(
     from sklearn.preprocessing import StandardScaler
 
     engine = sa.create_engine(sys.argv[1])
-    frame = pd.read_sql("SELECT customer_id, {', '.join(FEATURES)} FROM {TABLE}", engine)
+    frame = pd.read_sql("SELECT customer_id, {", ".join(FEATURES)} FROM {TABLE}", engine)
     X = StandardScaler().fit_transform(frame[{FEATURES!r}])
     labels = KMeans(n_clusters=int(sys.argv[2]), random_state=0).fit_predict(X)
     out = pd.DataFrame({{"customer_id": frame["customer_id"], "segment": labels}})
@@ -134,11 +134,22 @@ def prepare_floor(url: str, payload: Path) -> list[str]:
         raise SystemExit("the benchmark needs psql (PostgreSQL's client) on PATH to make the I/O floor's payload")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {FLOOR_TABLE}")
-        conn.execute(f"CREATE TABLE {FLOOR_TABLE} (run_id int4, customer_key text, segment_id int4,"
-                     " distance float8, second_distance float8)")
-    subprocess.run([psql, "-X", "-q", url, "-c",
-                    f"\\copy (SELECT 1::int4, customer_id, 1::int4, 0.5::float8, 0.7::float8 FROM {TABLE})"
-                    f" TO '{payload}' (FORMAT BINARY)"], check=True)
+        conn.execute(
+            f"CREATE TABLE {FLOOR_TABLE} (run_id int4, customer_key text, segment_id int4,"
+            " distance float8, second_distance float8)"
+        )
+    subprocess.run(
+        [
+            psql,
+            "-X",
+            "-q",
+            url,
+            "-c",
+            f"\\copy (SELECT 1::int4, customer_id, 1::int4, 0.5::float8, 0.7::float8 FROM {TABLE})"
+            f" TO '{payload}' (FORMAT BINARY)",
+        ],
+        check=True,
+    )
     read = f"SELECT customer_id, {', '.join(f'{f}::float8' for f in FEATURES)} FROM {TABLE}"
     return [sys.executable, "-c", IO_FLOOR, url, read, FLOOR_TABLE, str(payload)]
 
@@ -167,7 +178,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/segjob_bench")
-    parser.add_argument("--skip-notebook", action="store_true", help="skip the notebook way (it needs ~1 GB per million rows)")
+    parser.add_argument(
+        "--skip-notebook", action="store_true", help="skip the notebook way (it needs ~1 GB per million rows)"
+    )
     options = parser.parse_args()
     url = sa.make_url(options.database_url)
     admin = url.set(database="postgres").render_as_string(hide_password=False)
@@ -189,21 +202,41 @@ def main() -> None:
 
     if not options.skip_notebook:
         print("notebook way ...", file=sys.stderr)
-        seconds, peak, _ = child([sys.executable, "-c", NOTEBOOK, plain.replace("postgresql://", "postgresql+psycopg://"), str(GROUPS)])
-        score = ari(plain, f"SELECT c.true_group, n.segment FROM {TABLE} c JOIN bench_notebook_segments n USING (customer_id)")
+        seconds, peak, _ = child(
+            [sys.executable, "-c", NOTEBOOK, plain.replace("postgresql://", "postgresql+psycopg://"), str(GROUPS)]
+        )
+        score = ari(
+            plain, f"SELECT c.true_group, n.segment FROM {TABLE} c JOIN bench_notebook_segments n USING (customer_id)"
+        )
         results.append(Result("notebook (read_sql, StandardScaler, KMeans, to_sql)", seconds, peak, score))
 
-    base = ["run", "--source", TABLE, "--id", "customer_id", "--features", ",".join(FEATURES), "--json", "--quiet",
-            "--database-url", plain]
+    base = [
+        "run",
+        "--source",
+        TABLE,
+        "--id",
+        "customer_id",
+        "--features",
+        ",".join(FEATURES),
+        "--json",
+        "--quiet",
+        "--database-url",
+        plain,
+    ]
     # Job names of their own: a job's later run also measures drift against its previous one.
     stamp = time.strftime("%Y%m%d%H%M%S")
-    for name, extra in (("segjob, k fixed", ["--k", str(GROUPS), "--job", f"bench-fixed-{stamp}"]),
-                        ("segjob, k auto 2..10", ["--job", f"bench-auto-{stamp}"])):
+    for name, extra in (
+        ("segjob, k fixed", ["--k", str(GROUPS), "--job", f"bench-fixed-{stamp}"]),
+        ("segjob, k auto 2..10", ["--job", f"bench-auto-{stamp}"]),
+    ):
         print(f"{name} ...", file=sys.stderr)
         seconds, peak, out = child([SEGJOB, *base, *extra])
         run_id = json.loads(out)["run_id"]
-        score = ari(plain, f"SELECT c.true_group, a.segment_id FROM {TABLE} c JOIN segjob.assignment a "
-                           f"ON a.customer_key = c.customer_id AND a.run_id = {run_id}")
+        score = ari(
+            plain,
+            f"SELECT c.true_group, a.segment_id FROM {TABLE} c JOIN segjob.assignment a "
+            f"ON a.customer_key = c.customer_id AND a.run_id = {run_id}",
+        )
         results.append(Result(name, seconds, peak, score))
 
     floor = results[0].seconds
@@ -211,13 +244,18 @@ def main() -> None:
     fixed = next(r for r in results if r.name == "segjob, k fixed")
     print(f"\n{options.rows:,} customers x {len(FEATURES)} features, {GROUPS} latent groups\n")
     print(machine(plain, load_before) + "\n")
-    print("| case | wall s | peak MB | x faster than notebook | peak / notebook's | x I/O floor | x fixed-k run | ARI vs truth |")
+    print(
+        "| case | wall s | peak MB | x faster than notebook | peak / notebook's | x I/O floor | x fixed-k run"
+        " | ARI vs truth |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         speedup = f"{notebook.seconds / r.seconds:.1f}" if notebook else ""
         memory = f"{r.peak_mb / notebook.peak_mb:.2f}" if notebook else ""
-        print(f"| {r.name} | {r.seconds:.1f} | {r.peak_mb:,.0f} | {speedup} | {memory} | {r.seconds / floor:.2f} | "
-              f"{r.seconds / fixed.seconds:.2f} | {'' if r.ari is None else f'{r.ari:.4f}'} |")
+        print(
+            f"| {r.name} | {r.seconds:.1f} | {r.peak_mb:,.0f} | {speedup} | {memory} | {r.seconds / floor:.2f} | "
+            f"{r.seconds / fixed.seconds:.2f} | {'' if r.ari is None else f'{r.ari:.4f}'} |"
+        )
 
 
 def machine(url: str, load_before: tuple[float, float, float]) -> str:
@@ -228,11 +266,22 @@ def machine(url: str, load_before: tuple[float, float, float]) -> str:
     with psycopg.connect(url) as conn:
         server = conn.execute("SHOW server_version").fetchone()[0]
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else ""
+    )
     load_after = os.getloadavg()
     return (
-        f"{platform.machine()} ({cpu}), {os.cpu_count()} cores, {memory:.0f} GiB RAM; PostgreSQL {server} on the same host;"
+        f"{platform.machine()} ({cpu}), {os.cpu_count()} cores, {memory:.0f} GiB RAM;"
+        f" PostgreSQL {server} on the same host;"
         f" Python {platform.python_version()}, numpy {numpy.__version__}, scikit-learn {sklearn.__version__};"
         f" load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after"
     )

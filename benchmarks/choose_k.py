@@ -4,8 +4,8 @@
         [--only NAME] [--markdown-out docs/choose_k.md]
 
 Every case goes through the library the way `segjob run` goes by default: a job spec from
-`segjob.config.build_spec` (so the CLI's defaults apply as they change), `PrepareOptions.from_spec`,
-`segjob.prepare.prepare` and `segjob.model.fit`; the purchase-history case runs the whole
+`segjob.config.build_spec` (so the CLI's defaults apply as they change), `JobSpec.prepare_options`,
+`segjob.prepare.columns.prepare` and `segjob.model.fit.fit`; the purchase-history case runs the whole
 pipeline (`segjob.pipeline.run_job`) into a temporary SQLite database. Per case the table shows
 the k each criterion would choose (`ModelResult.chosen_by`), the k of the default rule, the truth
 where it is known (generated data; for Mall Customers the published answer 5) and the adjusted
@@ -36,10 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from segjob.config import JobSpec, build_spec  # noqa: E402
-from segjob.labels import column_words  # noqa: E402
-from segjob.model import ModelResult, fit  # noqa: E402
-from segjob.prepare import PrepareOptions, prepare  # noqa: E402
-from segjob.profile import profile  # noqa: E402
+from segjob.model.fit import ModelResult, fit  # noqa: E402
+from segjob.model.labels import column_words  # noqa: E402
+from segjob.model.profile import profile  # noqa: E402
+from segjob.prepare.columns import prepare  # noqa: E402
 
 DATA = ROOT / "tests" / "data"  # copies of ../shared/data
 TRANSACTIONS_SAMPLE = ROOT / "segjob" / "data" / "transactions.csv"
@@ -111,13 +111,18 @@ def telco() -> Case:
     """IBM telco churn: tenure and charges (TotalCharges holds blanks); outcome Churn."""
     frame = _read_text(DATA / "telco_customer_churn.csv")
     return Case(
-        "telco tenure+charges", frame, ["tenure", "MonthlyCharges", "TotalCharges"], id="customerID",
-        outcome="Churn", positive="Yes",
+        "telco tenure+charges",
+        frame,
+        ["tenure", "MonthlyCharges", "TotalCharges"],
+        id="customerID",
+        outcome="Churn",
+        positive="Yes",
     )
 
 
-def _lognormal_groups(shares: list[float], log_means: list[tuple[float, ...]], rows: int, seed: int,
-                      log_sd: float = 0.35) -> tuple[pd.DataFrame, np.ndarray]:
+def _lognormal_groups(
+    shares: list[float], log_means: list[tuple[float, ...]], rows: int, seed: int, log_sd: float = 0.35
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Rows drawn from log-normal groups with the given shares and log-means, shuffled, and their groups."""
     rng = np.random.default_rng(seed)
     sizes = np.floor(np.array(shares) * rows).astype(int)
@@ -199,11 +204,20 @@ def run_case(case: Case, **overrides) -> Row:
     """Prepare and fit `case` as `segjob run` does by default; compare with what is known."""
     spec = job_spec(case, **overrides)
     started = time.perf_counter()
-    prepared = prepare(case.frame, spec.id, PrepareOptions.from_spec(spec))
+    prepared = prepare(case.frame, spec.id, spec.prepare_options())
     model = fit(
-        prepared.X, spec.k, spec.k_min, spec.k_max, spec.seed, spec.silhouette_sample,
-        algorithm=spec.algorithm, select=spec.select, min_segment_share=spec.min_segment_share,
-        eps=spec.eps, stability_sample=spec.stability_sample, describe_rows=prepared.describe_rows,
+        prepared.X,
+        spec.k,
+        spec.k_min,
+        spec.k_max,
+        spec.seed,
+        spec.silhouette_sample,
+        algorithm=spec.algorithm,
+        select=spec.select,
+        min_segment_share=spec.min_segment_share,
+        eps=spec.eps,
+        stability_sample=spec.stability_sample,
+        describe_rows=prepared.describe_rows,
     )
     seconds = time.perf_counter() - started
     # the rows prepare kept, as positions in case.frame
@@ -220,8 +234,17 @@ def run_case(case: Case, **overrides) -> Row:
         outcome = (case.frame[case.outcome].to_numpy()[used] == case.positive).astype(float)
         notes.append(outcome_note(case.outcome, outcome, model.labels))
     return Row(
-        case.name, prepared.rows_used, dict(model.chosen_by), model.k, model.criterion, case.expected, ari,
-        float(sizes.min() / sizes.sum()), seconds, model.warning, notes,
+        case.name,
+        prepared.rows_used,
+        dict(model.chosen_by),
+        model.k,
+        model.criterion,
+        case.expected,
+        ari,
+        float(sizes.min() / sizes.sum()),
+        seconds,
+        model.warning,
+        notes,
     )
 
 
@@ -245,9 +268,9 @@ def transactions_row(validate: bool, **overrides) -> Row:
     """
     import sqlalchemy as sa
 
-    from segjob import db
-    from segjob.csvload import load_csv
     from segjob.pipeline import run_job
+    from segjob.source.csvload import load_csv
+    from segjob.store import db, migrate
 
     name = "transactions sample" + (f" --validate-days {VALIDATE_DAYS}" if validate else "")
     supported = "validate_days" in {f.name for f in fields(JobSpec)}
@@ -255,24 +278,32 @@ def transactions_row(validate: bool, **overrides) -> Row:
         overrides["validate_days"] = VALIDATE_DAYS
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{folder}/segjob.db"
-        db.upgrade(url)
+        migrate.upgrade(url)
         engine = db.make_engine(url)
         try:
             load_csv(engine, TRANSACTIONS_SAMPLE, "transactions")
-            spec = build_spec(transactions="transactions", customer="customer_id", date="order_date",
-                              amount="amount", **overrides)
+            spec = build_spec(
+                transactions="transactions", customer="customer_id", date="order_date", amount="amount", **overrides
+            )
             started = time.perf_counter()
             run_id = run_job(engine, spec).run_id
             seconds = time.perf_counter() - started
             with engine.connect() as connection:
                 row = connection.execute(sa.text("SELECT * FROM run WHERE run_id = :r"), {"r": run_id}).mappings().one()
                 chosen = connection.execute(
-                    sa.text("SELECT name, value FROM run_metric WHERE run_id = :r AND k IS NULL"
-                            " AND name LIKE 'chosen_k_by_%' ORDER BY name"), {"r": run_id},
+                    sa.text(
+                        "SELECT name, value FROM run_metric WHERE run_id = :r AND k IS NULL"
+                        " AND name LIKE 'chosen_k_by_%' ORDER BY name"
+                    ),
+                    {"r": run_id},
                 ).all()
-                segments = connection.execute(
-                    sa.text("SELECT * FROM segment WHERE run_id = :r ORDER BY segment_id"), {"r": run_id}
-                ).mappings().all()
+                segments = (
+                    connection.execute(
+                        sa.text("SELECT * FROM segment WHERE run_id = :r ORDER BY segment_id"), {"r": run_id}
+                    )
+                    .mappings()
+                    .all()
+                )
             notes = ["segments: " + "; ".join(f"{s['segment_id']} {s['label']} ({s['share']:.0%})" for s in segments)]
             if validate:
                 notes.append(next_period_note(row, segments) if supported else "next period: n/a (no --validate-days)")
@@ -281,11 +312,18 @@ def transactions_row(validate: bool, **overrides) -> Row:
     run = dict(row)
     k = run.get("k") or run.get("chosen_k") or len(segments)
     return Row(
-        name, int(run.get("rows_used") or 0),
+        name,
+        int(run.get("rows_used") or 0),
         # stored names spell criteria with "_" ("chosen_k_by_silhouette_gain"); chosen_by with "-"
         {n.removeprefix("chosen_k_by_").replace("_", "-"): None if v is None else int(v) for n, v in chosen},
-        k, str(run.get("k_criterion") or ""), "", None, min(s["share"] for s in segments), seconds,
-        next((run[c] for c in run if "warning" in c and run[c]), None), notes,
+        k,
+        str(run.get("k_criterion") or ""),
+        "",
+        None,
+        min(s["share"] for s in segments),
+        seconds,
+        next((run[c] for c in run if "warning" in c and run[c]), None),
+        notes,
     )
 
 
@@ -315,15 +353,28 @@ def _number(value) -> str:
 def table(rows: list[Row]) -> str:
     """The markdown table: one column per criterion found in any row's `chosen_by`."""
     criteria = list(dict.fromkeys(c for row in rows for c in row.chosen_by))
-    header = ["dataset", "rows", *(f"k by {c}" for c in criteria), "k (rule)", "expected", "ARI", "smallest",
-              "seconds", "warning"]
+    header = [
+        "dataset",
+        "rows",
+        *(f"k by {c}" for c in criteria),
+        "k (rule)",
+        "expected",
+        "ARI",
+        "smallest",
+        "seconds",
+        "warning",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [
-            row.name, f"{row.rows:,}", *(_k(row.chosen_by.get(c, "")) for c in criteria),
-            f"**{row.k}** ({row.criterion})", row.expected or "-",
+            row.name,
+            f"{row.rows:,}",
+            *(_k(row.chosen_by.get(c, "")) for c in criteria),
+            f"**{row.k}** ({row.criterion})",
+            row.expected or "-",
             "-" if row.ari is None else f"{row.ari:.3f}",
-            "-" if row.smallest is None else f"{row.smallest:.1%}", f"{row.seconds:.1f}",
+            "-" if row.smallest is None else f"{row.smallest:.1%}",
+            f"{row.seconds:.1f}",
             (row.warning or "").split(":")[0],  # in full below the table
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -360,8 +411,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--select", help="criterion that chooses k (default: segjob run's)")
     parser.add_argument("--transform", help="passed to the job spec as --transform")
-    parser.add_argument("--only", action="append", choices=[*CASES, *TRANSACTION_CASES],
-                        help="run only this case (repeatable)")
+    parser.add_argument(
+        "--only", action="append", choices=[*CASES, *TRANSACTION_CASES], help="run only this case (repeatable)"
+    )
     parser.add_argument("--markdown-out", type=Path, help="also write the table and notes to this file")
     args = parser.parse_args(argv)
     overrides = {key: value for key, value in (("select", args.select), ("transform", args.transform)) if value}

@@ -19,8 +19,8 @@ import numpy as np
 import psycopg
 
 from segjob.config import JobSpec
-from segjob.db import make_engine
-from segjob.source import describe_source, iter_source
+from segjob.source.tables import describe_source, iter_source
+from segjob.store.db import make_engine
 
 FEATURES = ["age", "income", "spend", "visits", "tenure", "satisfaction"]
 COLUMNS = ", ".join(f"{name}::float8" for name in FEATURES)

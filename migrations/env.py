@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from segjob import db
-from segjob.schema import SCHEMA, metadata_for
+from segjob.store import db
+from segjob.store.schema import SCHEMA, metadata_for
 
 
 def run_migrations(connection: sa.Connection) -> None:

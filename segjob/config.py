@@ -12,22 +12,25 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from segjob.algorithms import ALGORITHMS, DBSCAN_NAME
-from segjob.choose_k import CRITERIA, DEFAULT_CRITERION, DEFAULT_MIN_SEGMENT_SHARE
 from segjob.errors import UsageError
-from segjob.model import DEFAULT_STABILITY_SAMPLE
+from segjob.model.algorithms import ALGORITHMS, DBSCAN_NAME
+from segjob.model.choose_k import CRITERIA, DEFAULT_CRITERION, DEFAULT_MIN_SEGMENT_SHARE
+from segjob.model.fit import DEFAULT_STABILITY_SAMPLE
+from segjob.prepare.columns import MissingPolicy, PrepareOptions, ScalerName
 
 MISSING_POLICIES = ("drop", "median", "mean")
 SCALERS = ("standard", "robust", "minmax", "none")
 # Silhouette costs O(n^2); on a 10k-row sample it agrees with a 20k-row one to about 0.002.
 DEFAULT_SILHOUETTE_SAMPLE = 10_000
 # Above this many source rows a K-Means run fits on a uniform sample of about this size and
-# assigns every row in a streaming pass (segjob.streaming): 200k rows fit in about a second and
+# assigns every row in a streaming pass (segjob.engines.local): 200k rows fit in about a second and
 # keep the sampled fit's inertia within a fraction of a percent of a full-data fit.
 DEFAULT_FIT_SAMPLE = 200_000
 # Generous: a nightly run over tens of millions of rows finishes well within it, while a
 # statement stuck behind a lock or a runaway --query does not hold the warehouse forever.
 DEFAULT_STATEMENT_TIMEOUT = 6 * 3600  # seconds
+# --transactions jobs without --features (segjob.source.purchases defines them all)
+DEFAULT_PURCHASE_FEATURES = ("recency", "frequency", "monetary_total")
 
 
 @dataclass
@@ -39,8 +42,8 @@ class JobSpec:
     source: str | None = None  # table, optionally schema-qualified
     query: str | None = None  # read-only SELECT, instead of a table
     categorical: list[str] = field(default_factory=list)
-    missing: str = "drop"
-    scaler: str = "standard"
+    missing: MissingPolicy = "drop"  # one of MISSING_POLICIES, checked by build_spec
+    scaler: ScalerName = "standard"  # one of SCALERS, checked by build_spec
     k: int | None = None  # None: choose k automatically in k_min..k_max
     k_min: int = 2
     k_max: int = 10
@@ -59,7 +62,7 @@ class JobSpec:
     clip_outliers: float | None = None  # winsorize numeric features at mean +/- this many std
     statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT  # seconds per database statement (PostgreSQL)
     labels: dict[str, str] = field(default_factory=dict)  # segment id (as text) -> label
-    # Purchase-history source instead of --source/--query (see segjob.transactions); `id` is `customer`.
+    # Purchase-history source instead of --source/--query (see segjob.source.purchases); `id` is `customer`.
     transactions: str | None = None  # table of transactions, optionally schema-qualified
     customer: str | None = None
     date: str | None = None
@@ -84,6 +87,19 @@ class JobSpec:
     @property
     def auto_log1p(self) -> bool:
         return self.transform == "auto"
+
+    def prepare_options(self) -> PrepareOptions:
+        """How `segjob.prepare.columns` builds this job's model columns."""
+        return PrepareOptions(
+            self.features,
+            self.categorical,
+            self.missing,
+            self.scaler,
+            log1p=self.log1p_columns,
+            auto_log1p=self.auto_log1p,
+            clip_z=self.clip_outliers,
+            fence=self.auto_log1p,
+        )
 
     @property
     def segment_labels(self) -> dict[int, str]:
@@ -143,7 +159,7 @@ def _as_float(value: Any, key: str) -> float:
 
 
 def _parse_transform(value: Any, features: list[str]) -> str:
-    """"none", "auto" or "log1p:COL,..." with every column a numeric feature."""
+    """ "none", "auto" or "log1p:COL,..." with every column a numeric feature."""
     text = str(value).strip() if value is not None else "auto"
     if text.lower() in ("none", "auto"):
         return text.lower()
@@ -211,8 +227,6 @@ def _transaction_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """Checks and defaults of a --transactions job: id is the customer column, features default
     to recency, frequency and monetary_total, the job is named after the table, --transform auto
     (purchase counts and spend are usually right-skewed)."""
-    from segjob.transactions import DEFAULT_FEATURES  # here: segjob.transactions imports this module
-
     given = [option for option in ("source", "query", "id") if settings.get(option)]
     if given:
         raise UsageError(
@@ -237,7 +251,7 @@ def _transaction_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return {
         "transactions": table,
         "id": settings["customer"],
-        "features": settings.get("features") or list(DEFAULT_FEATURES),
+        "features": settings.get("features") or list(DEFAULT_PURCHASE_FEATURES),
         "job": settings.get("job") or table,
         "transform": settings.get("transform") or "auto",
         "as_of": as_of,
@@ -318,7 +332,8 @@ def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
         raise UsageError(f"--select must be one of {', '.join(CRITERIA)}, not {select!r}")
     if algorithm == DBSCAN_NAME:
         given = [
-            option for option, key in (("--k", "k"), ("--k-min", "k_min"), ("--k-max", "k_max"), ("--select", "select"))
+            option
+            for option, key in (("--k", "k"), ("--k-min", "k_min"), ("--k-max", "k_max"), ("--select", "select"))
             if settings.get(key) is not None and not (key == "k" and k is None)
         ]
         if given:

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from segjob import db, history
 from segjob.config import build_spec
-from segjob.csvload import load_csv
 from segjob.pipeline import run_job
 from segjob.progress import Progress
-from segjob.report import Report, write_report
+from segjob.report.write import Report, write_report
+from segjob.results import history
+from segjob.source.csvload import load_csv
+from segjob.store import db, migrate
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "mall_customers.csv"
 TABLE = "mall_customers"
@@ -38,7 +39,7 @@ def run_demo(
     segmented on recency, frequency and monetary_total built from it.
     """
     url = db.resolve_url(database_url)
-    db.upgrade(url)
+    migrate.upgrade(url)
     engine = db.make_engine(url)
     sample, table = (TRANSACTIONS_SAMPLE, TRANSACTIONS_TABLE) if transactions else (SAMPLE, TABLE)
     try:
@@ -47,7 +48,10 @@ def run_demo(
         progress.done(f"{loaded.rows:,} rows")
         if transactions:
             spec = build_spec(
-                transactions=table, customer="customer_id", date="order_date", amount="amount",
+                transactions=table,
+                customer="customer_id",
+                date="order_date",
+                amount="amount",
                 job="transactions_demo",
             )
         else:

@@ -1,13 +1,13 @@
 """The one exception tree of segjob; each class carries the CLI exit code it maps to.
 
-    SegjobError                  1  unexpected failure
-    +-- UsageError               2  bad option, unknown table or column, missing file
-    +-- DataError                3  input data unusable (no rows, too few rows, non-numeric, duplicates)
-    +-- JobLockedError           4  another run of the same job is in progress
-    +-- DatabaseError            5  database unreachable, connection lost, or its schema is not at head
-    |   +-- SchemaOutOfDateError 5  run 'segjob db upgrade'
-    |   +-- StatementTimeoutError 5 a statement ran longer than --statement-timeout
-    +-- Interrupted        130/143  stopped by Ctrl-C (SIGINT) or SIGTERM
+SegjobError                  1  unexpected failure
++-- UsageError               2  bad option, unknown table or column, missing file
++-- DataError                3  input data unusable (no rows, too few rows, non-numeric, duplicates)
++-- JobLockedError           4  another run of the same job is in progress
++-- DatabaseError            5  database unreachable, connection lost, or its schema is not at head
+|   +-- SchemaOutOfDateError 5  run 'segjob db upgrade'
+|   +-- StatementTimeoutError 5 a statement ran longer than --statement-timeout
++-- Interrupted        130/143  stopped by Ctrl-C (SIGINT) or SIGTERM
 """
 
 from __future__ import annotations

@@ -3,32 +3,35 @@
 lock -> mark dead runs abandoned -> (idempotent no-op?) -> run row `running` -> read -> prepare
 -> fit -> profile -> publish (one transaction, status `succeeded`); any failure marks the run
 `failed` with its reason and re-raises. `run_lifecycle` is the part fit and score runs share
-(segjob.score supplies a score run's work).
+(segjob.scoring.score supplies a score run's work).
 """
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import pandas as pd
 import sqlalchemy as sa
 
-from segjob import db, lineage, results, schema, streaming, validation
-from segjob.algorithms import KMEANS, preload_in_background
 from segjob.config import JobSpec
+from segjob.engines import local
+from segjob.engines.base import Assigned, Fitted
 from segjob.errors import Interrupted, SegjobError
-from segjob.labels import vocabulary_for
-from segjob.model import fit
-from segjob.prepare import PrepareOptions, prepare
-from segjob.profile import profile
+from segjob.model.algorithms import preload_in_background
+from segjob.model.choose_k import Metric
+from segjob.model.fit import ModelResult, fit
+from segjob.model.labels import vocabulary_for
+from segjob.model.profile import Profile, profile
+from segjob.prepare.columns import prepare
 from segjob.progress import Progress, Silent
-from segjob.source import count_rows, describe_source, read_source
-from segjob.transactions import transaction_source
+from segjob.results import lineage, publish, validation
+from segjob.source.purchases import transaction_source
+from segjob.source.tables import Source, describe_source
+from segjob.store import db, schema
 
 
 @dataclass(frozen=True)
@@ -73,12 +76,12 @@ def run_lifecycle(
     with db.translate_errors(engine, spec.statement_timeout):
         spec, work = setup()
         with db.job_lock(engine, spec.job, lambda: _describe_running(engine, spec.job)):
-            results.mark_abandoned(engine, spec.job)
+            publish.mark_abandoned(engine, spec.job)
             if spec.run_key and not force:
                 previous = _succeeded_run_with_key(engine, spec.job, spec.run_key, kind)
                 if previous is not None:
                     return RunOutcome(previous, spec.job, reused=True)
-            run_id = results.start_run(engine, spec, kind=kind, model_run_id=model_run_id)
+            run_id = publish.start_run(engine, spec, kind=kind, model_run_id=model_run_id)
             stop = _StopSignals()
             try:
                 with stop.raise_interrupted():
@@ -126,44 +129,60 @@ class _StopSignals:
                 signal.signal(number, handler)
 
 
-def _fit_and_publish(engine, spec: JobSpec, source, run_id: int, progress: Progress) -> None:
-    if spec.algorithm == KMEANS:
-        rows = count_rows(engine, source)
-        if streaming.should_stream(spec, rows):  # large input: sampled fit, streamed assignment
-            beat = _HeartbeatOnDone(progress, lambda: results.heartbeat(engine, run_id))
-            streaming.fit_and_publish(
-                engine, spec, source, run_id, rows, progress, beat, vocabulary_for(spec),
-                validation.measurer(spec, run_id),
-            )
-            return
-    progress.stage(f"reading {source.description}")
-    frame = read_source(engine, spec, source, progress.rows)
-    progress.done(f"{len(frame):,} rows")
-    fingerprint = input_fingerprint(frame)
+def _fit_and_publish(engine: sa.Engine, spec: JobSpec, source: Source, run_id: int, progress: Progress) -> None:
+    """Sample, prepare and fit on the driver, then let the engine assign and write every row
+    inside the publish transaction (segjob.engines.base describes the steps)."""
+    execution = local.engine_for(engine, spec, source)
+    sample = execution.read_sample(progress)
 
     progress.stage("preparing")
-    options = PrepareOptions.from_spec(spec)
-    prepared = prepare(frame, spec.id, options)
-    del frame
+    prepared = prepare(sample.frame, spec.id, spec.prepare_options())
+    del sample.frame
     dropped = ", ".join(f"{reason}: {count:,}" for reason, count in prepared.dropped.items()) or "none"
-    progress.done(f"{prepared.rows_used:,} rows used, {prepared.X.shape[1]} model columns, dropped {dropped}")
-    results.heartbeat(engine, run_id)
+    fitted_on = "" if sample.every_row else " (fitted on the sample)"
+    progress.done(
+        f"{prepared.rows_used:,} rows used, {prepared.X.shape[1]} model columns, dropped {dropped}{fitted_on}"
+    )
+    publish.heartbeat(engine, run_id)
 
+    heartbeat = _HeartbeatOnDone(progress, lambda: publish.heartbeat(engine, run_id))
     model = fit(
-        prepared.X, spec.k, spec.k_min, spec.k_max, spec.seed, spec.silhouette_sample,
-        algorithm=spec.algorithm, select=spec.select, min_segment_share=spec.min_segment_share,
-        eps=spec.eps, stability_sample=spec.stability_sample,
-        progress=_HeartbeatOnDone(progress, lambda: results.heartbeat(engine, run_id)),
+        prepared.X,
+        spec.k,
+        spec.k_min,
+        spec.k_max,
+        spec.seed,
+        spec.silhouette_sample,
+        algorithm=spec.algorithm,
+        select=spec.select,
+        min_segment_share=spec.min_segment_share,
+        eps=spec.eps,
+        stability_sample=spec.stability_sample,
+        progress=heartbeat,
         describe_rows=prepared.describe_rows,
     )
+    if not sample.every_row:
+        model.k_reason += f" (fitted on a uniform sample of {prepared.rows_used:,} of {sample.rows:,} rows)"
+        if spec.full_fit:
+            model = execution.refine(prepared, model, heartbeat)
+        model.metrics.append(Metric("sample_size", float(prepared.rows_used), None))
 
-    stable_ids = lineage.stable_segment_ids(engine, spec.job, prepared.features, model)  # matched to the last fit
-    segments = profile(
-        prepared, model, spec.segment_labels, vocabulary_for(spec), segment_ids=stable_ids
-    )
-    progress.stage("publishing")
-    results.publish(engine, run_id, fingerprint, prepared, model, segments, validation.measurer(spec, run_id))
-    progress.done(f"run {run_id}: {prepared.rows_used:,} assignments, {model.k} segments")
+    segment_ids = lineage.stable_segment_ids(engine, spec.job, prepared.features, model)  # matched to the last fit
+    fitted = Fitted(prepared, model, segment_ids)
+    vocabulary = vocabulary_for(purchase_history=bool(spec.transactions))
+
+    def assign_and_profile(connection: sa.Connection) -> tuple[str, Assigned, ModelResult, Profile]:
+        assigned = execution.assign(connection, run_id, fitted, progress)
+        progress.stage("publishing")
+        model.metrics.extend(assigned.metrics)
+        described = dataclasses.replace(prepared, features=assigned.features)
+        segments = profile(
+            described, model, spec.segment_labels, vocabulary, segment_ids=segment_ids, totals=assigned.totals
+        )
+        return assigned.fingerprint, assigned, model, segments
+
+    publish.publish_run(engine, run_id, assign_and_profile, validation.measurer(spec, run_id))
+    progress.done(f"run {run_id}: {model.k} segments")
 
 
 class _HeartbeatOnDone:
@@ -183,16 +202,9 @@ class _HeartbeatOnDone:
         self.beat()
 
 
-def input_fingerprint(frame: pd.DataFrame) -> str:
-    """A digest of the rows read, so analysts can tell whether two runs saw the same input."""
-    digest = hashlib.sha256(",".join(map(str, frame.columns)).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
-
-
 def _mark_failed_if_reachable(engine: sa.Engine, run_id: int, error: str) -> None:
     try:
-        results.mark_failed(engine, run_id, error)
+        publish.mark_failed(engine, run_id, error)
     except (sa.exc.DBAPIError, SegjobError):
         pass  # the database is gone; the next run of the job marks this one abandoned
 

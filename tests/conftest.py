@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -16,6 +17,19 @@ import sqlalchemy as sa
 
 PG_ADMIN_URL = os.environ.get("SEGJOB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(autouse=True)
+def _processes_only_in_slow_tests(request, monkeypatch):
+    """`make test-fast` (-m "not slow") is the subset that starts no process: a test that starts
+    one (the installed `segjob`, a probe interpreter) fails here unless it is marked slow."""
+    if request.node.get_closest_marker("slow"):
+        return
+
+    def refuse(self, args, *rest, **options):
+        raise AssertionError(f"{request.node.nodeid} starts a process ({args!r}): mark it @pytest.mark.slow")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 @pytest.fixture(scope="session")
@@ -50,11 +64,11 @@ def _drop_pg_database(admin, name: str) -> None:
 @pytest.fixture(scope="session")
 def pg_template(pg_admin_engine):
     """A PostgreSQL database migrated to head once per session; tests get copies of it."""
-    from segjob import db
+    from segjob.store import migrate
 
     name = f"segjob_tpl_{uuid.uuid4().hex[:10]}"
     url = _create_pg_database(pg_admin_engine, name)
-    db.upgrade(url)
+    migrate.upgrade(url)
     sa.create_engine(url).dispose()
     yield name
     _drop_pg_database(pg_admin_engine, name)
@@ -62,10 +76,10 @@ def pg_template(pg_admin_engine):
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory) -> Path:
-    from segjob import db
+    from segjob.store import migrate
 
     path = tmp_path_factory.mktemp("template") / "segjob.db"
-    db.upgrade(f"sqlite:///{path}")
+    migrate.upgrade(f"sqlite:///{path}")
     return path
 
 

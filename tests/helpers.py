@@ -8,8 +8,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from segjob import db
-from segjob.cli import app
+from segjob.cli.app import app
+from segjob.store import db
 
 MALL_CSV = Path(__file__).resolve().parents[1] / "segjob" / "data" / "mall_customers.csv"
 MALL_ID = "CustomerID"

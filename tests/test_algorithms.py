@@ -7,10 +7,10 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from segjob import algorithms
-from segjob.algorithms import ALGORITHMS
 from segjob.errors import DataError
-from segjob.model import fit
+from segjob.model import algorithms
+from segjob.model.algorithms import ALGORITHMS
+from segjob.model.fit import fit
 
 CENTRES = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
 SIZES = [200, 150, 100, 50]
@@ -98,7 +98,7 @@ def test_dbscan_with_given_eps(blobs):
 def test_agglomerative_samples_above_its_row_limit(blobs, monkeypatch):
     X, truth = blobs
     monkeypatch.setattr(algorithms, "AGGLOMERATIVE_MAX_ROWS", 200)
-    monkeypatch.setattr("segjob.model.AGGLOMERATIVE_MAX_ROWS", 200)
+    monkeypatch.setattr("segjob.model.fit.AGGLOMERATIVE_MAX_ROWS", 200)
     result = fit(X, 4, algorithm="agglomerative")
     assert adjusted_rand_score(truth, result.labels) > 0.9
     assert "Ward tree built on a random sample of 200 rows" in result.k_reason

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from segjob.align import align
+from segjob.model.align import align
 
 PREVIOUS = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])
 

@@ -7,12 +7,10 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import silhouette_score
 
-from segjob.algorithms import Clustering
-from segjob import choose_k
-from segjob.choose_k import CRITERIA, STABILITY_TOLERANCE, Candidate, Metric, choose, silhouette
-from segjob.errors import DataError
-from segjob.model import fit
-
+from segjob.model import choose_k
+from segjob.model.algorithms import Clustering
+from segjob.model.choose_k import CRITERIA, STABILITY_TOLERANCE, Candidate, Metric, choose, silhouette
+from segjob.model.fit import fit
 
 REASONS = {
     "silhouette-gain": "k=5: largest silhouette gain over structureless data (",
@@ -103,9 +101,18 @@ def test_a_k_still_too_small_after_the_refit_is_rejected_naming_its_customers():
 def test_one_customer_reads_in_the_singular():
     X = np.vstack([np.random.default_rng(0).normal(size=(300, 2)), [[40.0, 40.0]]])
     candidates = choose_k.Sweep(
-        X, lambda data, seed: lambda k: Clustering(
-            (np.linalg.norm(data - [40.0, 40.0], axis=1) < 1).astype(np.int32), np.array([[0.0, 0.0], [40.0, 40.0]])
-        ), 0, 1000, None, None, 0.01, "gmm",
+        X,
+        lambda data, seed: (
+            lambda k: Clustering(
+                (np.linalg.norm(data - [40.0, 40.0], axis=1) < 1).astype(np.int32), np.array([[0.0, 0.0], [40.0, 40.0]])
+            )
+        ),
+        0,
+        1000,
+        None,
+        None,
+        0.01,
+        "gmm",
     ).run(range(2, 3), Recorder())
     assert candidates[0].rejected == "smallest segment has 1 customer (0.3%), below --min-segment-share 1.0%"
 
@@ -230,7 +237,9 @@ def test_a_dominant_segment_is_swept_on_its_own():
 
 def test_a_dominant_segment_that_is_one_group_is_called_one():
     rng = np.random.default_rng(1)
-    X = np.vstack([rng.normal([0, 0], 1, (1500, 2)), rng.normal([12, 0], 1, (250, 2)), rng.normal([0, 12], 1, (250, 2))])
+    X = np.vstack(
+        [rng.normal([0, 0], 1, (1500, 2)), rng.normal([12, 0], 1, (250, 2)), rng.normal([0, 12], 1, (250, 2))]
+    )
     result = fit(X, None, k_max=6)
     assert result.k == 3
     assert "the largest segment holds 75% of customers and little structure of its own" in result.k_reason

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from helpers import INCOME, MALL_CSV, MALL_ID, SPENDING, invoke, load_mall, query
+from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query
 
 
 @pytest.fixture
@@ -41,8 +40,7 @@ def test_unknown_column_lists_columns(mall_url):
     assert result.exit_code == 2
     line = _one_error_line(result)
     assert line == (
-        'Error: column "Annual Incme" not found in table mall '
-        f"(columns: CustomerID, Gender, Age, {INCOME}, {SPENDING})"
+        f'Error: column "Annual Incme" not found in table mall (columns: CustomerID, Gender, Age, {INCOME}, {SPENDING})'
     )
 
 
@@ -58,8 +56,18 @@ def test_non_numeric_feature_fails_the_run(mall_url):
 
 def test_fewer_rows_than_k(mall_url):
     result = invoke(
-        mall_url, "run", "--query", 'SELECT * FROM mall WHERE "CustomerID" <= 3', "--job", "tiny",
-        "--id", MALL_ID, "--features", INCOME, "--k", "5",
+        mall_url,
+        "run",
+        "--query",
+        'SELECT * FROM mall WHERE "CustomerID" <= 3',
+        "--job",
+        "tiny",
+        "--id",
+        MALL_ID,
+        "--features",
+        INCOME,
+        "--k",
+        "5",
     )
     assert result.exit_code == 3
     assert "fewer than k=5" in _one_error_line(result)
@@ -68,8 +76,16 @@ def test_fewer_rows_than_k(mall_url):
 
 def test_no_rows(mall_url):
     result = invoke(
-        mall_url, "run", "--query", 'SELECT * FROM mall WHERE "Age" > 500', "--job", "nobody",
-        "--id", MALL_ID, "--features", INCOME,
+        mall_url,
+        "run",
+        "--query",
+        'SELECT * FROM mall WHERE "Age" > 500',
+        "--job",
+        "nobody",
+        "--id",
+        MALL_ID,
+        "--features",
+        INCOME,
     )
     assert result.exit_code == 3
     assert "no usable rows" in _one_error_line(result)

@@ -5,12 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query, run_json
 
 MALL_RUN = ("--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}")
 CRITERIA = (
-    "silhouette_gain", "silhouette", "macro_silhouette", "gap", "elbow", "davies_bouldin", "calinski_harabasz", "stability",
+    "silhouette_gain",
+    "silhouette",
+    "macro_silhouette",
+    "gap",
+    "elbow",
+    "davies_bouldin",
+    "calinski_harabasz",
+    "stability",
 )
 
 
@@ -36,13 +42,23 @@ def test_mall_published_answer_with_every_criterion_recorded(mall_url):
     assert summary["stability"] > 0.9
     run_id = summary["run_id"]
 
-    chosen = query(mall_url, "SELECT name, value FROM run_metric WHERE run_id = :r AND k IS NULL AND name LIKE 'chosen_k_by_%'", r=run_id)
+    chosen = query(
+        mall_url,
+        "SELECT name, value FROM run_metric WHERE run_id = :r AND k IS NULL AND name LIKE 'chosen_k_by_%'",
+        r=run_id,
+    )
     chosen = {row["name"].removeprefix("chosen_k_by_"): row["value"] for row in chosen}
     assert set(chosen) == set(CRITERIA) and chosen["silhouette"] == 5 and chosen["elbow"] == 5
-    sweep = query(mall_url, "SELECT k, sample_size FROM run_metric WHERE run_id = :r AND name = 'stability' AND k IS NOT NULL", r=run_id)
+    sweep = query(
+        mall_url,
+        "SELECT k, sample_size FROM run_metric WHERE run_id = :r AND name = 'stability' AND k IS NOT NULL",
+        r=run_id,
+    )
     assert sorted(row["k"] for row in sweep) == list(range(2, 11)) and {row["sample_size"] for row in sweep} == {160}
 
-    segments = query(mall_url, "SELECT segment_id, label, top_features FROM segment WHERE run_id = :r ORDER BY segment_id", r=run_id)
+    segments = query(
+        mall_url, "SELECT segment_id, label, top_features FROM segment WHERE run_id = :r ORDER BY segment_id", r=run_id
+    )
     assert [s["label"] for s in segments] == [
         "Average",
         "High income, high spend",
@@ -70,7 +86,9 @@ def test_mall_published_answer_with_every_criterion_recorded(mall_url):
 def test_min_segment_share_rejections(mall_url):
     summary = run_json(mall_url, *MALL_RUN, "--min-segment-share", "0.1")
     assert summary["k"] == 5
-    rejected = query(mall_url, "SELECT k, smallest_share, reason FROM k_rejection WHERE run_id = :r ORDER BY k", r=summary["run_id"])
+    rejected = query(
+        mall_url, "SELECT k, smallest_share, reason FROM k_rejection WHERE run_id = :r ORDER BY k", r=summary["run_id"]
+    )
     assert [row["k"] for row in rejected] == [6, 7, 8, 9, 10]
     assert all(row["smallest_share"] < 0.1 for row in rejected)
     assert rejected[0]["reason"].endswith("below --min-segment-share 10.0%")
@@ -97,11 +115,18 @@ def test_gmm_probabilities_are_stored(mall_url):
 def test_dbscan_outliers_are_segment_zero(mall_url):
     summary = run_json(mall_url, *MALL_RUN, "--algorithm", "dbscan", "--eps", "0.4")
     assert summary["k"] == 4 and summary["k_criterion"] == "dbscan"
-    current = query(mall_url, "SELECT segment_id, segment_label, COUNT(*) AS n FROM current_segment GROUP BY segment_id, segment_label ORDER BY segment_id")
+    current = query(
+        mall_url,
+        "SELECT segment_id, segment_label, COUNT(*) AS n FROM current_segment GROUP BY segment_id, segment_label ORDER BY segment_id",
+    )
     assert [row["segment_id"] for row in current] == [0, 1, 2, 3, 4]
     assert current[0]["segment_label"] == "Outliers" and current[0]["n"] == 15
     assert sum(row["n"] for row in current) == 200
-    profile = query(mall_url, "SELECT segment_id, feature, centroid FROM segment_profile WHERE run_id = :r AND segment_id = 0", r=summary["run_id"])
+    profile = query(
+        mall_url,
+        "SELECT segment_id, feature, centroid FROM segment_profile WHERE run_id = :r AND segment_id = 0",
+        r=summary["run_id"],
+    )
     assert len(profile) == 2
     text = invoke(mall_url, "runs", "show", str(summary["run_id"])).stdout
     assert "k=4: found by DBSCAN (eps 0.4 from --eps, min_samples 5); 15 rows are noise" in text
@@ -128,16 +153,25 @@ def test_transforms_and_clipping_are_recorded(mall_url):
     income, spending = features
     assert income["transform"] == "log1p" and spending["transform"] is None
     assert income["clip_low"] < 60.56 < income["clip_high"] < 137 and income["clipped_count"] > 0
-    centroids = query(mall_url, "SELECT centroid FROM segment_centroid WHERE run_id = :r AND feature = :f", r=summary["run_id"], f=INCOME)
+    centroids = query(
+        mall_url,
+        "SELECT centroid FROM segment_centroid WHERE run_id = :r AND feature = :f",
+        r=summary["run_id"],
+        f=INCOME,
+    )
     assert all(15 <= row["centroid"] <= 137 for row in centroids)  # thousands of dollars again
     text = invoke(mall_url, "runs", "show", str(summary["run_id"])).stdout
     assert f"transform: {INCOME} log1p" in text and f"clipped at mean +/- 2 std: {INCOME} to [" in text
 
     auto = run_json(mall_url, *MALL_RUN, "--k", "5", "--transform", "auto")
     # neither Mall feature is strongly skewed (0.32 and -0.05)
-    assert query(mall_url, "SELECT DISTINCT transform FROM run_feature WHERE run_id = :r", r=auto["run_id"]) == [{"transform": None}]
+    assert query(mall_url, "SELECT DISTINCT transform FROM run_feature WHERE run_id = :r", r=auto["run_id"]) == [
+        {"transform": None}
+    ]
     # the far-out fences are stored (scoring clips new customers the same way) but move no Mall value
-    fences = query(mall_url, "SELECT clip_low, clip_high, clipped_count FROM run_feature WHERE run_id = :r", r=auto["run_id"])
+    fences = query(
+        mall_url, "SELECT clip_low, clip_high, clipped_count FROM run_feature WHERE run_id = :r", r=auto["run_id"]
+    )
     assert all(row["clip_low"] < 0 and row["clip_high"] > 137 and row["clipped_count"] == 0 for row in fences)
     assert "clipped" not in invoke(mall_url, "runs", "show", str(auto["run_id"])).stdout
 

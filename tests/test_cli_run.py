@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query, run_json
 
 MALL_RUN = ("--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}")
@@ -28,10 +27,17 @@ def test_run_chooses_k_and_publishes_every_table(mall_url):
         assert summary[key] is not None
     run_id = summary["run_id"]
 
-    sizes = [row["size"] for row in query(mall_url, "SELECT size FROM segment WHERE run_id = :r ORDER BY size DESC", r=run_id)]
+    sizes = [
+        row["size"]
+        for row in query(mall_url, "SELECT size FROM segment WHERE run_id = :r ORDER BY size DESC", r=run_id)
+    ]
     assert sizes == [81, 39, 35, 23, 22]
 
-    features = query(mall_url, "SELECT feature, kind, center, scale, mean, min, max FROM run_feature WHERE run_id = :r ORDER BY position", r=run_id)
+    features = query(
+        mall_url,
+        "SELECT feature, kind, center, scale, mean, min, max FROM run_feature WHERE run_id = :r ORDER BY position",
+        r=run_id,
+    )
     assert [f["feature"] for f in features] == [INCOME, SPENDING]
     assert features[0]["min"] == 15 and features[0]["max"] == 137
     assert features[0]["center"] == pytest.approx(features[0]["mean"])
@@ -40,12 +46,18 @@ def test_run_chooses_k_and_publishes_every_table(mall_url):
     assert {row["k"] for row in sweep} == set(range(2, 11))
     assert {row["name"] for row in sweep} >= {"inertia", "silhouette", "davies_bouldin", "calinski_harabasz"}
 
-    assignments = query(mall_url, "SELECT customer_key, segment_id, distance, second_distance FROM assignment WHERE run_id = :r", r=run_id)
+    assignments = query(
+        mall_url,
+        "SELECT customer_key, segment_id, distance, second_distance FROM assignment WHERE run_id = :r",
+        r=run_id,
+    )
     assert len(assignments) == 200
     assert {a["customer_key"] for a in assignments} == {str(i) for i in range(1, 201)}
     assert all(a["second_distance"] >= a["distance"] >= 0 for a in assignments)
 
-    centroids = query(mall_url, "SELECT feature, centroid, centroid_scaled FROM segment_centroid WHERE run_id = :r", r=run_id)
+    centroids = query(
+        mall_url, "SELECT feature, centroid, centroid_scaled FROM segment_centroid WHERE run_id = :r", r=run_id
+    )
     assert len(centroids) == 10
     incomes = sorted(c["centroid"] for c in centroids if c["feature"] == INCOME)
     assert 15 <= incomes[0] < incomes[-1] <= 137  # original units (k$), not z-scores
@@ -55,11 +67,17 @@ def test_views_follow_the_contract(mall_url):
     first = run_json(mall_url, *MALL_RUN)["run_id"]
     second = run_json(mall_url, *MALL_RUN, "--k", "4")["run_id"]
 
-    current = query(mall_url, "SELECT job, run_id, customer_key, segment_id, segment_label, distance FROM current_segment")
+    current = query(
+        mall_url, "SELECT job, run_id, customer_key, segment_id, segment_label, distance FROM current_segment"
+    )
     assert len(current) == 200 and {row["run_id"] for row in current} == {second}
     assert all(row["segment_label"] for row in current)
 
-    profile = query(mall_url, "SELECT job, run_id, segment_id, segment_label, size, share, feature, centroid, mean FROM segment_profile WHERE run_id = :r", r=first)
+    profile = query(
+        mall_url,
+        "SELECT job, run_id, segment_id, segment_label, size, share, feature, centroid, mean FROM segment_profile WHERE run_id = :r",
+        r=first,
+    )
     assert len(profile) == 5 * 2
     assert sum(share for _, share in {(p["segment_id"], p["share"]) for p in profile}) == pytest.approx(1.0)
 
@@ -74,7 +92,10 @@ def test_views_follow_the_contract(mall_url):
     assert sum(row["customers"] for row in migration) == 200
 
     summaries = query(mall_url, "SELECT run_id, status, k FROM run_summary ORDER BY run_id")
-    assert [(s["run_id"], s["status"], s["k"]) for s in summaries] == [(first, "succeeded", 5), (second, "succeeded", 4)]
+    assert [(s["run_id"], s["status"], s["k"]) for s in summaries] == [
+        (first, "succeeded", 5),
+        (second, "succeeded", 4),
+    ]
 
 
 def test_same_input_and_seed_give_same_assignments(mall_url):
@@ -84,7 +105,8 @@ def test_same_input_and_seed_give_same_assignments(mall_url):
         mall_url,
         "SELECT a.customer_key, a.segment_id AS s1, b.segment_id AS s2 FROM assignment a "
         "JOIN assignment b ON b.customer_key = a.customer_key AND b.run_id = :second WHERE a.run_id = :first",
-        first=first, second=second,
+        first=first,
+        second=second,
     )
     assert len(rows) == 200 and all(row["s1"] == row["s2"] for row in rows)
     fingerprints = query(mall_url, "SELECT DISTINCT input_fingerprint FROM run")
@@ -99,7 +121,11 @@ def test_categorical_and_config_file(mall_url, tmp_path):
     )
     summary = run_json(mall_url, "--config", str(config), "--seed", "3")
     assert summary["job"] == "mall-gender" and summary["k"] == 3
-    features = query(mall_url, "SELECT feature, kind, level FROM run_feature WHERE run_id = :r ORDER BY position", r=summary["run_id"])
+    features = query(
+        mall_url,
+        "SELECT feature, kind, level FROM run_feature WHERE run_id = :r ORDER BY position",
+        r=summary["run_id"],
+    )
     assert [(f["feature"], f["kind"], f["level"]) for f in features] == [
         ("Age", "numeric", None),
         (INCOME, "numeric", None),
@@ -113,22 +139,42 @@ def test_categorical_and_config_file(mall_url, tmp_path):
 
 def test_query_source_runs_read_only(mall_url):
     summary = run_json(
-        mall_url, "--query", f'SELECT * FROM mall WHERE "Age" < 40', "--job", "young",
-        "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}", "--k", "3",
+        mall_url,
+        "--query",
+        'SELECT * FROM mall WHERE "Age" < 40',
+        "--job",
+        "young",
+        "--id",
+        MALL_ID,
+        "--features",
+        f"{INCOME},{SPENDING}",
+        "--k",
+        "3",
     )
     young = query(mall_url, 'SELECT COUNT(*) AS n FROM mall WHERE "Age" < 40')[0]["n"]
     assert summary["rows_used"] == young
 
     result = invoke(
-        mall_url, "run", "--query", "DELETE FROM mall RETURNING *", "--job", "evil", "--id", MALL_ID,
-        "--features", INCOME,
+        mall_url,
+        "run",
+        "--query",
+        "DELETE FROM mall RETURNING *",
+        "--job",
+        "evil",
+        "--id",
+        MALL_ID,
+        "--features",
+        INCOME,
     )
     assert result.exit_code == 2
     assert query(mall_url, "SELECT COUNT(*) AS n FROM mall")[0]["n"] == 200
 
 
 def test_missing_values_are_dropped_and_counted(migrated_db_url, data_dir):
-    assert invoke(migrated_db_url, "load-csv", str(data_dir / "telco_customer_churn.csv"), "--table", "telco").exit_code == 0
+    assert (
+        invoke(migrated_db_url, "load-csv", str(data_dir / "telco_customer_churn.csv"), "--table", "telco").exit_code
+        == 0
+    )
     args = ("--source", "telco", "--id", "customerID", "--features", "tenure,MonthlyCharges,TotalCharges", "--k", "3")
     dropped = run_json(migrated_db_url, *args)
     assert (dropped["rows_read"], dropped["rows_used"], dropped["rows_dropped"]) == (7043, 7032, 11)
@@ -144,7 +190,11 @@ def test_missing_values_are_dropped_and_counted(migrated_db_url, data_dir):
         r=imputed["run_id"],
     )[0]
     assert total["missing_count"] == 11 and total["impute_value"] > 0
-    keys = query(migrated_db_url, "SELECT customer_key FROM assignment WHERE run_id = :r AND customer_key = '7590-VHVEG'", r=imputed["run_id"])
+    keys = query(
+        migrated_db_url,
+        "SELECT customer_key FROM assignment WHERE run_id = :r AND customer_key = '7590-VHVEG'",
+        r=imputed["run_id"],
+    )
     assert keys == [{"customer_key": "7590-VHVEG"}]
 
 

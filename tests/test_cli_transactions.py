@@ -9,13 +9,13 @@ from datetime import datetime
 
 import pandas as pd
 import sqlalchemy as sa
-
 from helpers import invoke, query, run_json
-from segjob import db
-from segjob.config import JobSpec
-from segjob.source import read_source
-from segjob.transactions import transaction_source
 from test_transactions import amount_type, create_table, load_tables, make_transactions
+
+from segjob.config import JobSpec
+from segjob.source.purchases import transaction_source
+from segjob.source.tables import read_source
+from segjob.store import db
 
 TX_RUN = ("--transactions", "tx", "--customer", "customer_id", "--date", "ordered_at", "--amount", "amount")
 
@@ -33,8 +33,20 @@ def test_run_from_transactions_publishes_features_and_definitions(migrated_db_ur
         engine.dispose()
 
     summary = run_json(
-        migrated_db_url, *TX_RUN, "--customers", "customers", "--features", "recency,frequency,monetary_total,age",
-        "--since", "2024-01-01", "--as-of", "2024-07-01", "--k", "3", "--missing", "median",
+        migrated_db_url,
+        *TX_RUN,
+        "--customers",
+        "customers",
+        "--features",
+        "recency,frequency,monetary_total,age",
+        "--since",
+        "2024-01-01",
+        "--as-of",
+        "2024-07-01",
+        "--k",
+        "3",
+        "--missing",
+        "median",
     )
     assert summary["status"] == "succeeded" and summary["job"] == "tx" and summary["k"] == 3
     run_id = summary["run_id"]
@@ -79,7 +91,7 @@ def test_config_file_with_transactions_keys(migrated_db_url, tmp_path):
     config = tmp_path / "job.toml"
     config.write_text(
         'transactions = "tx"\ncustomer = "customer_id"\ndate = "ordered_at"\namount = "amount"\n'
-        "as_of = 2024-07-01\nfeatures = [\"recency\", \"frequency\", \"tenure\", \"interval_std\"]\n"
+        'as_of = 2024-07-01\nfeatures = ["recency", "frequency", "tenure", "interval_std"]\n'
         'k = 2\njob = "rfm"\n'
     )
     summary = run_json(migrated_db_url, "--config", str(config))
@@ -101,42 +113,107 @@ def bad_inputs(postgres: bool) -> list[tuple[str, pd.DataFrame, dict, tuple[str,
     """(case, rows, column types, extra options, exit code, error line)."""
     typed = {"customer_id": sa.Text(), "ordered_at": sa.DateTime(), "amount": sa.Double()}
     cases = [
-        ("unknown column", GOOD, typed, ("--date", "orderd_at"), 2,
-         'Error: --date column "orderd_at" not found in table tx (columns: customer_id, ordered_at, amount)'),
-        ("unknown feature", GOOD, typed, ("--features", "recency,age"), 2,
-         'Error: feature "age" is not a purchase-history feature (recency, frequency, monetary_total, monetary_avg,'
-         " tenure, interval_mean, interval_std); to use a column of your customer table, give --customers TABLE"),
-        ("amount not numeric", _rows(("a", datetime(2024, 1, 1), "10")), {**typed, "amount": sa.Text()}, (), 2,
-         'Error: --amount column "amount" of table tx is TEXT, not numeric'),
-        ("NULL customer", _rows(("a", datetime(2024, 1, 1), 10.0), (None, datetime(2024, 1, 2), 5.0)), typed, (), 3,
-         'Error: 1 transaction in table tx has no customer ("customer_id" is NULL); fix or delete them,'
-         " or filter them out with a view"),
-        ("as-of before every transaction", GOOD, typed, ("--as-of", "2023-12-31"), 3,
-         "Error: --as-of 2023-12-31 is not after any transaction: the earliest in table tx is on 2024-01-01"),
-        ("since after every transaction", GOOD, typed, ("--since", "2024-02-01"), 3,
-         "Error: no transactions dated from 2024-02-01 before 2024-01-06 in table tx"
-         " (it holds transactions from 2024-01-01 to 2024-01-05)"),
-        ("empty table", _rows(), typed, (), 3,
-         "Error: table tx is empty: there are no transactions to build features from"),
-        ("only returns", _rows(("a", datetime(2024, 1, 1), -10.0)), typed, (), 3,
-         "Error: no customer has a purchase (amount above 0) in the window: the only customer has only returns"
-         " or zero amounts"),
+        (
+            "unknown column",
+            GOOD,
+            typed,
+            ("--date", "orderd_at"),
+            2,
+            'Error: --date column "orderd_at" not found in table tx (columns: customer_id, ordered_at, amount)',
+        ),
+        (
+            "unknown feature",
+            GOOD,
+            typed,
+            ("--features", "recency,age"),
+            2,
+            'Error: feature "age" is not a purchase-history feature (recency, frequency, monetary_total, monetary_avg,'
+            " tenure, interval_mean, interval_std); to use a column of your customer table, give --customers TABLE",
+        ),
+        (
+            "amount not numeric",
+            _rows(("a", datetime(2024, 1, 1), "10")),
+            {**typed, "amount": sa.Text()},
+            (),
+            2,
+            'Error: --amount column "amount" of table tx is TEXT, not numeric',
+        ),
+        (
+            "NULL customer",
+            _rows(("a", datetime(2024, 1, 1), 10.0), (None, datetime(2024, 1, 2), 5.0)),
+            typed,
+            (),
+            3,
+            'Error: 1 transaction in table tx has no customer ("customer_id" is NULL); fix or delete them,'
+            " or filter them out with a view",
+        ),
+        (
+            "as-of before every transaction",
+            GOOD,
+            typed,
+            ("--as-of", "2023-12-31"),
+            3,
+            "Error: --as-of 2023-12-31 is not after any transaction: the earliest in table tx is on 2024-01-01",
+        ),
+        (
+            "since after every transaction",
+            GOOD,
+            typed,
+            ("--since", "2024-02-01"),
+            3,
+            "Error: no transactions dated from 2024-02-01 before 2024-01-06 in table tx"
+            " (it holds transactions from 2024-01-01 to 2024-01-05)",
+        ),
+        (
+            "empty table",
+            _rows(),
+            typed,
+            (),
+            3,
+            "Error: table tx is empty: there are no transactions to build features from",
+        ),
+        (
+            "only returns",
+            _rows(("a", datetime(2024, 1, 1), -10.0)),
+            typed,
+            (),
+            3,
+            "Error: no customer has a purchase (amount above 0) in the window: the only customer has only returns"
+            " or zero amounts",
+        ),
     ]
     if postgres:
-        cases.append((
-            "date not a date", _rows(("a", "2024-01-01", 10.0)), {**typed, "ordered_at": sa.Text()}, (), 2,
-            'Error: --date column "ordered_at" of table tx is TEXT, not a date or timestamp'
-            " (convert it, e.g. ALTER TABLE ... TYPE date USING ...)",
-        ))
+        cases.append(
+            (
+                "date not a date",
+                _rows(("a", "2024-01-01", 10.0)),
+                {**typed, "ordered_at": sa.Text()},
+                (),
+                2,
+                'Error: --date column "ordered_at" of table tx is TEXT, not a date or timestamp'
+                " (convert it, e.g. ALTER TABLE ... TYPE date USING ...)",
+            )
+        )
     else:
         cases += [
-            ("date not a date", _rows(("a", "03/15/2024", 10.0)), {**typed, "ordered_at": sa.Text()}, (), 2,
-             'Error: --date column "ordered_at" of table tx holds no values that are an ISO date'
-             " (YYYY-MM-DD, optionally with a time), e.g. '03/15/2024'"),
-            ("some dates unreadable", _rows(("a", "2024-01-01", 10.0), ("b", "2024-13-45", 5.0)),
-             {**typed, "ordered_at": sa.Text()}, (), 3,
-             'Error: 1 row of table tx has a --date value ("ordered_at") that is not an ISO date'
-             " (YYYY-MM-DD, optionally with a time), e.g. '2024-13-45'; fix them or filter them out with a view"),
+            (
+                "date not a date",
+                _rows(("a", "03/15/2024", 10.0)),
+                {**typed, "ordered_at": sa.Text()},
+                (),
+                2,
+                'Error: --date column "ordered_at" of table tx holds no values that are an ISO date'
+                " (YYYY-MM-DD, optionally with a time), e.g. '03/15/2024'",
+            ),
+            (
+                "some dates unreadable",
+                _rows(("a", "2024-01-01", 10.0), ("b", "2024-13-45", 5.0)),
+                {**typed, "ordered_at": sa.Text()},
+                (),
+                3,
+                'Error: 1 row of table tx has a --date value ("ordered_at") that is not an ISO date'
+                " (YYYY-MM-DD, optionally with a time), e.g. '2024-13-45'; fix them or filter them out with a view",
+            ),
         ]
     return cases
 

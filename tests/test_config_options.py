@@ -14,7 +14,12 @@ BASE = dict(source="customers", id="id", features="spend,age")
 
 def test_defaults():
     spec = build_spec(**BASE)
-    assert (spec.algorithm, spec.select, spec.min_segment_share, spec.transform) == ("kmeans", "silhouette-gain", 0.01, "auto")
+    assert (spec.algorithm, spec.select, spec.min_segment_share, spec.transform) == (
+        "kmeans",
+        "silhouette-gain",
+        0.01,
+        "auto",
+    )
     assert spec.eps is None and spec.clip_outliers is None and spec.labels == {}
     assert spec.log1p_columns == [] and spec.auto_log1p
     assert not build_spec(**BASE, transform="none").auto_log1p
@@ -43,22 +48,37 @@ def test_config_file_with_inline_labels_and_a_labels_file(tmp_path):
 @pytest.mark.parametrize(
     "options, message",
     [
-        (dict(algorithm="kmedoids"), "--algorithm must be one of kmeans, minibatch-kmeans, gmm, agglomerative, dbscan, not 'kmedoids'"),
+        (
+            dict(algorithm="kmedoids"),
+            "--algorithm must be one of kmeans, minibatch-kmeans, gmm, agglomerative, dbscan, not 'kmedoids'",
+        ),
         (
             dict(select="gapp"),
             "--select must be one of silhouette-gain, silhouette, macro-silhouette, gap, elbow, davies-bouldin,"
             " calinski-harabasz, stability, not 'gapp'",
         ),
-        (dict(algorithm="dbscan", k="4"), "--k does not apply to --algorithm dbscan, which finds the number of segments itself (tune it with --eps)"),
-        (dict(algorithm="dbscan", k_max=6, select="elbow"), "--k-max, --select do not apply to --algorithm dbscan, which finds the number of segments itself (tune it with --eps)"),
+        (
+            dict(algorithm="dbscan", k="4"),
+            "--k does not apply to --algorithm dbscan, which finds the number of segments itself (tune it with --eps)",
+        ),
+        (
+            dict(algorithm="dbscan", k_max=6, select="elbow"),
+            "--k-max, --select do not apply to --algorithm dbscan, which finds the number of segments itself (tune it with --eps)",
+        ),
         (dict(eps=0.5), "--eps applies only to --algorithm dbscan"),
         (dict(algorithm="dbscan", eps=0), "--eps must be greater than 0, not 0"),
-        (dict(min_segment_share=0.5), "--min-segment-share must be at least 0 and below 0.5 (a share: 0.01 = 1%), not 0.5"),
+        (
+            dict(min_segment_share=0.5),
+            "--min-segment-share must be at least 0 and below 0.5 (a share: 0.01 = 1%), not 0.5",
+        ),
         (dict(min_segment_share="lots"), "min-segment-share must be a number, not 'lots'"),
         (dict(clip_outliers=-1), "--clip-outliers must be greater than 0 (standard deviations), not -1"),
         (dict(stability_sample=10), "--stability-sample must be at least 100"),
         (dict(transform="sqrt:spend"), "--transform must be auto, none or log1p:COL,COL, not 'sqrt:spend'"),
-        (dict(transform="log1p:income"), "--transform log1p:income names a column that is not among --features (spend, age)"),
+        (
+            dict(transform="log1p:income"),
+            "--transform log1p:income names a column that is not among --features (spend, age)",
+        ),
         (dict(labels={"one": "x"}), "labels: 'one' is not a segment id (a whole number such as 1)"),
         (dict(labels={"1": ""}), "labels: the label of segment 1 must be non-empty text, not ''"),
     ],
@@ -76,7 +96,7 @@ def test_dbscan_accepts_k_auto():
 def test_every_run_option_is_documented_in_the_readme():
     import typer.main
 
-    from segjob.cli import app
+    from segjob.cli.app import app
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     run = typer.main.get_command(app).commands["run"]

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from segjob import csvload
-from segjob.csvload import LoadResult, load_csv
 from segjob.errors import DataError, UsageError
+from segjob.source import csvload
+from segjob.source.csvload import LoadResult, load_csv
 
 MALL_COLUMNS = ["CustomerID", "Gender", "Age", "Annual Income (k$)", "Spending Score (1-100)"]
 TELCO_COLUMNS = (
@@ -215,7 +215,7 @@ def test_delimiters_line_ends_and_bom(engine, tmp_path, delimiter):
 
 
 def test_text_values_round_trip(engine, tmp_path):
-    tricky = ['tab\there', "back\\slash", "\\N", 'multi\nline "quoted"', "comma, semicolon; pipe|"]
+    tricky = ["tab\there", "back\\slash", "\\N", 'multi\nline "quoted"', "comma, semicolon; pipe|"]
     body = "".join(f'{i},"{value.replace(chr(34), chr(34) * 2)}"\r\n' for i, value in enumerate(tricky))
     path = write(tmp_path, "id,note\r\n" + body + "\r\n \t\r\n" + "9,  padded  \r\n")
     result = load_csv(engine, path, "notes")
@@ -480,7 +480,7 @@ def test_schema_qualified_table_on_postgresql(engine, tmp_path):
     assert has_table(engine, "customers", schema="Sales Data")
     assert not has_table(engine, "customers", schema="public")
     assert rows(engine, "customers", schema="Sales Data") == [(1,)]
-    with pytest.raises(UsageError, match='already exists'):
+    with pytest.raises(UsageError, match="already exists"):
         load_csv(engine, path, "Sales Data.customers")
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import psycopg
 import pytest
 import sqlalchemy as sa
-
 from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query
-from segjob import db
+
+from segjob.store import db
 
 SEGJOB = str(Path(sys.executable).parent / "segjob")
 JOB = ("--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}", "--k", "4")
@@ -83,7 +83,12 @@ def _next_run_succeeds(url: str) -> None:
         ("run", *JOB),
         ("db", "upgrade"),
         ("runs", "list"),
-        ("load-csv", str(Path(__file__).resolve().parents[1] / "segjob" / "data" / "mall_customers.csv"), "--table", "x"),
+        (
+            "load-csv",
+            str(Path(__file__).resolve().parents[1] / "segjob" / "data" / "mall_customers.csv"),
+            "--table",
+            "x",
+        ),
     ],
     ids=["run", "db-upgrade", "runs-list", "load-csv"],
 )
@@ -100,11 +105,21 @@ def test_unreachable_server_exits_5_without_the_password(url, args):
 
 
 def test_statement_timeout_cancels_a_slow_read_and_fails_the_run(mall_pg_url):
-    slow = f'SELECT m.* FROM mall AS m CROSS JOIN pg_sleep(5) AS s'
+    slow = "SELECT m.* FROM mall AS m CROSS JOIN pg_sleep(5) AS s"
     started = time.monotonic()
     result = invoke(
-        mall_pg_url, "run", "--query", slow, "--job", "mall", "--id", MALL_ID, "--features", INCOME,
-        "--statement-timeout", "0.5",
+        mall_pg_url,
+        "run",
+        "--query",
+        slow,
+        "--job",
+        "mall",
+        "--id",
+        MALL_ID,
+        "--features",
+        INCOME,
+        "--statement-timeout",
+        "0.5",
     )
     elapsed = time.monotonic() - started
     assert result.exit_code == 5
@@ -202,7 +217,9 @@ def test_connection_terminated_mid_run(mall_pg_url, lock, statement, extra):
         blocker.execute(lock)
         process = subprocess.Popen(
             [SEGJOB, "run", *JOB, *extra, "--quiet", "--database-url", mall_pg_url],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             pid = _wait_for_waiting_backend(mall_pg_url, statement)
@@ -228,7 +245,9 @@ def test_statement_cancelled_by_an_administrator(mall_pg_url):
         blocker.execute("LOCK TABLE segjob.segment IN SHARE MODE")
         process = subprocess.Popen(
             [SEGJOB, "run", *JOB, "--quiet", "--database-url", mall_pg_url],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             pid = _wait_for_waiting_backend(mall_pg_url, "INSERT INTO segjob.segment%")
@@ -246,9 +265,14 @@ def test_statement_cancelled_by_an_administrator(mall_pg_url):
 def test_a_run_that_lost_its_job_lock_publishes_nothing(mall_pg_url):
     """The lock connection is ended by the server (an idle-session timeout, a DBA) while the run
     works: a newer run may then start and mark it abandoned; the old run must not publish."""
+
     def segjob_run() -> subprocess.Popen:
-        return subprocess.Popen([SEGJOB, "run", *JOB, "--quiet", "--database-url", mall_pg_url],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [SEGJOB, "run", *JOB, "--quiet", "--database-url", mall_pg_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def waiting_publishes() -> int:
         # The old run waits to insert its segments; the new one waits behind the old one's
@@ -289,4 +313,6 @@ def test_a_run_that_lost_its_job_lock_publishes_nothing(mall_pg_url):
     current = query(mall_pg_url, "SELECT run_id, COUNT(*) AS n FROM current_segment GROUP BY run_id")
     assert current == [{"run_id": runs[2]["run_id"], "n": 200}]
     for table in ("assignment", "segment", "segment_centroid", "run_metric", "run_feature"):
-        assert query(mall_pg_url, f"SELECT COUNT(*) AS n FROM {table} WHERE run_id = :r", r=runs[1]["run_id"])[0]["n"] == 0
+        assert (
+            query(mall_pg_url, f"SELECT COUNT(*) AS n FROM {table} WHERE run_id = :r", r=runs[1]["run_id"])[0]["n"] == 0
+        )

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from segjob.drift import decile_bins, partition_change, population_stability_index
+from segjob.model.drift import decile_bins, partition_change, population_stability_index
 
 
 def _migration_table(before: np.ndarray, after: np.ndarray):

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import query
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,7 +19,11 @@ SEGJOB = shutil.which("segjob", path=str(Path(sys.executable).parent)) or "segjo
 
 def segjob(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [SEGJOB, *args], capture_output=True, text=True, timeout=300, cwd=cwd,
+        [SEGJOB, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
         env={**os.environ, **(env or {})},
     )
 
@@ -69,7 +72,7 @@ def test_python_dash_m_works():
 def _commands() -> list[str]:
     from typer.main import get_command
 
-    from segjob.cli import app
+    from segjob.cli.app import app
 
     root = get_command(app)
     names = []

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
 from helpers import query
 
 SEGJOB = str(Path(sys.executable).parent / "segjob")
@@ -108,8 +107,12 @@ class Segjob:
 
 def _wait_for_query(url: str, pattern: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    while not query(url, "SELECT 1 AS x FROM pg_stat_activity WHERE application_name = 'segjob'"
-                 " AND datname = current_database() AND query LIKE :p", p=pattern):
+    while not query(
+        url,
+        "SELECT 1 AS x FROM pg_stat_activity WHERE application_name = 'segjob'"
+        " AND datname = current_database() AND query LIKE :p",
+        p=pattern,
+    ):
         assert time.monotonic() < deadline, f"no segjob query like {pattern!r}"
         time.sleep(0.02)
 
@@ -145,9 +148,9 @@ def test_kill_while_reading(big_pg_url):
 def test_kill_while_fitting(backend, request):
     url = request.getfixturevalue("migrated_pg_url" if backend == "postgresql" else "sqlite_url")
     if backend == "sqlite":
-        from segjob import db
+        from segjob.store import migrate
 
-        db.upgrade(url)
+        migrate.upgrade(url)
     _make_big_table(url)
     run = Segjob(url, *JOB)
     run.wait_for_text("preparing: ")
@@ -179,9 +182,9 @@ def test_sigterm_marks_the_run_failed(big_pg_url):
 def test_second_run_of_a_job_exits_4_while_other_jobs_proceed(backend, request):
     url = request.getfixturevalue("migrated_pg_url" if backend == "postgresql" else "sqlite_url")
     if backend == "sqlite":
-        from segjob import db
+        from segjob.store import migrate
 
-        db.upgrade(url)
+        migrate.upgrade(url)
     _make_big_table(url)
     first = Segjob(url, *JOB)
     first.wait_for_text("sampling table big: ")  # 600k rows > --fit-sample: the streamed path

@@ -8,9 +8,9 @@ import uuid
 import psycopg
 import pytest
 import sqlalchemy as sa
-
 from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query
-from segjob import db
+
+from segjob.store import migrate
 
 
 @pytest.fixture
@@ -34,7 +34,9 @@ def _as(url: str, role: str) -> str:
 
 
 def _connect(url: str, role: str) -> psycopg.Connection:
-    return psycopg.connect(sa.make_url(_as(url, role)).set(drivername="postgresql").render_as_string(False), autocommit=True)
+    return psycopg.connect(
+        sa.make_url(_as(url, role)).set(drivername="postgresql").render_as_string(False), autocommit=True
+    )
 
 
 def test_reader_sees_views_only_and_writer_runs_jobs(migrated_pg_url, roles, pg_admin_engine):
@@ -42,26 +44,36 @@ def test_reader_sees_views_only_and_writer_runs_jobs(migrated_pg_url, roles, pg_
     load_mall(migrated_pg_url)
     granted = invoke(migrated_pg_url, "db", "grant", "--reader", reader, "--writer", writer)
     assert granted.exit_code == 0, granted.stderr
-    assert f"GRANT SELECT ON \"segjob\".\"current_segment\" TO \"{reader}\"" in granted.stdout
+    assert f'GRANT SELECT ON "segjob"."current_segment" TO "{reader}"' in granted.stdout
 
     # The writer runs a job (it also needs to read the customer table, which is the user's to grant).
     with _connect(migrated_pg_url, "postgres") as admin:
         admin.execute(f"GRANT SELECT ON public.mall TO {writer}")
     writer_url = _as(migrated_pg_url, writer)
-    result = invoke(writer_url, "run", "--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}", "--json")
+    result = invoke(
+        writer_url, "run", "--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}", "--json"
+    )
     assert result.exit_code == 0, result.stderr
 
     with _connect(migrated_pg_url, writer) as connection:
-        for statement in ("DROP TABLE segjob.assignment", "ALTER TABLE segjob.run ADD COLUMN x int",
-                          "DROP SCHEMA segjob CASCADE", "CREATE TABLE segjob.mine (x int)"):
+        for statement in (
+            "DROP TABLE segjob.assignment",
+            "ALTER TABLE segjob.run ADD COLUMN x int",
+            "DROP SCHEMA segjob CASCADE",
+            "CREATE TABLE segjob.mine (x int)",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 connection.execute(statement)
 
     with _connect(migrated_pg_url, reader) as connection:
         assert connection.execute("SELECT COUNT(*) FROM segjob.current_segment").fetchone()[0] == 200
         assert connection.execute("SELECT COUNT(*) FROM segjob.run_summary").fetchone()[0] == 1
-        for statement in ("SELECT * FROM segjob.run", "SELECT * FROM segjob.assignment",
-                          "DELETE FROM segjob.run", "INSERT INTO segjob.segment VALUES (1, 1, 'x', 1, 1)"):
+        for statement in (
+            "SELECT * FROM segjob.run",
+            "SELECT * FROM segjob.assignment",
+            "DELETE FROM segjob.run",
+            "INSERT INTO segjob.segment VALUES (1, 1, 'x', 1, 1)",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 connection.execute(statement)
 
@@ -71,7 +83,7 @@ def test_readers_get_views_added_by_later_migrations(migrated_pg_url, roles):
     assert invoke(migrated_pg_url, "db", "grant", "--reader", reader).exit_code == 0
     with _connect(migrated_pg_url, "postgres") as admin:
         admin.execute("CREATE VIEW segjob.extra_view AS SELECT 1 AS one")
-    db.downgrade(migrated_pg_url, "0001")  # an older schema, whose views the reader can read
+    migrate.downgrade(migrated_pg_url, "0001")  # an older schema, whose views the reader can read
     assert invoke(migrated_pg_url, "db", "upgrade").exit_code == 0
     with _connect(migrated_pg_url, reader) as connection:
         assert connection.execute("SELECT one FROM segjob.extra_view").fetchone() == (1,)
@@ -98,16 +110,22 @@ def _segjob_relations(connection: psycopg.Connection, kinds: str) -> list[str]:
 def test_reader_can_select_every_view_and_nothing_else(migrated_pg_url, roles):
     reader, _ = roles
     load_mall(migrated_pg_url)
-    assert invoke(migrated_pg_url, "run", "--source", "mall", "--id", MALL_ID, "--features", INCOME, "--k", "3").exit_code == 0
+    assert (
+        invoke(migrated_pg_url, "run", "--source", "mall", "--id", MALL_ID, "--features", INCOME, "--k", "3").exit_code
+        == 0
+    )
     assert invoke(migrated_pg_url, "db", "grant", "--reader", reader).exit_code == 0
     with _connect(migrated_pg_url, "postgres") as admin:
         views = _segjob_relations(admin, "v")
         tables = _segjob_relations(admin, "rp")  # includes the run's assignment partition
         sequences = _segjob_relations(admin, "S")
-        functions = [name for (name,) in admin.execute(
-            "SELECT p.oid::regprocedure::text FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace"
-            " WHERE n.nspname = 'segjob'"
-        ).fetchall()]
+        functions = [
+            name
+            for (name,) in admin.execute(
+                "SELECT p.oid::regprocedure::text FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace"
+                " WHERE n.nspname = 'segjob'"
+            ).fetchall()
+        ]
     assert {"current_segment", "segment_profile", "run_summary"} <= set(views)
     assert {"run", "assignment", "assignment_r1", "alembic_version"} <= set(tables)
     with _connect(migrated_pg_url, reader) as connection:
@@ -140,7 +158,9 @@ def test_writer_cannot_alter_or_drop_segjobs_objects(migrated_pg_url, roles):
     with _connect(migrated_pg_url, "postgres") as admin:
         admin.execute(f"GRANT SELECT ON public.mall TO {writer}")
     writer_url = _as(migrated_pg_url, writer)
-    result = invoke(writer_url, "run", "--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}", "--k", "3")
+    result = invoke(
+        writer_url, "run", "--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}", "--k", "3"
+    )
     assert result.exit_code == 0, result.stderr
     with _connect(migrated_pg_url, writer) as connection:
         for statement in (

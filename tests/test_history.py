@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from helpers import INCOME, MALL_CSV, MALL_ID, SPENDING, invoke, load_mall, query, run_json
 from sklearn.metrics import adjusted_rand_score
 
-from segjob import db, lineage, partitions
-
-from helpers import INCOME, MALL_CSV, MALL_ID, SPENDING, invoke, load_mall, query, run_json
+from segjob.results import lineage
+from segjob.store import db, migrate, partitions
 
 FEATURES = f"{INCOME},{SPENDING}"
 
@@ -71,12 +71,16 @@ def test_new_cluster_gets_a_fresh_id_and_ids_are_never_reused(migrated_db_url, t
     # The raw index of the new cluster is not its id: the algorithm numbers by size.
     assert {s["cluster_index"] for s in after.values()} == set(range(6))
     assert set(_assignments(url, second).values()) == set(after)
-    centroid_ids = {r["segment_id"] for r in query(url, "SELECT segment_id FROM segment_centroid WHERE run_id = :r", r=second)}
+    centroid_ids = {
+        r["segment_id"] for r in query(url, "SELECT segment_id FROM segment_centroid WHERE run_id = :r", r=second)
+    }
     assert centroid_ids == set(after)
     assert _assignments(url, second)  # and every customer got one of them
 
     # Different model columns: nothing is comparable, so all ids are fresh (7..9).
-    other = run_json(url, "--source", "mall", "--id", MALL_ID, "--features", INCOME, "--job", "mall", "--k", "3")["run_id"]
+    other = run_json(url, "--source", "mall", "--id", MALL_ID, "--features", INCOME, "--job", "mall", "--k", "3")[
+        "run_id"
+    ]
     assert set(_segments(url, other)) == {7, 8, 9}
     pruned = invoke(url, "prune", "--job", "mall", "--keep", "1", "--json")
     assert pruned.exit_code == 0, pruned.stderr
@@ -110,7 +114,9 @@ def test_drift_matches_an_independent_computation(migrated_db_url, tmp_path):
     assert summary["ari"] == pytest.approx(adjusted_rand_score([a[k] for k in common], [b[k] for k in common]))
     assert 0 < summary["changed_share"] < 1
 
-    psi = {r["feature"]: r["psi"] for r in query(url, "SELECT feature, psi FROM run_feature WHERE run_id = :r", r=second)}
+    psi = {
+        r["feature"]: r["psi"] for r in query(url, "SELECT feature, psi FROM run_feature WHERE run_id = :r", r=second)
+    }
     for feature in (INCOME, SPENDING):
         before, now = original[feature].to_numpy(float), changed[feature].to_numpy(float)
         edges = np.unique(np.quantile(before, np.arange(1, 10) / 10))
@@ -126,12 +132,18 @@ def test_drift_matches_an_independent_computation(migrated_db_url, tmp_path):
     centroids = query(url, "SELECT run_id, segment_id, feature, centroid, centroid_scaled FROM segment_centroid")
     shifts = {}
     for segment_id, row in _segments(url, second).items():
-        old_point = {c["feature"]: c["centroid_scaled"] for c in centroids if (c["run_id"], c["segment_id"]) == (first, segment_id)}
-        new_point = {c["feature"]: c["centroid"] for c in centroids if (c["run_id"], c["segment_id"]) == (second, segment_id)}
+        old_point = {
+            c["feature"]: c["centroid_scaled"]
+            for c in centroids
+            if (c["run_id"], c["segment_id"]) == (first, segment_id)
+        }
+        new_point = {
+            c["feature"]: c["centroid"] for c in centroids if (c["run_id"], c["segment_id"]) == (second, segment_id)
+        }
         if old_point:
-            shifts[segment_id] = np.sqrt(sum(
-                ((new_point[f] - params[f]["center"]) / params[f]["scale"] - old_point[f]) ** 2 for f in old_point
-            ))
+            shifts[segment_id] = np.sqrt(
+                sum(((new_point[f] - params[f]["center"]) / params[f]["scale"] - old_point[f]) ** 2 for f in old_point)
+            )
             assert row["centroid_shift"] == pytest.approx(shifts[segment_id])
     assert summary["max_centroid_shift"] == pytest.approx(max(shifts.values()))
 
@@ -174,9 +186,13 @@ def test_prune_keeps_current_and_running_runs_and_drops_the_rest(migrated_db_url
         if db.is_postgres(engine):
             with engine.connect() as connection:
                 assert partitions.existing(connection) == {runs[2]}
-                names = connection.exec_driver_sql(
-                    "SELECT relname FROM pg_class WHERE relname LIKE 'assignment_r%%' AND relkind = 'r'"
-                ).scalars().all()
+                names = (
+                    connection.exec_driver_sql(
+                        "SELECT relname FROM pg_class WHERE relname LIKE 'assignment_r%%' AND relkind = 'r'"
+                    )
+                    .scalars()
+                    .all()
+                )
                 assert sorted(names) == [partitions.partition_name(runs[2])]
     finally:
         engine.dispose()
@@ -202,10 +218,12 @@ def test_a_reader_is_not_blocked_while_a_run_publishes(migrated_pg_url, monkeypa
         with reader.connect() as other:
             other.exec_driver_sql("SET lock_timeout = '2s'")  # a blocked SELECT fails the test
             seen["rows"] = other.exec_driver_sql("SELECT COUNT(*), MIN(run_id) FROM segjob.current_segment").one()
-            seen["modes"] = set(other.exec_driver_sql(
-                "SELECT mode FROM pg_locks WHERE pid = %(pid)s AND relation = 'segjob.assignment'::regclass",
-                {"pid": publisher},
-            ).scalars())
+            seen["modes"] = set(
+                other.exec_driver_sql(
+                    "SELECT mode FROM pg_locks WHERE pid = %(pid)s AND relation = 'segjob.assignment'::regclass",
+                    {"pid": publisher},
+                ).scalars()
+            )
 
     monkeypatch.setattr(lineage, "record", record_then_read)
     try:
@@ -224,8 +242,8 @@ def test_migration_0003_moves_assignments_and_backfills(migrated_db_url):
     first = _run(url, "mall", "--k", "3")
     second = _run(url, "mall", "--k", "4")
     before = query(url, "SELECT run_id, customer_key, segment_id, distance FROM assignment ORDER BY 1, 2")
-    db.downgrade(url, "0002")
-    db.upgrade(url)
+    migrate.downgrade(url, "0002")
+    migrate.upgrade(url)
     assert query(url, "SELECT run_id, customer_key, segment_id, distance FROM assignment ORDER BY 1, 2") == before
     segments = query(url, "SELECT segment_id, cluster_index FROM segment")
     assert all(s["cluster_index"] == s["segment_id"] - 1 for s in segments)
@@ -274,8 +292,8 @@ def test_roles_keep_their_rights_across_migration_0003(migrated_pg_url, pg_admin
         load_mall(url)
         assert invoke(url, "db", "grant", "--reader", reader, "--writer", writer).exit_code == 0
         first = _run(url, "mall", "--k", "3")
-        db.downgrade(url, "0002")
-        db.upgrade(url)
+        migrate.downgrade(url, "0002")
+        migrate.upgrade(url)
         engine = db.make_engine(url)
         with engine.begin() as connection:
             connection.exec_driver_sql(f"GRANT SELECT ON public.mall TO {writer}")

@@ -16,15 +16,32 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from helpers import invoke, query
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import invoke, query
-
 HOSTILE = [
-    'we"ird', "it's", "a;b", "x -- y", "/* c */", "naïve € 名前", "with space", "50%", "%s", "%(x)s",
-    "select", "from", "order", "user", ":name", "?", "Mixed Case", "tab\there", "new\nline",
-    'x");DROP TABLE canary;--', "x');DROP TABLE canary;--",
+    'we"ird',
+    "it's",
+    "a;b",
+    "x -- y",
+    "/* c */",
+    "naïve € 名前",
+    "with space",
+    "50%",
+    "%s",
+    "%(x)s",
+    "select",
+    "from",
+    "order",
+    "user",
+    ":name",
+    "?",
+    "Mixed Case",
+    "tab\there",
+    "new\nline",
+    'x");DROP TABLE canary;--',
+    "x');DROP TABLE canary;--",
 ]
 ROWS = 24
 
@@ -49,8 +66,10 @@ def _assert_canary_intact(url: str) -> None:
         assert connection.exec_driver_sql("SELECT x FROM canary ORDER BY x").scalars().all() == [1, 2, 3]
         if engine.dialect.name == "postgresql":
             assert connection.exec_driver_sql("SELECT is_called FROM canary_seq").scalar() is False
-            locks = connection.exec_driver_sql("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory'"
-                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())").scalar()
+            locks = connection.exec_driver_sql(
+                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory'"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ).scalar()
             assert locks == 0
             assert connection.exec_driver_sql("SELECT to_regclass('public.evil')").scalar() is None
         else:
@@ -100,8 +119,19 @@ def test_hostile_column_names_work_through_load_csv_and_run(url, tmp_path):
     assert loaded.exit_code == 0, loaded.stderr
 
     result = invoke(
-        url, "run", "--source", "hostile", "--id", id_name, "--features", ",".join(features),
-        "--categorical", categorical, "--k", "2", "--json",
+        url,
+        "run",
+        "--source",
+        "hostile",
+        "--id",
+        id_name,
+        "--features",
+        ",".join(features),
+        "--categorical",
+        categorical,
+        "--k",
+        "2",
+        "--json",
     )
     assert result.exit_code == 0, result.stderr
     run_id, keys = _published(url, "hostile")
@@ -133,7 +163,9 @@ def test_hostile_schema_name_on_postgresql(migrated_pg_url, tmp_path):
     table = f"{schema}.user %"
     loaded = invoke(migrated_pg_url, "load-csv", str(path), "--table", table)
     assert loaded.exit_code == 0, loaded.stderr
-    result = invoke(migrated_pg_url, "run", "--source", table, "--id", "id", "--features", "select", "--k", "2", "--json")
+    result = invoke(
+        migrated_pg_url, "run", "--source", table, "--id", "id", "--features", "select", "--k", "2", "--json"
+    )
     assert result.exit_code == 0, result.stderr
     assert len(_published(migrated_pg_url, table)[1]) == ROWS
     _assert_canary_intact(migrated_pg_url)
@@ -256,15 +288,20 @@ def _check_generated(url: str, names, ids, cells) -> None:
     engine = _engine(url)
     metadata = sa.MetaData()
     created = sa.Table(
-        table, metadata,
-        sa.Column(id_name, sa.Text), sa.Column(first, sa.Float(precision=53)), sa.Column(second, sa.Float(precision=53)),
+        table,
+        metadata,
+        sa.Column(id_name, sa.Text),
+        sa.Column(first, sa.Float(precision=53)),
+        sa.Column(second, sa.Float(precision=53)),
     )
     with engine.begin() as connection:
         created.create(connection)
         connection.execute(sa.insert(created), [{id_name: k, first: a, second: b} for k, (a, b) in zip(ids, cells)])
     engine.dispose()
 
-    result = invoke(url, "run", "--source", table, "--id", id_name, "--features", f"{first},{second}", "--k", "2", "--json")
+    result = invoke(
+        url, "run", "--source", table, "--id", id_name, "--features", f"{first},{second}", "--k", "2", "--json"
+    )
     used, dropped = _expected(ids, cells)
     if len({values for _, values in used}) < 2:
         assert result.exit_code == 3, result.stderr

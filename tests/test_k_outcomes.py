@@ -8,7 +8,6 @@ import importlib.util
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "choose_k.py"
@@ -53,13 +52,13 @@ def test_telco_charges_get_more_than_the_coarse_split(script):
 def test_an_extreme_income_costs_no_k(script):
     """marketing_campaign has an Income of 666,666: it is clipped to the far-out fence by default,
     and with --transform none the k where it took a centroid are refitted without it."""
-    from segjob.model import fit
-    from segjob.prepare import PrepareOptions, prepare
+    from segjob.model.fit import fit
+    from segjob.prepare.columns import prepare
 
     case = script.marketing()
     for transform in ("auto", "none"):
         spec = script.job_spec(case, transform=transform)
-        prepared = prepare(case.frame, spec.id, PrepareOptions.from_spec(spec))
+        prepared = prepare(case.frame, spec.id, spec.prepare_options())
         income = next(f for f in prepared.features if f.name == "Income")
         if transform == "auto":
             assert income.clipped_count >= 1 and income.clip_high < 666_666 == income.max

@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 
 import sqlalchemy as sa
-
-from segjob import db
-from segjob.schema import VIEW_NAMES
-
 from helpers import INCOME, MALL_ID, SPENDING, load_mall, query, run_json
+
+from segjob.store import db, migrate
+from segjob.store.schema import VIEW_NAMES
 
 
 def _sql_body(text: str) -> str:
@@ -20,7 +19,7 @@ def _sql_body(text: str) -> str:
 
 def test_views_at_head_are_the_sql_files(sqlite_url):
     """Migrations freeze their view SQL; sql/views/ must say what the newest revision created."""
-    db.upgrade(sqlite_url)
+    migrate.upgrade(sqlite_url)
     engine = db.make_engine(sqlite_url)
     try:
         with engine.connect() as connection:
@@ -34,8 +33,10 @@ def test_views_at_head_are_the_sql_files(sqlite_url):
 
 def test_downgrade_to_0001_keeps_runs_and_restores_old_views(migrated_db_url):
     load_mall(migrated_db_url)
-    run_id = run_json(migrated_db_url, "--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}", "--k", "3")["run_id"]
-    db.downgrade(migrated_db_url, "0001")
+    run_id = run_json(
+        migrated_db_url, "--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}", "--k", "3"
+    )["run_id"]
+    migrate.downgrade(migrated_db_url, "0001")
     counts = query(
         migrated_db_url,
         "SELECT (SELECT COUNT(*) FROM segment WHERE run_id = :r) AS segments,"
@@ -54,6 +55,6 @@ def test_downgrade_to_0001_keeps_runs_and_restores_old_views(migrated_db_url):
         assert [c["name"] for c in inspector.get_columns("current_segment", schema=schema)][-1] == "distance"
     finally:
         engine.dispose()
-    db.upgrade(migrated_db_url)
+    migrate.upgrade(migrated_db_url)
     backfilled = query(migrated_db_url, "SELECT algorithm, k_criterion FROM run_summary WHERE run_id = :r", r=run_id)
     assert backfilled == [{"algorithm": "kmeans", "k_criterion": "fixed"}]

@@ -7,9 +7,9 @@ import uuid
 
 import psycopg
 import sqlalchemy as sa
-
 from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query, run_json
-from segjob import db
+
+from segjob.store import migrate
 
 
 def _key_facts(url: str) -> dict:
@@ -26,7 +26,9 @@ def _key_facts(url: str) -> dict:
         "SELECT coalesce(collation_name, 'default') AS name FROM information_schema.columns"
         " WHERE table_schema = 'segjob' AND table_name = 'assignment' AND column_name = 'customer_key'",
     )[0]["name"]
-    attach = query(url, "SELECT pg_get_functiondef('segjob.attach_assignment_partition(integer)'::regprocedure) AS body")
+    attach = query(
+        url, "SELECT pg_get_functiondef('segjob.attach_assignment_partition(integer)'::regprocedure) AS body"
+    )
     builds = "run first" if "PRIMARY KEY (run_id, customer_key)" in attach[0]["body"] else "customer first"
     return {"keys": {row["name"]: row["definition"] for row in rows}, "collation": collation, "attach builds": builds}
 
@@ -43,28 +45,35 @@ def test_0005_rekeys_partitions_and_keeps_rows_views_and_grants(migrated_pg_url,
         customer_first = "PRIMARY KEY (customer_key, run_id)"
         assert _key_facts(migrated_pg_url) == {
             "keys": {"pk_assignment": customer_first, f"pk_assignment_r{first}": customer_first},
-            "collation": "C", "attach builds": "customer first",
+            "collation": "C",
+            "attach builds": "customer first",
         }
 
-        db.downgrade(migrated_pg_url, "0004")
+        migrate.downgrade(migrated_pg_url, "0004")
         run_first = "PRIMARY KEY (run_id, customer_key)"
         assert _key_facts(migrated_pg_url) == {
             "keys": {"pk_assignment": run_first, f"pk_assignment_r{first}": run_first},
-            "collation": "default", "attach builds": "run first",
+            "collation": "default",
+            "attach builds": "run first",
         }
         assert _reader_counts(migrated_pg_url, reader) == 200
 
-        db.upgrade(migrated_pg_url)
-        second = run_json(migrated_pg_url, "--source", "mall", "--id", MALL_ID, "--features", features, "--k", "3")["run_id"]
+        migrate.upgrade(migrated_pg_url)
+        second = run_json(migrated_pg_url, "--source", "mall", "--id", MALL_ID, "--features", features, "--k", "3")[
+            "run_id"
+        ]
         assert _key_facts(migrated_pg_url)["keys"] == {
-            "pk_assignment": customer_first, f"pk_assignment_r{first}": customer_first,
+            "pk_assignment": customer_first,
+            f"pk_assignment_r{first}": customer_first,
             f"pk_assignment_r{second}": customer_first,
         }
         assert _reader_counts(migrated_pg_url, reader) == 200
         both = query(migrated_pg_url, "SELECT count(*) AS n FROM segment_migration WHERE to_run_id = :r", r=second)
         assert both[0]["n"] > 0  # the re-created history views see both runs
     finally:
-        with psycopg.connect(sa.make_url(migrated_pg_url).set(drivername="postgresql").render_as_string(False), autocommit=True) as connection:
+        with psycopg.connect(
+            sa.make_url(migrated_pg_url).set(drivername="postgresql").render_as_string(False), autocommit=True
+        ) as connection:
             connection.execute(f"DROP OWNED BY {reader}")
         with pg_admin_engine.connect() as connection:
             connection.exec_driver_sql(f"DROP ROLE {reader}")

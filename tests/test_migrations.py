@@ -1,16 +1,15 @@
-"""Migrations: upgrade from empty, down to base and up again, and no drift from segjob.schema."""
+"""Migrations: upgrade from empty, down to base and up again, and no drift from segjob.store.schema."""
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from segjob import db
 from segjob.errors import SchemaOutOfDateError
-from segjob.schema import SCHEMA, VIEW_NAMES, metadata_for
-
-import pytest
+from segjob.store import db, migrate
+from segjob.store.schema import SCHEMA, VIEW_NAMES, metadata_for
 
 
 def _segjob_objects(url: str) -> tuple[set[str], set[str]]:
@@ -26,7 +25,7 @@ def _segjob_objects(url: str) -> tuple[set[str], set[str]]:
 
 
 def test_upgrade_from_empty_creates_tables_and_views(db_url):
-    before, after = db.upgrade(db_url)
+    before, after = migrate.upgrade(db_url)
     assert before is None
     assert after == db.head_revision()
     tables, views = _segjob_objects(db_url)
@@ -39,23 +38,23 @@ def test_expected_revision_is_the_newest_migration():
 
 
 def test_upgrade_is_idempotent(db_url):
-    db.upgrade(db_url)
-    assert db.upgrade(db_url) == (db.head_revision(), db.head_revision())
+    migrate.upgrade(db_url)
+    assert migrate.upgrade(db_url) == (db.head_revision(), db.head_revision())
 
 
 def test_downgrade_to_base_and_up_again(db_url):
-    db.upgrade(db_url)
-    db.downgrade(db_url, "base")
+    migrate.upgrade(db_url)
+    migrate.downgrade(db_url, "base")
     tables, views = _segjob_objects(db_url)
     assert tables - {"alembic_version"} == set()
     assert views == set()
-    db.upgrade(db_url)
+    migrate.upgrade(db_url)
     tables, views = _segjob_objects(db_url)
     assert "assignment" in tables and set(VIEW_NAMES) <= views
 
 
 def test_models_and_migrations_do_not_drift(db_url):
-    db.upgrade(db_url)
+    migrate.upgrade(db_url)
     engine = db.make_engine(db_url)
     try:
         with engine.connect() as connection:
@@ -69,8 +68,11 @@ def test_models_and_migrations_do_not_drift(db_url):
                     "include_schemas": postgres,
                     "version_table_schema": SCHEMA if postgres else None,
                     "include_name": lambda name, type_, _parents: (
-                        name == (SCHEMA if postgres else None) if type_ == "schema"
-                        else name in own if type_ == "table" else True
+                        name == (SCHEMA if postgres else None)
+                        if type_ == "schema"
+                        else name in own
+                        if type_ == "table"
+                        else True
                     ),
                 },
             )
@@ -89,7 +91,7 @@ def test_check_at_head_refuses_empty_database(db_url):
 
 
 def test_check_at_head_refuses_older_revision(db_url):
-    db.upgrade(db_url)
+    migrate.upgrade(db_url)
     engine = db.make_engine(db_url)
     table = "segjob.alembic_version" if db.is_postgres(engine) else "alembic_version"
     with engine.begin() as connection:

@@ -9,13 +9,22 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from segjob.errors import DataError, UsageError
-from segjob.choose_k import CRITERIA
-from segjob.model import fit
-from segjob.prepare import PrepareOptions, prepare
+from segjob.model.choose_k import CRITERIA
+from segjob.model.fit import fit
+from segjob.prepare.columns import PrepareOptions, prepare
 
 METRIC_NAMES = [
-    "inertia", "smallest_segment_share", "silhouette", "macro_silhouette", "davies_bouldin", "calinski_harabasz",
-    "null_silhouette", "silhouette_gain", "gap", "gap_sd", "stability",
+    "inertia",
+    "smallest_segment_share",
+    "silhouette",
+    "macro_silhouette",
+    "davies_bouldin",
+    "calinski_harabasz",
+    "null_silhouette",
+    "silhouette_gain",
+    "gap",
+    "gap_sd",
+    "stability",
 ]
 CHOSEN_BY = [f"chosen_k_by_{name.replace('-', '_')}" for name in CRITERIA]
 
@@ -139,7 +148,10 @@ def test_fixed_k_equal_to_rows_has_only_inertia():
     result = fit(np.array([[0.0], [1.0], [5.0]]), 3)
     # silhouette needs fewer clusters than rows; stability needs subsamples larger than k
     assert [(m.name, m.k) for m in result.metrics] == [
-        ("inertia", 3), ("smallest_segment_share", 3), ("inertia", None), ("smallest_segment_share", None)
+        ("inertia", 3),
+        ("smallest_segment_share", 3),
+        ("inertia", None),
+        ("smallest_segment_share", None),
     ]
     assert result.distance.tolist() == [0.0, 0.0, 0.0]
 
@@ -182,8 +194,7 @@ def test_auto_k_needs_three_distinct_rows():
     with pytest.raises(DataError) as info:
         fit(X, None)
     assert str(info.value) == (
-        "choosing k needs at least 3 distinct rows, but the 8 usable rows hold only 2;"
-        " set --k or check the input"
+        "choosing k needs at least 3 distinct rows, but the 8 usable rows hold only 2; set --k or check the input"
     )
 
 

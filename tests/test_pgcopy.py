@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segjob.pgcopy import HEADER, TRAILER, encode_rows
+from segjob.store.pgcopy import HEADER, TRAILER, encode_rows
 
 PG_TEXT = st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=40)
 

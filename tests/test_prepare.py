@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from segjob.errors import DataError, UsageError
-from segjob.prepare import MAX_CATEGORICAL_LEVELS, PrepareOptions, is_blank, apply_params, prepare
+from segjob.prepare.columns import MAX_CATEGORICAL_LEVELS, PrepareOptions, apply_params, is_blank, prepare
 
 INCOME = "Annual Income (k$)"
 SPENDING = "Spending Score (1-100)"
@@ -50,9 +50,7 @@ def test_keys_are_the_ids_as_text(ids, expected):
 
 
 def test_rows_without_an_id_are_dropped():
-    frame = pd.DataFrame(
-        {"id": pd.Series(["a", None, " ", "", "b"], dtype=object), "x": [1.0, 2.0, 3.0, 4.0, 5.0]}
-    )
+    frame = pd.DataFrame({"id": pd.Series(["a", None, " ", "", "b"], dtype=object), "x": [1.0, 2.0, 3.0, 4.0, 5.0]})
     prepared = prepare(frame, "id", options(["x"]))
     assert list(prepared.keys) == ["a", "b"]
     assert prepared.dropped == {"missing_id": 3}
@@ -170,8 +168,7 @@ def test_entirely_missing_feature_is_named(policy):
     with pytest.raises(DataError) as info:
         prepare(frame, "id", options(["x", "Empty col"], missing=policy))
     assert str(info.value) == (
-        'column "Empty col" has no usable values: all 3 values are missing or infinite;'
-        " choose another feature"
+        'column "Empty col" has no usable values: all 3 values are missing or infinite; choose another feature'
     )
 
 
@@ -186,9 +183,7 @@ def test_no_usable_rows_suggests_imputation():
 
 
 def test_no_usable_rows_lists_every_reason():
-    frame = pd.DataFrame(
-        {"id": [1, None, 3, 4], "x": [float("inf"), 1.0, None, 2.0], "y": [1.0, 1.0, 1.0, None]}
-    )
+    frame = pd.DataFrame({"id": [1, None, 3, 4], "x": [float("inf"), 1.0, None, 2.0], "y": [1.0, 1.0, 1.0, None]})
     with pytest.raises(DataError) as info:
         prepare(frame, "id", options(["x", "y"]))
     assert str(info.value) == (
@@ -200,7 +195,10 @@ def test_no_usable_rows_lists_every_reason():
 
 def test_no_ids_at_all():
     frame = pd.DataFrame({"customer id": [None, None], "x": [1.0, 2.0]})
-    with pytest.raises(DataError, match=r'^no usable rows: 0 of 2 rows .* missing ids \(missing_id: 2\); check the id column "customer id"$'):
+    with pytest.raises(
+        DataError,
+        match=r'^no usable rows: 0 of 2 rows .* missing ids \(missing_id: 2\); check the id column "customer id"$',
+    ):
         prepare(frame, "customer id", options(["x"]))
 
 
@@ -211,7 +209,9 @@ def test_empty_input():
 
 
 def test_unknown_column_is_a_usage_error(mall):
-    with pytest.raises(UsageError, match=r'^column "incme" not found in the input \(columns: CustomerID, Gender, Age, '):
+    with pytest.raises(
+        UsageError, match=r'^column "incme" not found in the input \(columns: CustomerID, Gender, Age, '
+    ):
         prepare(mall, "CustomerID", options(["incme"]))
 
 
@@ -321,8 +321,19 @@ def test_values_too_large_to_scale():
 @pytest.mark.parametrize(
     "prepare_options",
     [
-        options(["tenure", "MonthlyCharges", "TotalCharges"], categorical=["Contract"], missing="median", auto_log1p=True, clip_z=3),
-        options(["tenure", "TotalCharges"], categorical=["Contract", "InternetService"], scaler="robust", log1p=["TotalCharges"]),
+        options(
+            ["tenure", "MonthlyCharges", "TotalCharges"],
+            categorical=["Contract"],
+            missing="median",
+            auto_log1p=True,
+            clip_z=3,
+        ),
+        options(
+            ["tenure", "TotalCharges"],
+            categorical=["Contract", "InternetService"],
+            scaler="robust",
+            log1p=["TotalCharges"],
+        ),
         options(["MonthlyCharges", "TotalCharges"], missing="mean", scaler="minmax"),
     ],
     ids=["median-auto-clip", "drop-robust-log1p", "mean-minmax"],
@@ -337,9 +348,16 @@ def test_apply_params_rebuilds_the_fitted_columns_exactly(telco, prepare_options
 
 
 def test_apply_params_on_new_rows_uses_stored_values_and_zeroes_unseen_levels(telco):
-    fitted = prepare(telco, "customerID", options(["tenure", "TotalCharges"], categorical=["Contract"], missing="median"))
+    fitted = prepare(
+        telco, "customerID", options(["tenure", "TotalCharges"], categorical=["Contract"], missing="median")
+    )
     new = pd.DataFrame(
-        {"customerID": ["n1", "n2"], "tenure": ["10", ""], "TotalCharges": ["100", "5"], "Contract": ["Month-to-month", "Lifetime"]}
+        {
+            "customerID": ["n1", "n2"],
+            "tenure": ["10", ""],
+            "TotalCharges": ["100", "5"],
+            "Contract": ["Month-to-month", "Lifetime"],
+        }
     )
     rebuilt = apply_params(new, "customerID", fitted.features)
     tenure = fitted.features[0]
@@ -351,8 +369,20 @@ def test_apply_params_on_new_rows_uses_stored_values_and_zeroes_unseen_levels(te
 
 
 BLANK_OR_NOT = {
-    "A-1": False, "": True, " ": True, "\t\n": True, " x": False, "\u00a0": True, "\u3000": True,
-    "\u3000x": False, "é": False, "顧客": False, "-": False, "~": False, "\x7f": False, None: True,
+    "A-1": False,
+    "": True,
+    " ": True,
+    "\t\n": True,
+    " x": False,
+    "\u00a0": True,
+    "\u3000": True,
+    "\u3000x": False,
+    "é": False,
+    "顧客": False,
+    "-": False,
+    "~": False,
+    "\x7f": False,
+    None: True,
 }
 
 
@@ -369,7 +399,9 @@ def test_rows_with_blank_ids_are_dropped_as_missing_ids():
     prepared = apply_params(frame, "id", fitted)
     assert list(prepared.keys) == [key for key, blank in BLANK_OR_NOT.items() if not blank]
     assert prepared.dropped == {"missing_id": sum(BLANK_OR_NOT.values())}
-    assert prepared.X[:, 0].tolist() == [(x - fitted[0].center) / fitted[0].scale for x, blank in enumerate(BLANK_OR_NOT.values()) if not blank]
+    assert prepared.X[:, 0].tolist() == [
+        (x - fitted[0].center) / fitted[0].scale for x, blank in enumerate(BLANK_OR_NOT.values()) if not blank
+    ]
 
 
 @pytest.mark.parametrize("storage", ["pyarrow", "python"])

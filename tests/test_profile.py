@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from segjob.errors import UsageError
-from segjob.labels import column_words, marketer_words
-from segjob.model import ModelResult, fit
-from segjob.prepare import PreparedData, PrepareOptions, prepare
-from segjob.profile import profile
+from segjob.model.fit import ModelResult, fit
+from segjob.model.labels import column_words, marketer_words
+from segjob.model.profile import profile
+from segjob.prepare.columns import PreparedData, PrepareOptions, prepare
 
 INCOME = "Annual Income (k$)"
 SPENDING = "Spending Score (1-100)"
@@ -151,7 +151,13 @@ def test_labels_override_automatic_ones(mall_run):
     prepared, model, _ = mall_run
     result = profile(prepared, model, {2: "Big spenders", 5: "Careful rich"})
     labels = [s.label for s in result.segments]
-    assert labels == ["Average", "Big spenders", f"High {INCOME}, Low {SPENDING}", f"Low {INCOME}, Low {SPENDING}", "Careful rich"]
+    assert labels == [
+        "Average",
+        "Big spenders",
+        f"High {INCOME}, Low {SPENDING}",
+        f"Low {INCOME}, Low {SPENDING}",
+        "Careful rich",
+    ]
 
 
 def test_labels_for_unknown_segments_or_twice_the_same_label(mall_run):
@@ -176,7 +182,9 @@ def test_noise_is_segment_zero_labelled_outliers():
     model.noise_center, model.centers, model.k = model.centers[2], model.centers[:2], 2
     result = profile(prepared, model)
     assert [(s.segment_id, s.label, s.size) for s in result.segments] == [
-        (0, "Outliers", 2), (1, "Low A", 20), (2, "Average", 20),
+        (0, "Outliers", 2),
+        (1, "Low A", 20),
+        (2, "Average", 20),
     ]
     assert sum(s.share for s in result.segments) == pytest.approx(1.0)
     outliers = {c.feature: c for c in result.centroids if c.segment_id == 0}
@@ -187,11 +195,13 @@ def test_noise_is_segment_zero_labelled_outliers():
 
 def test_level_centroids_are_member_shares_for_every_algorithm():
     rng = np.random.default_rng(2)
-    frame = pd.DataFrame({
-        "id": range(300),
-        "x": np.r_[rng.normal(0, 1, 150), rng.normal(8, 1, 150)],
-        "plan": rng.choice(["basic", "pro", "team"], size=300),
-    })
+    frame = pd.DataFrame(
+        {
+            "id": range(300),
+            "x": np.r_[rng.normal(0, 1, 150), rng.normal(8, 1, 150)],
+            "plan": rng.choice(["basic", "pro", "team"], size=300),
+        }
+    )
     prepared = prepare(frame, "id", PrepareOptions(features=["x"], categorical=["plan"]))
     for algorithm in ("gmm", "agglomerative", "minibatch-kmeans"):
         model = fit(prepared.X, 2, algorithm=algorithm)
@@ -207,8 +217,16 @@ def test_level_centroids_are_member_shares_for_every_algorithm():
 def test_vocabulary_puts_standout_features_into_domain_words():
     # recency high (long ago) + frequency low, a recent frequent big spender, and an average group
     prepared, model = segmented([(400, 1, 30), (5, 20, 3000), (100, 5, 200)], [40, 20, 40])
-    prepared.features[0].name, prepared.features[1].name, prepared.features[2].name = "recency", "frequency", "monetary_total"
-    assert labels_of(prepared, model) == ["High recency, Low frequency", "High frequency, High monetary_total", "Low recency"]
+    prepared.features[0].name, prepared.features[1].name, prepared.features[2].name = (
+        "recency",
+        "frequency",
+        "monetary_total",
+    )
+    assert labels_of(prepared, model) == [
+        "High recency, Low frequency",
+        "High frequency, High monetary_total",
+        "Low recency",
+    ]
     worded = [s.label for s in profile(prepared, model, vocabulary=marketer_words).segments]
     # frequency 1 is below 1.5 purchases: "one-off"; words after the first read lower-case
     assert worded == ["Lapsed, one-off", "Frequent, high spend", "Recent"]

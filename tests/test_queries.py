@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
-
-from segjob import db, partitions, schema
-
 from helpers import query
 
+from segjob.store import db, partitions, schema
+
 JOB = "shop"
-T0 = datetime(2026, 1, 1, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -42,14 +41,36 @@ class SeedRun:
 
 def _story() -> list[SeedRun]:
     return [
-        SeedRun(JOB, "fit", "succeeded", 0, 0.60, {1: 10, 2: 50, 3: 90},
-                {"c1": 3, "c2": 3, "c3": 2, "c4": 1, "c5": 1, "c6": 2}),
+        SeedRun(
+            JOB,
+            "fit",
+            "succeeded",
+            0,
+            0.60,
+            {1: 10, 2: 50, 3: 90},
+            {"c1": 3, "c2": 3, "c3": 2, "c4": 1, "c5": 1, "c6": 2},
+        ),
         SeedRun(JOB, "fit", "failed", 14, None, {}, {}),
-        SeedRun(JOB, "fit", "succeeded", 31, 0.62, {1: 12, 2: 48, 3: 95, 4: 70},
-                {"c1": 3, "c2": 4, "c3": 2, "c4": 1, "c5": 2, "c7": 1, "c8": 4}),
+        SeedRun(
+            JOB,
+            "fit",
+            "succeeded",
+            31,
+            0.62,
+            {1: 12, 2: 48, 3: 95, 4: 70},
+            {"c1": 3, "c2": 4, "c3": 2, "c4": 1, "c5": 2, "c7": 1, "c8": 4},
+        ),
         SeedRun("other", "fit", "succeeded", 40, 0.70, {1: 5, 2: 60}, {"c1": 1, "c2": 2, "x9": 2}),
-        SeedRun(JOB, "score", "succeeded", 59, 0.45, {1: 12, 2: 48, 3: 95, 4: 70},
-                {"c1": 2, "c2": 4, "c3": 2, "c4": 1, "c5": 2, "c6": 3, "c7": 1, "c9": 3}, model_run=2),
+        SeedRun(
+            JOB,
+            "score",
+            "succeeded",
+            59,
+            0.45,
+            {1: 12, 2: 48, 3: 95, 4: 70},
+            {"c1": 2, "c2": 4, "c3": 2, "c4": 1, "c5": 2, "c6": 3, "c7": 1, "c9": 3},
+            model_run=2,
+        ),
         SeedRun(JOB, "fit", "running", 60, None, {}, {}),
     ]
 
@@ -66,24 +87,50 @@ def seed(url: str) -> list[SeedRun]:
             metric, assignment = schema.run_metric, schema.assignment
             for r in story:
                 r.run_id = connection.execute(
-                    sa.insert(run).values(
-                        job=r.job, kind=r.kind, status="running", started_at=r.started_at, heartbeat_at=r.started_at,
-                        spec={}, source="seed", segjob_version="test", sklearn_version="test", numpy_version="test",
-                        host="test", pid=1, k=len(r.spend) or None,
+                    sa.insert(run)
+                    .values(
+                        job=r.job,
+                        kind=r.kind,
+                        status="running",
+                        started_at=r.started_at,
+                        heartbeat_at=r.started_at,
+                        spec={},
+                        source="seed",
+                        segjob_version="test",
+                        sklearn_version="test",
+                        numpy_version="test",
+                        host="test",
+                        pid=1,
+                        k=len(r.spend) or None,
                         model_run_id=story[r.model_run].run_id if r.model_run is not None else None,
-                    ).returning(run.c.run_id)
+                    )
+                    .returning(run.c.run_id)
                 ).scalar_one()
                 sizes = Counter(r.assignments.values())
                 for segment_id, spend in r.spend.items():
-                    connection.execute(sa.insert(segment).values(
-                        run_id=r.run_id, segment_id=segment_id, label=LABELS[segment_id], size=sizes[segment_id],
-                        share=sizes[segment_id] / len(r.assignments), cluster_index=segment_id - 1,
-                    ))
+                    connection.execute(
+                        sa.insert(segment).values(
+                            run_id=r.run_id,
+                            segment_id=segment_id,
+                            label=LABELS[segment_id],
+                            size=sizes[segment_id],
+                            share=sizes[segment_id] / len(r.assignments),
+                            cluster_index=segment_id - 1,
+                        )
+                    )
                     for feature, value in (("spend", spend), ("visits", spend / 10)):
-                        connection.execute(sa.insert(centroid).values(
-                            run_id=r.run_id, segment_id=segment_id, feature=feature, centroid=value,
-                            centroid_scaled=value / 100, mean=value, median=value, z_score=value / 50 - 1,
-                        ))
+                        connection.execute(
+                            sa.insert(centroid).values(
+                                run_id=r.run_id,
+                                segment_id=segment_id,
+                                feature=feature,
+                                centroid=value,
+                                centroid_scaled=value / 100,
+                                mean=value,
+                                median=value,
+                                z_score=value / 50 - 1,
+                            )
+                        )
                 if r.silhouette is not None:
                     connection.execute(sa.insert(metric).values(run_id=r.run_id, name="silhouette", value=r.silhouette))
                 if r.assignments:
@@ -105,8 +152,10 @@ def _write_assignments(connection, assignment: sa.Table, r: SeedRun) -> None:
         return
     target = partitions.create(connection, r.run_id)  # the same partition path a publish takes
     connection.execute(
-        sa.text(f"INSERT INTO {target} (run_id, customer_key, segment_id, distance)"
-                " VALUES (:run_id, :customer_key, :segment_id, :distance)"),
+        sa.text(
+            f"INSERT INTO {target} (run_id, customer_key, segment_id, distance)"
+            " VALUES (:run_id, :customer_key, :segment_id, :distance)"
+        ),
         rows,
     )
     partitions.attach(connection, r.run_id)
@@ -126,12 +175,12 @@ def _ts(value) -> datetime | None:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     return value
 
 
 def _naive(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def _succeeded(story: list[SeedRun], job: str = JOB) -> list[SeedRun]:
@@ -156,16 +205,28 @@ def expected_history(story: list[SeedRun], customer: str) -> list[tuple]:
         while end + 1 < len(runs) and runs[end + 1].assignments.get(customer) == segment:
             end += 1
         valid_to = _naive(runs[end + 1].started_at) if end + 1 < len(runs) else None
-        rows.append((r.run_id, segment, previous, previous is not None and previous != segment,
-                     _naive(runs[start].started_at), valid_to))
+        rows.append(
+            (
+                r.run_id,
+                segment,
+                previous,
+                previous is not None and previous != segment,
+                _naive(runs[start].started_at),
+                valid_to,
+            )
+        )
         previous = segment
     return rows
 
 
 def expected_migration(earlier: SeedRun, later: SeedRun) -> dict[tuple[int, int], int]:
-    return dict(Counter(
-        (earlier.assignments[key], segment) for key, segment in later.assignments.items() if key in earlier.assignments
-    ))
+    return dict(
+        Counter(
+            (earlier.assignments[key], segment)
+            for key, segment in later.assignments.items()
+            if key in earlier.assignments
+        )
+    )
 
 
 # --- tests ------------------------------------------------------------------------------------
@@ -181,7 +242,14 @@ def test_customer_history_with_valid_from_and_valid_to(seeded):
     for customer in ("c1", "c2", "c5", "c6", "c8", "c9"):
         rows = run_query(url, "01_customer_history.sql", job=JOB, customer_key=customer)
         got = [
-            (r["run_id"], r["segment_id"], r["previous_segment_id"], bool(r["changed"]), _ts(r["valid_from"]), _ts(r["valid_to"]))
+            (
+                r["run_id"],
+                r["segment_id"],
+                r["previous_segment_id"],
+                bool(r["changed"]),
+                _ts(r["valid_from"]),
+                _ts(r["valid_to"]),
+            )
             for r in rows
         ]
         assert got == expected_history(story, customer), customer
@@ -205,7 +273,8 @@ def test_customers_who_moved_down_from_the_top_segment(seeded):
     earlier, later = _succeeded(story)[-2:]
     top = max(earlier.spend, key=earlier.spend.get)
     expected = sorted(
-        key for key, segment in later.assignments.items()
+        key
+        for key, segment in later.assignments.items()
         if earlier.assignments.get(key) == top and later.spend[segment] < earlier.spend[top]
     )
     rows = run_query(url, "03_moved_down_from_top_segment.sql", job=JOB, value_feature="spend")
@@ -270,7 +339,9 @@ def test_runs_whose_quality_dropped(seeded):
     scored = [r for r in _succeeded(story) if r.silhouette is not None]
     for min_drop in (0.1, 0.5):
         expected = [
-            later.run_id for earlier, later in zip(scored, scored[1:]) if earlier.silhouette - later.silhouette >= min_drop
+            later.run_id
+            for earlier, later in zip(scored, scored[1:])
+            if earlier.silhouette - later.silhouette >= min_drop
         ]
         rows = run_query(url, "08_runs_whose_quality_dropped.sql", job=JOB, min_drop=min_drop)
         assert [r["run_id"] for r in rows] == expected

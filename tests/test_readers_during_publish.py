@@ -14,7 +14,6 @@ import time
 
 import pytest
 import sqlalchemy as sa
-
 from test_faults import SEGJOB, _make_big_table
 
 ROWS = 100_000

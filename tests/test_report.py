@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
 from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query, run_json
-from segjob import db
+
+from segjob.store import db
 
 AGE = "Age"
 SWEEP_PICTURES = {"elbow.png", "criteria.png"}
@@ -144,8 +144,10 @@ def test_customers_not_in_the_run_are_skipped_and_counted(sqlite_db, tmp_path):
     engine = db.make_engine(sqlite_url)
     with engine.begin() as connection:
         connection.execute(
-            sa.text('INSERT INTO mall ("CustomerID", "Gender", "Age", "Annual Income (k$)", "Spending Score (1-100)")'
-                    " VALUES (9001, 'Female', 30, 50, 50), (9002, 'Male', 40, 60, 40)")
+            sa.text(
+                'INSERT INTO mall ("CustomerID", "Gender", "Age", "Annual Income (k$)", "Spending Score (1-100)")'
+                " VALUES (9001, 'Female', 30, 50, 50), (9002, 'Male', 40, 60, 40)"
+            )
         )
         connection.execute(sa.text('DELETE FROM mall WHERE "CustomerID" IN (1, 2, 3)'))
     engine.dispose()
@@ -226,8 +228,9 @@ def test_missing_and_unfinished_runs_and_bad_out(migrated_db_url, tmp_path):
     assert missing.stderr == "Error: run 999 not found; 'segjob runs list' shows the runs\n"
     assert not (tmp_path / "nothing").exists()
 
-    failed = invoke(migrated_db_url, "run", "--source", "mall", "--id", MALL_ID, "--features", INCOME,
-                    "--k", "500", "--quiet")
+    failed = invoke(
+        migrated_db_url, "run", "--source", "mall", "--id", MALL_ID, "--features", INCOME, "--k", "500", "--quiet"
+    )
     assert failed.exit_code == 3
     (run_id,) = [r["run_id"] for r in query(migrated_db_url, "SELECT run_id FROM run WHERE status = 'failed'")]
     unfinished = report(migrated_db_url, run_id, tmp_path / "failed")
@@ -249,7 +252,9 @@ def test_missing_and_unfinished_runs_and_bad_out(migrated_db_url, tmp_path):
 @pytest.mark.parametrize("transactions", [False, True], ids=["mall", "transactions"])
 def test_demo_prints_where_the_report_is(sqlite_url, tmp_path, transactions):
     out = tmp_path / "demo-report"
-    result = invoke(sqlite_url, "demo", "--quiet", "--report-dir", str(out), *(["--transactions"] if transactions else []))
+    result = invoke(
+        sqlite_url, "demo", "--quiet", "--report-dir", str(out), *(["--transactions"] if transactions else [])
+    )
     assert result.exit_code == 0, result.stderr
     assert result.stdout.rstrip().splitlines()[-1] == f"Report: {out / 'report.html'}"
     assert result.stderr == ""
@@ -266,7 +271,7 @@ def test_demo_prints_where_the_report_is(sqlite_url, tmp_path, transactions):
 
 def test_help_does_not_import_matplotlib():
     code = (
-        "import sys; from typer.testing import CliRunner; from segjob.cli import app;"
+        "import sys; from typer.testing import CliRunner; from segjob.cli.app import app;"
         " result = CliRunner().invoke(app, ['report', '--help']);"
         " assert result.exit_code == 0 and '--sample' in result.stdout, result.stdout;"
         " print('matplotlib' in sys.modules)"
@@ -279,7 +284,9 @@ def test_labels_are_escaped_and_log1p_features_on_a_log_axis(sqlite_db, tmp_path
     load_mall(sqlite_db)
     labels = tmp_path / "labels.toml"
     labels.write_text('1 = "<img src=x> Big & \\"bold\\""\n')
-    run = mall_run(sqlite_db, INCOME, SPENDING, extra=("--k", "5", "--labels", str(labels), "--transform", f"log1p:{INCOME}"))
+    run = mall_run(
+        sqlite_db, INCOME, SPENDING, extra=("--k", "5", "--labels", str(labels), "--transform", f"log1p:{INCOME}")
+    )
     out = tmp_path / "report"
     result = report(sqlite_db, run["run_id"], out)
     assert result.exit_code == 0, result.stderr
@@ -298,7 +305,7 @@ def test_uniform_sample_over_chunks():
     import numpy as np
     import pandas as pd
 
-    from segjob.report import uniform_sample
+    from segjob.report.customers import uniform_sample
 
     def chunks():
         return (pd.DataFrame({"id": np.arange(start, start + 100)}) for start in range(0, 1000, 100))

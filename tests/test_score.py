@@ -14,17 +14,31 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-
 from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query, run_json
-from segjob import db
 from test_transactions import create_table, load_tables, make_transactions
+
+from segjob.store import db
 
 HOSTILE = 'visits "per" %month'  # a feature name that needs quoting and holds a %
 ODD_LEVEL = "O'Hare \\ West"  # a level with a quote and a backslash
 TX_RUN = ("--transactions", "tx", "--customer", "customer_id", "--date", "ordered_at", "--amount", "amount")
 PEOPLE_RUN = (
-    "--source", "people", "--id", "person_id", "--features", f"spend,age,{HOSTILE}", "--categorical", "region",
-    "--missing", "median", "--transform", "auto", "--clip-outliers", "2.5", "--k", "3",
+    "--source",
+    "people",
+    "--id",
+    "person_id",
+    "--features",
+    f"spend,age,{HOSTILE}",
+    "--categorical",
+    "region",
+    "--missing",
+    "median",
+    "--transform",
+    "auto",
+    "--clip-outliers",
+    "2.5",
+    "--k",
+    "3",
 )
 
 
@@ -45,7 +59,13 @@ def make_people(n: int, seed: int, prefix: str = "P") -> pd.DataFrame:
     )
 
 
-PEOPLE_TYPES = {"person_id": sa.Text(), "spend": sa.Double(), "age": sa.Double(), HOSTILE: sa.Integer(), "region": sa.Text()}
+PEOPLE_TYPES = {
+    "person_id": sa.Text(),
+    "spend": sa.Double(),
+    "age": sa.Double(),
+    HOSTILE: sa.Integer(),
+    "region": sa.Text(),
+}
 
 
 def load_people(url: str, table: str, frame: pd.DataFrame) -> None:
@@ -99,7 +119,9 @@ def assert_model_copied(url: str, fit_run: int, score_run: int) -> None:
 def independent_assignment(url: str, model_run: int, frame: pd.DataFrame, id_column: str) -> dict[str, tuple]:
     """Nearest centroid of each row, from the stored parameters, with plain Python arithmetic."""
     features = query(url, "SELECT * FROM run_feature WHERE run_id = :r ORDER BY position", r=model_run)
-    centroid_rows = query(url, "SELECT segment_id, feature, centroid_scaled FROM segment_centroid WHERE run_id = :r", r=model_run)
+    centroid_rows = query(
+        url, "SELECT segment_id, feature, centroid_scaled FROM segment_centroid WHERE run_id = :r", r=model_run
+    )
     algorithm = query(url, "SELECT algorithm FROM run WHERE run_id = :r", r=model_run)[0]["algorithm"]
     centroids: dict[int, dict[str, float]] = {}
     for row in centroid_rows:
@@ -153,7 +175,9 @@ def test_score_run_counts_dropped_rows(mall_url):
     columns = f'"{MALL_ID}", "Age", "{INCOME}"'
     extra = f"SELECT {columns} FROM mall UNION ALL SELECT 9001, NULL, 50 UNION ALL SELECT NULL, 30, 40"
     scored = score_json(mall_url, "--job", "mall", "--query", extra)
-    run = query(mall_url, "SELECT rows_read, rows_used, dropped_by_reason FROM run WHERE run_id = :r", r=scored["run_id"])[0]
+    run = query(
+        mall_url, "SELECT rows_read, rows_used, dropped_by_reason FROM run WHERE run_id = :r", r=scored["run_id"]
+    )[0]
     dropped = run["dropped_by_reason"]
     dropped = json.loads(dropped) if isinstance(dropped, str) else dropped
     assert (run["rows_read"], run["rows_used"]) == (202, 200)
@@ -165,8 +189,11 @@ def test_score_run_counts_dropped_rows(mall_url):
 def test_scoring_training_rows_reproduces_categorical_transformed_fit(migrated_db_url):
     load_people(migrated_db_url, "people", make_people(400, seed=3))
     fit = run_json(migrated_db_url, *PEOPLE_RUN)
-    spend = query(migrated_db_url, "SELECT transform, clipped_count, impute_value FROM run_feature WHERE feature = 'age'"
-                  " OR feature = 'spend' ORDER BY feature DESC")
+    spend = query(
+        migrated_db_url,
+        "SELECT transform, clipped_count, impute_value FROM run_feature WHERE feature = 'age'"
+        " OR feature = 'spend' ORDER BY feature DESC",
+    )
     assert spend[0]["transform"] == "log1p" and spend[0]["clipped_count"] > 0  # spend: logged and clipped
     assert spend[1]["impute_value"] is not None  # age: median imputation
     levels = query(migrated_db_url, "SELECT level FROM run_feature WHERE kind = 'categorical' ORDER BY level")
@@ -207,7 +234,9 @@ def test_new_customers_get_the_nearest_stored_centroid(migrated_db_url):
 
 
 def test_dbscan_model_scores_to_the_nearest_real_segment(mall_url):
-    fit = run_json(mall_url, "--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}", "--algorithm", "dbscan")
+    fit = run_json(
+        mall_url, "--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}", "--algorithm", "dbscan"
+    )
     fitted = assignments(mall_url, fit["run_id"])
     assert any(segment == 0 for segment, _, _ in fitted.values())  # the model has outliers
     scored = score_json(mall_url, "--job", "mall", "--source", "mall")
@@ -220,14 +249,32 @@ def test_dbscan_model_scores_to_the_nearest_real_segment(mall_url):
 
 
 def test_gmm_model_scores_to_the_nearest_mean_without_probability(mall_url):
-    fit = run_json(mall_url, "--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}", "--algorithm", "gmm", "--k", "4")
-    assert query(mall_url, "SELECT COUNT(probability) AS n FROM assignment WHERE run_id = :r", r=fit["run_id"])[0]["n"] == 200
+    fit = run_json(
+        mall_url,
+        "--source",
+        "mall",
+        "--id",
+        MALL_ID,
+        "--features",
+        f"{INCOME},{SPENDING}",
+        "--algorithm",
+        "gmm",
+        "--k",
+        "4",
+    )
+    assert (
+        query(mall_url, "SELECT COUNT(probability) AS n FROM assignment WHERE run_id = :r", r=fit["run_id"])[0]["n"]
+        == 200
+    )
     scored = score_json(mall_url, "--job", "mall", "--source", "mall")
     frame = pd.DataFrame(query(mall_url, "SELECT * FROM mall"))
     expected = independent_assignment(mall_url, fit["run_id"], frame, MALL_ID)
     got = assignments(mall_url, scored["run_id"])
     assert {key: segment for key, (segment, _, _) in got.items()} == {key: s for key, (s, _) in expected.items()}
-    assert query(mall_url, "SELECT COUNT(probability) AS n FROM assignment WHERE run_id = :r", r=scored["run_id"])[0]["n"] == 0
+    assert (
+        query(mall_url, "SELECT COUNT(probability) AS n FROM assignment WHERE run_id = :r", r=scored["run_id"])[0]["n"]
+        == 0
+    )
 
 
 def test_transactions_job_rebuilds_identical_features(migrated_db_url):
@@ -237,7 +284,14 @@ def test_transactions_job_rebuilds_identical_features(migrated_db_url):
     finally:
         engine.dispose()
     fit = run_json(
-        migrated_db_url, *TX_RUN, "--features", "recency,frequency,monetary_total,tenure", "--transform", "auto", "--k", "3"
+        migrated_db_url,
+        *TX_RUN,
+        "--features",
+        "recency,frequency,monetary_total,tenure",
+        "--transform",
+        "auto",
+        "--k",
+        "3",
     )
     scored = score_json(migrated_db_url, "--job", "tx")  # the model's transactions table and columns
     assert_same_assignments(migrated_db_url, fit["run_id"], scored["run_id"])
@@ -270,7 +324,9 @@ def test_transactions_job_scores_a_new_table_as_of_a_date(migrated_db_url):
         from test_transactions import amount_type
 
         create_table(
-            engine, "tx_later", later,
+            engine,
+            "tx_later",
+            later,
             {"customer_id": sa.Text(), "ordered_at": sa.DateTime(), "amount": amount_type(engine)},
         )
     finally:
@@ -366,7 +422,7 @@ class _SignalAt:
 def test_sigterm_during_a_score_run_marks_it_failed(mall_url, stage):
     """The score run shares the fit run's lifecycle: a signal fails it and publishes nothing."""
     from segjob.errors import Interrupted
-    from segjob.score import ScoreInput, score_job
+    from segjob.scoring.score import ScoreInput, score_job
 
     fit = run_json(mall_url, "--source", "mall", "--id", MALL_ID, "--features", f"Age,{INCOME}", "--k", "3")
     engine = db.make_engine(mall_url)

@@ -4,11 +4,11 @@ customer the same segment as `segjob score` on the same rows."""
 from __future__ import annotations
 
 import pytest
-
 from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query, run_json
-from segjob import db
 from test_score import ODD_LEVEL, PEOPLE_RUN, TX_RUN, assignments, load_people, make_people, score_json
 from test_transactions import load_tables, make_transactions
+
+from segjob.store import db
 
 
 def print_sql(url: str, *args: str) -> str:

@@ -1,4 +1,4 @@
-"""Large inputs: sampled fit, streamed assignment and publish (segjob.streaming), on real databases."""
+"""Large inputs: sampled fit, streamed assignment and publish (segjob.engines.local), on real databases."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from helpers import invoke, query
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from helpers import invoke, query
-from segjob import db, source
 from segjob.config import build_spec
 from segjob.pipeline import run_job
+from segjob.source import tables
+from segjob.store import db
 
 SEGJOB = str(Path(sys.executable).parent / "segjob")
 FEATURES = ["a", "b", "c", "d"]
@@ -58,7 +59,7 @@ def _run(url: str, *args: str):
 
 
 def test_streamed_run_publishes_exact_totals(migrated_db_url, monkeypatch):
-    monkeypatch.setattr(source, "CHUNK_ROWS", 1_500)  # several chunks, so the totals add up across them
+    monkeypatch.setattr(tables, "CHUNK_ROWS", 1_500)  # several chunks, so the totals add up across them
     _, values = _groups(6_000)
     _load(migrated_db_url, values)
     result = _run(migrated_db_url, "--k", "5", "--fit-sample", "1000", "--json")
@@ -66,9 +67,14 @@ def test_streamed_run_publishes_exact_totals(migrated_db_url, monkeypatch):
     summary = json.loads(result.stdout)
     run_id = summary["run_id"]
     assert (summary["rows_read"], summary["rows_used"], summary["k"]) == (6_000, 6_000, 5)
-    assert "uniform sample of" in query(migrated_db_url, "SELECT k_reason FROM run WHERE run_id = :r", r=run_id)[0]["k_reason"]
+    assert (
+        "uniform sample of"
+        in query(migrated_db_url, "SELECT k_reason FROM run WHERE run_id = :r", r=run_id)[0]["k_reason"]
+    )
 
-    (sample,) = query(migrated_db_url, "SELECT value FROM run_metric WHERE run_id = :r AND name = 'sample_size'", r=run_id)
+    (sample,) = query(
+        migrated_db_url, "SELECT value FROM run_metric WHERE run_id = :r AND name = 'sample_size'", r=run_id
+    )
     assert 700 <= sample["value"] <= 1_300  # a Bernoulli sample of about 1000 rows
 
     counted = query(
@@ -76,12 +82,18 @@ def test_streamed_run_publishes_exact_totals(migrated_db_url, monkeypatch):
         "SELECT segment_id, count(*) AS n FROM assignment WHERE run_id = :r GROUP BY segment_id ORDER BY segment_id",
         r=run_id,
     )
-    stored = query(migrated_db_url, "SELECT segment_id, size FROM segment WHERE run_id = :r ORDER BY segment_id", r=run_id)
+    stored = query(
+        migrated_db_url, "SELECT segment_id, size FROM segment WHERE run_id = :r ORDER BY segment_id", r=run_id
+    )
     assert [(row["segment_id"], row["n"]) for row in counted] == [(row["segment_id"], row["size"]) for row in stored]
     assert sum(row["n"] for row in counted) == 6_000
 
     # Population statistics and segment means are exact over all rows, not the sample's.
-    features = query(migrated_db_url, "SELECT feature, mean, std, min, max FROM run_feature WHERE run_id = :r ORDER BY position", r=run_id)
+    features = query(
+        migrated_db_url,
+        "SELECT feature, mean, std, min, max FROM run_feature WHERE run_id = :r ORDER BY position",
+        r=run_id,
+    )
     for j, feature in enumerate(features):
         assert feature["mean"] == pytest.approx(values[:, j].mean(), rel=1e-9)
         assert feature["std"] == pytest.approx(values[:, j].std(), rel=1e-9)
@@ -103,11 +115,16 @@ def test_small_input_stays_in_memory(migrated_db_url):
     result = _run(migrated_db_url, "--k", "5", "--fit-sample", "1000", "--json")
     assert result.exit_code == 0, result.stderr
     run_id = json.loads(result.stdout)["run_id"]
-    assert query(migrated_db_url, "SELECT count(*) AS n FROM run_metric WHERE run_id = :r AND name = 'sample_size'", r=run_id)[0]["n"] == 0
+    assert (
+        query(
+            migrated_db_url, "SELECT count(*) AS n FROM run_metric WHERE run_id = :r AND name = 'sample_size'", r=run_id
+        )[0]["n"]
+        == 0
+    )
 
 
 def test_duplicate_id_outside_the_sample_fails_with_nothing_visible(migrated_db_url, monkeypatch):
-    monkeypatch.setattr(source, "CHUNK_ROWS", 1_000)
+    monkeypatch.setattr(tables, "CHUNK_ROWS", 1_000)
     _, values = _groups(5_000)
     ids = [f"c{index:07d}" for index in range(5_000)]
     ids[4_999] = ids[3]  # the same id in the first and the last chunk
@@ -133,13 +150,17 @@ def test_sampled_fit_is_as_good_as_a_full_data_fit(migrated_pg_url):
     spec = build_spec(None, source="customers", id="id", features=",".join(FEATURES), k="5", fit_sample=20_000)
     run_id = run_job(engine, spec).run_id
 
-    rows = query(migrated_pg_url, "SELECT customer_key, segment_id, distance FROM assignment WHERE run_id = :r", r=run_id)
+    rows = query(
+        migrated_pg_url, "SELECT customer_key, segment_id, distance FROM assignment WHERE run_id = :r", r=run_id
+    )
     assert len(rows) == 300_000
     order = np.argsort([row["customer_key"] for row in rows])
     labels = np.array([row["segment_id"] for row in rows])[order]
     distance = np.array([row["distance"] for row in rows])[order]
     sampled_inertia = float((distance**2).sum())
-    (full_inertia,) = query(migrated_pg_url, "SELECT value FROM run_metric WHERE run_id = :r AND name = 'full_inertia'", r=run_id)
+    (full_inertia,) = query(
+        migrated_pg_url, "SELECT value FROM run_metric WHERE run_id = :r AND name = 'full_inertia'", r=run_id
+    )
     assert full_inertia["value"] == pytest.approx(sampled_inertia, rel=1e-9)
 
     scaled = (values - values.mean(axis=0)) / values.std(axis=0)  # the same standard scaling, on all rows
@@ -154,11 +175,19 @@ def test_sampled_fit_is_as_good_as_a_full_data_fit(migrated_pg_url):
     assert adjusted_rand_score(truth, labels) >= adjusted_rand_score(truth, single.labels_) - 0.002
 
     refined = build_spec(
-        None, source="customers", id="id", features=",".join(FEATURES), k="5", fit_sample=20_000, full_fit=True,
+        None,
+        source="customers",
+        id="id",
+        features=",".join(FEATURES),
+        k="5",
+        fit_sample=20_000,
+        full_fit=True,
         job="customers_full",
     )
     refined_id = run_job(engine, refined).run_id
-    (refined_inertia,) = query(migrated_pg_url, "SELECT value FROM run_metric WHERE run_id = :r AND name = 'full_inertia'", r=refined_id)
+    (refined_inertia,) = query(
+        migrated_pg_url, "SELECT value FROM run_metric WHERE run_id = :r AND name = 'full_inertia'", r=refined_id
+    )
     assert refined_inertia["value"] <= sampled_inertia * (1 + 1e-9)  # Lloyd steps never increase inertia
     reason = query(migrated_pg_url, "SELECT k_reason FROM run WHERE run_id = :r", r=refined_id)[0]["k_reason"]
     assert "exact Lloyd iterations over all rows (--full-fit)" in reason
@@ -168,8 +197,22 @@ def test_sampled_fit_is_as_good_as_a_full_data_fit(migrated_pg_url):
 def test_progress_bars_on_a_terminal_and_none_when_piped(migrated_db_url):
     _, values = _groups(3_000)
     _load(migrated_db_url, values)
-    args = [SEGJOB, "run", "--source", "customers", "--id", "id", "--features", ",".join(FEATURES), "--k", "5",
-            "--fit-sample", "1000", "--database-url", migrated_db_url]
+    args = [
+        SEGJOB,
+        "run",
+        "--source",
+        "customers",
+        "--id",
+        "id",
+        "--features",
+        ",".join(FEATURES),
+        "--k",
+        "5",
+        "--fit-sample",
+        "1000",
+        "--database-url",
+        migrated_db_url,
+    ]
     master, slave = pty.openpty()
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=slave)
     os.close(slave)
@@ -184,7 +227,12 @@ def test_progress_bars_on_a_terminal_and_none_when_piped(migrated_db_url):
         seen += data
     assert process.wait(120) == 0
     text = seen.decode(errors="replace")
-    for step in ("sampling table customers: ", "preparing: ", "fitting: k=5", "assigning and writing: 3,000 assignments"):
+    for step in (
+        "sampling table customers: ",
+        "preparing: ",
+        "fitting: k=5",
+        "assigning and writing: 3,000 assignments",
+    ):
         assert step in text
 
     piped = subprocess.run([*args, "--force"], capture_output=True, text=True, timeout=120)
@@ -201,7 +249,7 @@ def test_fit_sample_option_is_checked(migrated_db_url):
 def test_duplicate_key_the_source_no_longer_shows_is_named_from_the_key_violation(migrated_pg_url):
     """The source changed between the streaming pass and the description (the duplicate is gone):
     the id comes from PostgreSQL's own report of the violated key."""
-    from segjob.streaming import _duplicate_ids
+    from segjob.engines.local import _duplicate_ids
 
     _load(migrated_pg_url, _groups(10)[1])
     engine = db.make_engine(migrated_pg_url)
@@ -209,9 +257,16 @@ def test_duplicate_key_the_source_no_longer_shows_is_named_from_the_key_violatio
     try:
         with pytest.raises(sa.exc.IntegrityError) as violation, engine.begin() as connection:
             # The real key of assignment (its columns in their order), so the report is the one a run sees.
-            connection.exec_driver_sql("CREATE TEMP TABLE keyed (LIKE segjob.assignment INCLUDING DEFAULTS INCLUDING INDEXES)")
-            connection.exec_driver_sql("INSERT INTO keyed VALUES (7, 'c, 42', 1, 0.5, NULL, NULL), (7, 'c, 42', 2, 0.5, NULL, NULL)")
-        error = _duplicate_ids(engine, spec, source.describe_source(engine, spec), violation.value)
+            connection.exec_driver_sql(
+                "CREATE TEMP TABLE keyed (LIKE segjob.assignment INCLUDING DEFAULTS INCLUDING INDEXES)"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO keyed VALUES (7, 'c, 42', 1, 0.5, NULL, NULL), (7, 'c, 42', 2, 0.5, NULL, NULL)"
+            )
+        error = _duplicate_ids(engine, spec, tables.describe_source(engine, spec), violation.value)
     finally:
         engine.dispose()
-    assert str(error) == 'duplicate customer ids in column "id": some ids appear more than once (for example "c, 42"); ids must be unique'
+    assert (
+        str(error)
+        == 'duplicate customer ids in column "id": some ids appear more than once (for example "c, 42"); ids must be unique'
+    )

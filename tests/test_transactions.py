@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from segjob import db
 from segjob.config import build_spec
 from segjob.errors import UsageError
-from segjob.source import read_source
-from segjob.labels import marketer_words
-from segjob.transactions import FEATURES, transaction_source
+from segjob.model.labels import marketer_words
+from segjob.source.purchases import FEATURES, transaction_source
+from segjob.source.tables import read_source
+from segjob.store import db
 
 ALL_FEATURES = list(FEATURES)
 
@@ -71,24 +71,28 @@ def reference(transactions: pd.DataFrame, as_of: date | None, since: date | None
         gaps = np.diff(np.array(days)).astype("timedelta64[D]").astype(float)
         total = group["amount"].sum()
         recency = float((as_of_ts - days[-1]).days)
-        out.append({
-            "customer_id": customer,
-            "recency": recency,
-            "frequency": float(len(days)),
-            "monetary_total": total,
-            "monetary_avg": total / len(days),
-            "tenure": float((as_of_ts - days[0]).days),
-            "interval_mean": gaps.mean() if len(gaps) else recency,
-            "interval_std": gaps.std() if len(gaps) else 0.0,
-        })
+        out.append(
+            {
+                "customer_id": customer,
+                "recency": recency,
+                "frequency": float(len(days)),
+                "monetary_total": total,
+                "monetary_avg": total / len(days),
+                "tenure": float((as_of_ts - days[0]).days),
+                "interval_mean": gaps.mean() if len(gaps) else recency,
+                "interval_std": gaps.std() if len(gaps) else 0.0,
+            }
+        )
     return pd.DataFrame(out)
 
 
 def create_table(engine: sa.Engine, name: str, frame: pd.DataFrame, types: dict[str, sa.types.TypeEngine]) -> None:
     table = sa.Table(name, sa.MetaData(), *(sa.Column(column, types[column]) for column in frame.columns))
     records = [
-        {key: (None if value is None or value is pd.NaT or (isinstance(value, float) and np.isnan(value)) else value)
-         for key, value in row.items()}
+        {
+            key: (None if value is None or value is pd.NaT or (isinstance(value, float) and np.isnan(value)) else value)
+            for key, value in row.items()
+        }
         for row in frame.astype(object).to_dict("records")
     ]
     with engine.begin() as connection:
@@ -104,7 +108,9 @@ def amount_type(engine: sa.Engine) -> sa.types.TypeEngine:
 
 def load_tables(engine: sa.Engine, transactions: pd.DataFrame) -> None:
     create_table(
-        engine, "tx", transactions,
+        engine,
+        "tx",
+        transactions,
         {"customer_id": sa.Text(), "ordered_at": sa.DateTime(), "amount": amount_type(engine)},
     )
     create_table(engine, "customers", make_customers(transactions), {"customer_id": sa.Text(), "age": sa.Integer()})
@@ -121,9 +127,14 @@ def test_database_features_equal_pandas_reference(db_url, as_of, since):
     try:
         load_tables(engine, transactions)
         spec = build_spec(
-            transactions="tx", customer="customer_id", date="ordered_at", amount="amount",
-            features=[*ALL_FEATURES, "age"], customers="customers",
-            as_of=as_of.isoformat() if as_of else None, since=since.isoformat() if since else None,
+            transactions="tx",
+            customer="customer_id",
+            date="ordered_at",
+            amount="amount",
+            features=[*ALL_FEATURES, "age"],
+            customers="customers",
+            as_of=as_of.isoformat() if as_of else None,
+            since=since.isoformat() if since else None,
         )
         spec, source = transaction_source(engine, spec)
         got = read_source(engine, spec, source)

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from segjob.errors import DataError, UsageError
-from segjob.model import fit
-from segjob.prepare import PrepareOptions, prepare, to_original_units
-from segjob.profile import profile
-from segjob.transform import AUTO_LOG1P_SKEWNESS, skewness, transform_numeric
+from segjob.model.fit import fit
+from segjob.model.profile import profile
+from segjob.prepare.columns import PrepareOptions, prepare, to_original_units
+from segjob.prepare.transform import AUTO_LOG1P_SKEWNESS, skewness, transform_numeric
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,9 @@ def test_log1p_errors(customers):
         prepare(customers, "id", PrepareOptions(["spend", "balance"], log1p=["balance"]))
     assert str(info.value).startswith('column "balance" has negative values (smallest -')
     assert str(info.value).endswith("so log1p cannot transform it; leave it out of --transform log1p:...")
-    with pytest.raises(UsageError, match=r'--transform log1p:age names a column that is not a numeric feature \(features: spend\)'):
+    with pytest.raises(
+        UsageError, match=r"--transform log1p:age names a column that is not a numeric feature \(features: spend\)"
+    ):
         prepare(customers, "id", PrepareOptions(["spend"], log1p=["age"]))
 
 

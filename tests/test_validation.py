@@ -1,4 +1,4 @@
-"""Segments checked against later behaviour (segjob.validation), on SQLite and PostgreSQL: the
+"""Segments checked against later behaviour (segjob.results.validation), on SQLite and PostgreSQL: the
 next-period figures stored per segment and run equal a pandas computation over the run's own
 assignments, and the hand-made groups give the numbers written down below."""
 
@@ -7,18 +7,17 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timedelta
 
-import numpy as np
 import pandas as pd
 import psycopg
 import pytest
 import sqlalchemy as sa
-
 from helpers import invoke, query, run_json
-from segjob import db
+from test_transactions import amount_type, create_table
+
 from segjob.config import build_spec
 from segjob.errors import UsageError
 from segjob.pipeline import run_job
-from test_transactions import amount_type, create_table
+from segjob.store import db, migrate
 
 TX = ("--transactions", "tx", "--customer", "customer_id", "--date", "ordered_at", "--amount", "amount", "--k", "3")
 LAST_DAY = date(2024, 9, 30)  # the latest transaction: the default as-of date is 2024-10-01
@@ -89,11 +88,13 @@ def expected(frame: pd.DataFrame, assignments: pd.DataFrame, start: date, end: d
     customers["spend"] = spend.reindex(customers.index).fillna(0.0).astype(float)
     customers["bought"] = bought.reindex(customers.index).fillna(False).astype(float)
     by = customers.groupby("segment_id")
-    table = pd.DataFrame({
-        "rate": by["bought"].mean(),
-        "mean": by["spend"].mean(),
-        "share": by["spend"].sum() / customers["spend"].sum(),
-    })
+    table = pd.DataFrame(
+        {
+            "rate": by["bought"].mean(),
+            "mean": by["spend"].mean(),
+            "share": by["spend"].sum() / customers["spend"].sum(),
+        }
+    )
     overall = customers["spend"].mean()
     between = (by.size() * (by["spend"].mean() - overall) ** 2).sum()
     total = ((customers["spend"] - overall) ** 2).sum()
@@ -101,9 +102,13 @@ def expected(frame: pd.DataFrame, assignments: pd.DataFrame, start: date, end: d
 
 
 def stored(url: str, run_id: int) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
-    segments = pd.DataFrame(query(url, "SELECT * FROM segment_validation WHERE run_id = :r ORDER BY segment_id", r=run_id))
+    segments = pd.DataFrame(
+        query(url, "SELECT * FROM segment_validation WHERE run_id = :r ORDER BY segment_id", r=run_id)
+    )
     run = query(url, "SELECT * FROM run_summary WHERE run_id = :r", r=run_id)[0]
-    assignments = pd.DataFrame(query(url, "SELECT customer_key, segment_id FROM assignment WHERE run_id = :r", r=run_id))
+    assignments = pd.DataFrame(
+        query(url, "SELECT customer_key, segment_id FROM assignment WHERE run_id = :r", r=run_id)
+    )
     return segments.set_index("segment_id"), run, assignments
 
 
@@ -153,7 +158,9 @@ def test_validate_days_checks_segments_against_the_moved_back_period(migrated_db
     assert definitions["as_of"] == "2024-07-01"
     assert "moved back 92 days by --validate-days" in definitions["as_of_rule"]
     assert definitions["validation"] == {
-        "start": "2024-07-01", "end": "2024-09-30", "days": 92,
+        "start": "2024-07-01",
+        "end": "2024-09-30",
+        "days": 92,
         "rule": "--validate-days 92: the 92 days from the as-of date, which it moved back from 2024-10-01",
     }
     assert summary["rows_used"] == 60  # the customer who first bought in the next period is in no segment
@@ -244,7 +251,7 @@ def test_validate_days_needs_transactions():
 
 
 def test_validate_days_from_the_toml_spec(sqlite_url, tmp_path):
-    db.upgrade(sqlite_url)
+    migrate.upgrade(sqlite_url)
     frame = make_history()
     load(sqlite_url, frame)
     config = tmp_path / "job.toml"
@@ -261,7 +268,7 @@ def test_validate_days_from_the_toml_spec(sqlite_url, tmp_path):
 
 
 def test_report_shows_the_next_period(sqlite_url, tmp_path):
-    db.upgrade(sqlite_url)
+    migrate.upgrade(sqlite_url)
     load(sqlite_url, make_history())
     summary = run_json(sqlite_url, *TX, "--validate-days", "92")
     out = tmp_path / "report"
@@ -280,13 +287,13 @@ def test_reader_keeps_run_summary_and_gets_segment_validation_through_0006(migra
         connection.exec_driver_sql(f"DROP ROLE IF EXISTS {reader}")
         connection.exec_driver_sql(f"CREATE ROLE {reader} LOGIN")
     try:
-        db.downgrade(migrated_pg_url, "0005")
+        migrate.downgrade(migrated_pg_url, "0005")
         engine = sa.create_engine(migrated_pg_url)
         with engine.begin() as connection:
             connection.exec_driver_sql(f"GRANT USAGE ON SCHEMA segjob TO {reader}")
             connection.exec_driver_sql(f"GRANT SELECT ON segjob.run_summary TO {reader}")
         engine.dispose()
-        db.upgrade(migrated_pg_url)
+        migrate.upgrade(migrated_pg_url)
         url = sa.make_url(migrated_pg_url).set(drivername="postgresql", username=reader).render_as_string(False)
         with psycopg.connect(url, autocommit=True) as connection:
             connection.execute("SELECT validation_start, next_spend_explained FROM segjob.run_summary").fetchall()

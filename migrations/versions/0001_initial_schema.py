@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-from segjob.db import drop_views
+from segjob.store.db import drop_views
 
 revision = "0001"
 down_revision = None

@@ -1,0 +1,261 @@
+"""Readable terminal tables for runs and segments (rich, on stdout)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from segjob.model.explain import plural
+from segjob.results.history import validation_summary
+
+
+def _console() -> Console:
+    """A terminal's own width; piped output (logs, files) gets wide lines instead of wrapped cells."""
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=200)
+
+
+def _number(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _time(value: Any) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S}" if hasattr(value, "strftime") else str(value or "")
+
+
+def runs_table(rows: list[dict[str, Any]]) -> None:
+    console = _console()
+    if not rows:
+        console.print("no runs yet; start one with 'segjob run' or 'segjob demo'")
+        return
+    table = Table(title="segjob runs (newest first)")
+    for name in ("run", "job", "kind", "status", "started", "k", "rows used", "dropped", "silhouette", "error"):
+        table.add_column(
+            name, justify="right" if name in ("run", "k", "rows used", "dropped", "silhouette") else "left"
+        )
+    for row in rows:
+        table.add_row(
+            str(row["run_id"]),
+            row["job"],
+            row["kind"],
+            row["status"],
+            _time(row["started_at"]),
+            _number(row["k"]),
+            _number(row["rows_used"]),
+            _number(row["rows_dropped"]),
+            _number(row["silhouette"]),
+            (row.get("error") or "")[:60],
+        )
+    console.print(table)
+
+
+def run_details(details: dict[str, Any]) -> None:
+    console = _console()
+    score = details.get("kind") == "score"
+    model = f" with the model of run {details.get('model_run_id')}" if score else ""
+    console.print(
+        f"{'score run' if score else 'run'} {details['run_id']} of job [bold]{details['job']}[/bold]{model}:"
+        f" {details['status']}"
+        f" ({details['source']}), started {_time(details['started_at'])}"
+    )
+    if details.get("error"):
+        console.print(f"error: {details['error']}")
+    if details["status"] != "succeeded":
+        return
+    dropped = details.get("dropped_by_reason") or {}
+    dropped_text = ", ".join(f"{reason} {count:,}" for reason, count in dropped.items()) or "none"
+    console.print(f"rows read {details['rows_read']:,}, used {details['rows_used']:,}, dropped {dropped_text}")
+    console.print(f"algorithm {details.get('algorithm') or 'kmeans'}; {details['k_reason']}", markup=False)
+    warning = (details.get("k_explanation") or {}).get("warning")
+    if warning:
+        console.print(f"warning: {warning}", style="bold yellow", markup=False)
+    if not score:  # a score run fits nothing, so it has no quality metrics
+        console.print(
+            f"silhouette {_number(details['silhouette'])},"
+            f" Davies-Bouldin {_number(details['davies_bouldin'])},"
+            f" Calinski-Harabasz {_number(details['calinski_harabasz'], 1)}, inertia {_number(details['inertia'], 1)},"
+            f" stability {_number(details.get('stability'))}"
+        )
+    if details.get("chosen_k_by"):
+        console.print(_criteria_line(details))
+    for rejected in details.get("rejected_k", []):
+        console.print(f"rejected k={rejected['k']}: {rejected['reason']}")
+    for line in _transform_lines(details["features"], (details.get("spec") or {}).get("clip_outliers")):
+        console.print(line)
+    for line in _drift_lines(details):
+        console.print(line, markup=False)
+    for line in _transaction_lines((details.get("spec") or {}).get("transaction_features")):
+        console.print(line, markup=False)
+    if len(details["k_sweep"]) > 1:
+        rejected_ks = {row["k"] for row in details.get("rejected_k", [])}
+        sweep = Table(title="K sweep (* chosen)")
+        headers = {
+            "silhouette_gain": "silhouette gain",
+            "davies_bouldin": "Davies-Bouldin",
+            "calinski_harabasz": "Calinski-Harabasz",
+            "smallest_segment_share": "smallest share",
+        }
+        names = (
+            "silhouette_gain",
+            "silhouette",
+            "davies_bouldin",
+            "calinski_harabasz",
+            "inertia",
+            "stability",
+            "smallest_segment_share",
+        )
+        for name in ("k", *names, "rejected"):
+            sweep.add_column(headers.get(name, name), justify="right")
+        for row in details["k_sweep"]:
+            marker = " *" if row["k"] == details["k"] else ""
+            share = row.get("smallest_segment_share")
+            sweep.add_row(
+                f"{row['k']}{marker}",
+                _number(row.get("silhouette_gain")),
+                _number(row.get("silhouette")),
+                _number(row.get("davies_bouldin")),
+                _number(row.get("calinski_harabasz"), 1),
+                _number(row.get("inertia"), 1),
+                _number(row.get("stability")),
+                "" if share is None else f"{share:.1%}",
+                "yes" if row["k"] in rejected_ks else "",
+            )
+        console.print(sweep)
+
+    feature_names = [feature["feature"] for feature in details["features"]]
+    levels = {feature["feature"] for feature in details["features"] if feature["kind"] == "categorical"}
+    segments = Table(title="Segments (centroids in original units; categorical levels as shares of the segment)")
+    for name in ("segment", "label", "size", "share", *feature_names, "stands out on"):
+        if name in ("label", "stands out on"):
+            segments.add_column(name, no_wrap=name == "label")
+        else:
+            segments.add_column(name, justify="right")
+    for segment in details["segments"]:
+        values = [
+            _centroid(segment["features"].get(name, {}).get("centroid"), share=name in levels) for name in feature_names
+        ]
+        top = ", ".join(
+            f"{name} ({segment['features'].get(name, {}).get('z_score', 0):+.1f} sd)"
+            for name in segment.get("top_features", [])
+        )
+        segments.add_row(
+            str(segment["segment_id"]),
+            segment["label"],
+            f"{segment['size']:,}",
+            f"{segment['share']:.1%}",
+            *values,
+            top,
+        )
+    console.print(segments)
+    _print_validation(console, details)
+
+
+def _drift_lines(details: dict[str, Any]) -> list[str]:
+    """Drift against the job's previous succeeded run (segjob.results.lineage), when there was one."""
+    if details.get("compared_run_id") is None:
+        return ["drift: first succeeded run of the job, nothing to compare with"]
+    changed = details.get("changed_share")
+    lines = [
+        f"drift vs run {details['compared_run_id']}: {_number(details.get('common_customers'))} common customers,"
+        f" {'' if changed is None else f'{changed:.1%}'} changed segment,"
+        f" adjusted Rand index {_number(details.get('ari'))}"
+    ]
+    psi = [f"{f['feature']} {f['psi']:.3f}" for f in details["features"] if f.get("psi") is not None]
+    if psi:
+        lines.append(f"PSI (<0.1 stable, >0.25 major shift): {', '.join(psi)}")
+    shifts = [
+        f"{s['segment_id']} {s['centroid_shift']:.3f}"
+        for s in details["segments"]
+        if s.get("centroid_shift") is not None
+    ]
+    new = [str(s["segment_id"]) for s in details["segments"] if s.get("centroid_shift") is None]
+    if shifts:
+        lines.append(f"centroid shift by segment (compared run's scaled units): {', '.join(shifts)}")
+    if new:
+        lines.append(f"segments not in run {details['compared_run_id']}: {', '.join(new)}")
+    return lines
+
+
+def _centroid(value: Any, share: bool) -> str:
+    if value is None:
+        return ""
+    return f"{value:.0%}" if share else _number(value, 2)
+
+
+def _criteria_line(details: dict[str, Any]) -> str:
+    """Which k each criterion would choose, which one decided, and whether they agree."""
+    used = details.get("k_criterion")
+    choices = ", ".join(
+        f"{name} k={k}" + (" (used)" if name == used else "") for name, k in details["chosen_k_by"].items()
+    )
+    verdict = "criteria disagree" if details.get("criteria_disagree") else "all criteria agree"
+    return f"k by criterion: {choices}; {verdict}"
+
+
+def _transform_lines(features: list[dict[str, Any]], clip_outliers: float | None) -> list[str]:
+    """log1p and clipping per feature; far-out fences (--transform auto) only where they moved values."""
+    lines = []
+    how = f"at mean +/- {clip_outliers:g} std" if clip_outliers else "at the far-out fences"
+    for feature in features:
+        if feature.get("transform"):
+            lines.append(
+                f"transform: {feature['feature']} {feature['transform']}"
+                f" (skewness {_number(feature.get('skewness'), 2)})"
+            )
+        if feature.get("clip_low") is not None and (clip_outliers or feature.get("clipped_count")):
+            lines.append(
+                f"clipped {how}: {feature['feature']} to"
+                f" [{_number(feature['clip_low'], 2)}, {_number(feature['clip_high'], 2)}]"
+                f" ({plural(feature.get('clipped_count') or 0, 'value')})"
+            )
+    return lines
+
+
+def _transaction_lines(definitions: dict[str, Any] | None) -> list[str]:
+    """How a purchase-history run built its features: window, definitions, what was left out."""
+    if not definitions:
+        return []
+    since = f" since {definitions['since']}" if definitions.get("since") else ""
+    lines = [f"purchase history as of {definitions['as_of']}{since} ({definitions.get('as_of_rule', '')})"]
+    for name, feature in definitions.get("features", {}).items():
+        lines.append(f"  {name} [{feature['unit']}]: {feature['definition']}")
+    counts = definitions.get("counts") or {}
+    if counts:
+        lines.append(
+            f"  {counts.get('rows', 0):,} transaction rows ({counts.get('return_rows', 0):,} returns);"
+            f" {counts.get('customers_with_purchase', 0):,} customers with a purchase,"
+            f" {counts.get('customers_without_purchase', 0):,} with only returns or zero amounts left out"
+        )
+    return lines
+
+
+def _print_validation(console: Console, details: dict[str, Any]) -> None:
+    """What each segment's customers did in the next period, when the run has one."""
+    summary = validation_summary(details)
+    if summary is None:
+        return
+    console.print(summary, markup=False)
+    if details.get("validation_start") is None:
+        return
+    table = Table(title="Segments in the next period (net spend, returns included)")
+    for name in ("segment", "label", "customers", "purchase rate", "spend per customer", "revenue share"):
+        table.add_column(name, no_wrap=name == "label", justify="left" if name == "label" else "right")
+    for segment in details["segments"]:
+        rate, share = segment.get("next_purchase_rate"), segment.get("next_revenue_share")
+        table.add_row(
+            str(segment["segment_id"]),
+            segment["label"],
+            f"{segment['size']:,}",
+            "" if rate is None else f"{rate:.1%}",
+            _number(segment.get("next_spend_mean"), 2),
+            "" if share is None else f"{share:.1%}",
+        )
+    console.print(table)

@@ -1,0 +1,1 @@
+"""How a fit run's rows move: read a sample, assign and aggregate every row, write assignments."""

@@ -1,0 +1,1 @@
+"""Source columns to model columns: types, missing values, transforms, outliers, scaling, one-hot."""

@@ -1,0 +1,213 @@
+"""Read side: run history, metrics and segment profiles for `segjob runs` and the demo."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from segjob.errors import UsageError
+from segjob.model.explain import little_structure_warning
+from segjob.store import schema
+
+_Number = sa.Float(precision=53)
+# Views are not in schema.metadata (Alembic would try to create them as tables); a Table of their
+# own still gets the SQLite schema translation that a lightweight sa.table() would not, and its
+# types turn SQLite's text timestamps into datetimes.
+run_summary_view = sa.Table(
+    "run_summary",
+    sa.MetaData(schema=schema.SCHEMA),
+    sa.Column("run_id", sa.Integer),
+    sa.Column("job", sa.Text),
+    sa.Column("kind", sa.Text),
+    sa.Column("status", sa.Text),
+    sa.Column("started_at", schema.Timestamp),
+    sa.Column("finished_at", schema.Timestamp),
+    sa.Column("k", sa.Integer),
+    sa.Column("rows_read", sa.BigInteger),
+    sa.Column("rows_used", sa.BigInteger),
+    sa.Column("rows_dropped", sa.BigInteger),
+    sa.Column("silhouette", _Number),
+    sa.Column("davies_bouldin", _Number),
+    sa.Column("calinski_harabasz", _Number),
+    sa.Column("inertia", _Number),
+    sa.Column("run_key", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("algorithm", sa.Text),
+    sa.Column("k_criterion", sa.Text),
+    sa.Column("stability", _Number),
+    sa.Column("model_run_id", sa.Integer),
+    sa.Column("compared_run_id", sa.Integer),
+    sa.Column("common_customers", sa.BigInteger),
+    sa.Column("changed_share", _Number),
+    sa.Column("ari", _Number),
+    sa.Column("max_psi", _Number),
+    sa.Column("max_centroid_shift", _Number),
+    sa.Column("validation_start", sa.Date),
+    sa.Column("validation_end", sa.Date),
+    sa.Column("next_spend_explained", _Number),
+)
+
+CHOSEN_BY_PREFIX = "chosen_k_by_"
+
+
+def _plain(row: sa.Row) -> dict[str, Any]:
+    return dict(row._mapping)
+
+
+def list_runs(engine: sa.Engine, job: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest runs (all statuses), newest first."""
+    query = sa.select(run_summary_view).order_by(run_summary_view.c.run_id.desc()).limit(limit)
+    if job is not None:
+        query = query.where(run_summary_view.c.job == job)
+    with engine.connect() as connection:
+        return [_plain(row) for row in connection.execute(query)]
+
+
+def run_summary(engine: sa.Engine, run_id: int) -> dict[str, Any]:
+    with engine.connect() as connection:
+        row = connection.execute(sa.select(run_summary_view).where(run_summary_view.c.run_id == run_id)).first()
+    if row is None:
+        raise UsageError(f"run {run_id} not found; 'segjob runs list' shows the runs")
+    return _plain(row)
+
+
+def k_explanation(engine: sa.Engine, run_id: int) -> dict[str, Any]:
+    """How the run's k was chosen: see `show_run`'s "k_explanation"."""
+    return show_run(engine, run_id)["k_explanation"]
+
+
+def _k_explanation(
+    summary: dict[str, Any], reason: str | None, chosen_by: dict[str, int], model_metrics: dict[str, float]
+) -> dict[str, Any]:
+    """The chosen k, the rule, the runner-up and its margin, each criterion's k, and the
+    little-structure warning (re-derived from the stored silhouette gain)."""
+    runner_up = model_metrics.get("runner_up_k")
+    warning = little_structure_warning(summary["k"], model_metrics) if summary.get("k") else None
+    return {
+        "k": summary.get("k"),
+        "rule": summary.get("k_criterion"),
+        "reason": reason,
+        "runner_up_k": None if runner_up is None else int(runner_up),
+        "runner_up_margin": model_metrics.get("runner_up_margin"),
+        "chosen_k_by": chosen_by,
+        "criteria_disagree": len(set(chosen_by.values())) > 1,
+        "silhouette_gain": model_metrics.get("silhouette_gain"),
+        "null_silhouette": model_metrics.get("null_silhouette"),
+        "warning": warning,
+    }
+
+
+def show_run(engine: sa.Engine, run_id: int) -> dict[str, Any]:
+    """Everything about one run: summary, spec, how k was chosen (the k each criterion would choose,
+    rejected candidates), the K sweep, features with their transforms, segments."""
+    summary = run_summary(engine, run_id)
+    run, metric, feature = schema.run, schema.run_metric, schema.run_feature
+    segment, centroid, rejection = schema.segment, schema.segment_centroid, schema.k_rejection
+    with engine.connect() as connection:
+        details = connection.execute(
+            sa.select(
+                run.c.spec,
+                run.c.source,
+                run.c.k_reason,
+                run.c.dropped_by_reason,
+                run.c.seed,
+                run.c.input_fingerprint,
+                run.c.host,
+                run.c.pid,
+                run.c.segjob_version,
+                run.c.sklearn_version,
+                run.c.numpy_version,
+            ).where(run.c.run_id == run_id)
+        ).one()
+        sweep_rows = connection.execute(
+            sa.select(metric.c.k, metric.c.name, metric.c.value, metric.c.sample_size)
+            .where(metric.c.run_id == run_id, metric.c.k.is_not(None))
+            .order_by(metric.c.k, metric.c.name)
+        ).all()
+        model_rows = connection.execute(
+            sa.select(metric.c.name, metric.c.value, metric.c.sample_size)
+            .where(metric.c.run_id == run_id, metric.c.k.is_(None))
+            .order_by(metric.c.metric_id)
+        ).all()
+        rejected = connection.execute(
+            sa.select(rejection.c.k, rejection.c.smallest_share, rejection.c.reason)
+            .where(rejection.c.run_id == run_id)
+            .order_by(rejection.c.k)
+        ).all()
+        features = connection.execute(
+            sa.select(feature).where(feature.c.run_id == run_id).order_by(feature.c.position)
+        ).all()
+        segments = connection.execute(
+            sa.select(segment).where(segment.c.run_id == run_id).order_by(segment.c.segment_id)
+        ).all()
+        centroids = connection.execute(
+            sa.select(centroid)
+            .join(feature, sa.and_(feature.c.run_id == centroid.c.run_id, feature.c.feature == centroid.c.feature))
+            .where(centroid.c.run_id == run_id)
+            .order_by(centroid.c.segment_id, feature.c.position)
+        ).all()
+
+    sweep: dict[int, dict[str, Any]] = {}
+    for row in sweep_rows:
+        sweep.setdefault(row.k, {"k": row.k})[row.name] = row.value
+        if row.sample_size is not None:
+            sweep[row.k][f"{row.name}_sample_size"] = row.sample_size
+    chosen_by = {
+        row.name.removeprefix(CHOSEN_BY_PREFIX).replace("_", "-"): int(row.value)
+        for row in model_rows
+        if row.name.startswith(CHOSEN_BY_PREFIX)
+    }
+    model_metrics = {row.name: row.value for row in model_rows if not row.name.startswith(CHOSEN_BY_PREFIX)}
+    by_segment: dict[int, dict[str, Any]] = {}
+    for row in centroids:
+        by_segment.setdefault(row.segment_id, {})[row.feature] = {
+            "centroid": row.centroid,
+            "mean": row.mean,
+            "median": row.median,
+            "z_score": row.z_score,
+        }
+    return {
+        **summary,
+        **{key: value for key, value in _plain(details).items()},
+        "k_sweep": list(sweep.values()),
+        "chosen_k_by": chosen_by,
+        "criteria_disagree": len(set(chosen_by.values())) > 1,
+        "k_explanation": _k_explanation(summary, details.k_reason, chosen_by, model_metrics),
+        "rejected_k": [_plain(row) for row in rejected],
+        "model_metrics": model_metrics,
+        "features": [{key: value for key, value in _plain(row).items() if key != "run_id"} for row in features],
+        "segments": [
+            {
+                "segment_id": row.segment_id,
+                "label": row.label,
+                "size": row.size,
+                "share": row.share,
+                "top_features": row.top_features or [],
+                "features": by_segment.get(row.segment_id, {}),
+                "cluster_index": row.cluster_index,
+                "centroid_shift": row.centroid_shift,
+                "next_purchase_rate": row.next_purchase_rate,
+                "next_spend_mean": row.next_spend_mean,
+                "next_revenue_share": row.next_revenue_share,
+            }
+            for row in segments
+        ],
+    }
+
+
+def validation_summary(details: dict[str, Any]) -> str | None:
+    """One sentence on the next period that checked the segments (segjob.results.validation), or None
+    for a run without one; `runs show` and the report use it."""
+    definitions = (details.get("spec") or {}).get("transaction_features") or {}
+    if details.get("kind") == "score" or not definitions:
+        return None
+    period = definitions.get("validation")
+    if not period or details.get("validation_start") is None:
+        return "next period: none (the as-of date leaves no later transactions; --validate-days N checks the segments)"
+    explained = details.get("next_spend_explained")
+    share = "not measurable (every customer spent the same)" if explained is None else f"{explained:.1%}"
+    return (
+        f"next period {details['validation_start']} to {details['validation_end']} ({period['rule']}):"
+        f" the segments explain {share} of the variance of next-period spend per customer"
+    )

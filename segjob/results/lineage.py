@@ -1,0 +1,188 @@
+"""Segment lineage across a job's runs: stable segment ids, and drift against the previous run.
+
+Stable ids: a fit run's segments are matched to the segments of the job's previous succeeded fit
+run by centroid (segjob.model.align: optimal one-to-one matching in the previous run's scaled space,
+within align.MATCH_FRACTION of the gap to the nearest other previous centroid), provided both
+runs have the same model columns. A segment with no match gets an id above every id the job has
+used (run.last_segment_id survives pruning). DBSCAN's outliers are always segment 0.
+
+Drift (`record`, inside the publish transaction) compares a run with the job's previous succeeded
+run of either kind: the share of common customers that changed segment and the adjusted Rand
+index (from a migration table the database counts, so memory stays bounded), each segment's
+centroid shift and each feature's population stability index. Every run also stores its own
+decile bins per feature, so the next run can measure its PSI against them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sqlalchemy as sa
+
+from segjob.model import align, drift
+from segjob.model.fit import ModelResult
+from segjob.prepare.columns import FeatureParams, to_original_units
+from segjob.prepare.transform import LOG1P
+from segjob.results.stored import StoredCentroids, read_centroids
+from segjob.store import schema
+
+
+def stable_segment_ids(
+    engine: sa.Engine, job: str, features: list[FeatureParams], model: ModelResult
+) -> dict[int, int]:
+    """Stable segment id of each of `model`'s clusters (raw index; -1 is DBSCAN noise)."""
+    raw = ([-1] if model.noise_center is not None else []) + list(range(model.k))
+    scaled = np.vstack([model.noise_center, model.centers]) if model.noise_center is not None else model.centers
+    with engine.connect() as connection:
+        last_used = _last_segment_id(connection, job)
+        previous_id = previous_run(connection, job, kind="fit")
+        previous = read_centroids(connection, previous_id) if previous_id is not None else None
+    if previous is not None and _names(previous.features) == _names(features):
+        new_centroids = _to_scaled(previous.features, to_original_units(features, scaled))
+        previous_ids, previous_centroids = previous.segment_ids.tolist(), previous.centroids
+    else:  # nothing comparable: every segment is new
+        new_centroids, previous_ids, previous_centroids = scaled, [], np.empty((0, scaled.shape[1]))
+    matches = align.align([index + 1 for index in raw], new_centroids, previous_ids, previous_centroids, last_used + 1)
+    return {index: matches[index + 1].new_id for index in raw}
+
+
+def record(connection: sa.Connection, run_id: int, features: list[FeatureParams], original: np.ndarray) -> None:
+    """Store the run's feature bins and its drift against the job's previous succeeded run.
+
+    Call inside the publish transaction, after the run's segments, centroids and assignments are
+    written. `original` holds the rows used, in original units, one column per feature.
+    """
+    run, segment, run_feature = schema.run, schema.segment, schema.run_feature
+    job = connection.execute(sa.select(run.c.job).where(run.c.run_id == run_id)).scalar_one()
+    bins = {f.name: drift.decile_bins(original[:, j]) for j, f in enumerate(features)}
+    rows = [
+        dict(
+            run_id=run_id, feature=name, bin=i, upper_edge=(b["edges"][i] if i < len(b["edges"]) else None), share=share
+        )
+        for name, b in bins.items()
+        for i, share in enumerate(b["shares"])
+    ]
+    if rows:
+        connection.execute(sa.insert(schema.feature_bin), rows)
+
+    own_largest = connection.execute(
+        sa.select(sa.func.max(segment.c.segment_id)).where(segment.c.run_id == run_id)
+    ).scalar()
+    values: dict = {"last_segment_id": max(_last_segment_id(connection, job, exclude=run_id), own_largest or 0)}
+    previous_id = previous_run(connection, job, exclude=run_id)
+    if previous_id is not None:
+        common, changed, ari = _partition_change(connection, previous_id, run_id)
+        values.update(compared_run_id=previous_id, common_customers=common, changed_share=changed, ari=ari)
+        previous_bins = _bins(connection, previous_id)
+        for j, f in enumerate(features):
+            if f.name in previous_bins:
+                psi = drift.population_stability_index(previous_bins[f.name], original[:, j])
+                connection.execute(
+                    sa.update(run_feature)
+                    .where(run_feature.c.run_id == run_id, run_feature.c.feature == f.name)
+                    .values(psi=psi)
+                )
+        for segment_id, shift in _centroid_shifts(
+            connection, read_centroids(connection, previous_id), run_id, features
+        ):
+            connection.execute(
+                sa.update(segment)
+                .where(segment.c.run_id == run_id, segment.c.segment_id == segment_id)
+                .values(centroid_shift=shift)
+            )
+    connection.execute(sa.update(run).where(run.c.run_id == run_id).values(**values))
+
+
+def _names(features: list[FeatureParams]) -> list[str]:
+    return [f.name for f in features]
+
+
+def _to_scaled(features: list[FeatureParams], original: np.ndarray) -> np.ndarray:
+    """Points in original units -> the scaled units of the run whose `features` these are."""
+    values = np.array(original, dtype=np.float64, copy=True)
+    for j, f in enumerate(features):
+        column = values[:, j]
+        if f.clip_low is not None and f.clip_high is not None:
+            column = np.clip(column, f.clip_low, f.clip_high)
+        if f.transform == LOG1P:
+            column = np.log1p(np.maximum(column, 0.0))
+        values[:, j] = (column - f.center) / (f.scale if f.scale else 1.0)
+    return values
+
+
+def previous_run(
+    connection: sa.Connection, job: str, kind: str | None = None, exclude: int | None = None
+) -> int | None:
+    """The job's latest succeeded run (of `kind`, if given), other than `exclude`."""
+    run = schema.run
+    query = sa.select(sa.func.max(run.c.run_id)).where(run.c.job == job, run.c.status == "succeeded")
+    if kind is not None:
+        query = query.where(run.c.kind == kind)
+    if exclude is not None:
+        query = query.where(run.c.run_id != exclude)
+    return connection.execute(query).scalar()
+
+
+def _last_segment_id(connection: sa.Connection, job: str, exclude: int | None = None) -> int:
+    """The largest segment id the job has used so far (0 when none)."""
+    run, segment = schema.run, schema.segment
+    recorded = sa.select(sa.func.max(run.c.last_segment_id)).where(run.c.job == job)
+    stored = (
+        sa.select(sa.func.max(segment.c.segment_id)).join(run, run.c.run_id == segment.c.run_id).where(run.c.job == job)
+    )
+    if exclude is not None:
+        recorded = recorded.where(run.c.run_id != exclude)
+        stored = stored.where(run.c.run_id != exclude)
+    return max(connection.execute(recorded).scalar() or 0, connection.execute(stored).scalar() or 0)
+
+
+def _partition_change(connection: sa.Connection, earlier: int, later: int) -> tuple[int, float | None, float | None]:
+    """(common customers, share that changed segment, ARI) between two runs, from a migration
+    table the database counts."""
+    a, b = schema.assignment.alias("earlier"), schema.assignment.alias("later")
+    table = connection.execute(
+        sa.select(a.c.segment_id, b.c.segment_id, sa.func.count())
+        .select_from(a.join(b, a.c.customer_key == b.c.customer_key))
+        .where(a.c.run_id == earlier, b.c.run_id == later)
+        .group_by(a.c.segment_id, b.c.segment_id)
+    ).all()
+    if not table:
+        return 0, None, None
+    counts = np.array(table, dtype=np.float64)
+    changed, ari = drift.partition_change(counts[:, 0], counts[:, 1], counts[:, 2])
+    return int(counts[:, 2].sum()), changed, ari
+
+
+def _bins(connection: sa.Connection, run_id: int) -> dict[str, dict[str, list[float]]]:
+    """A run's stored decile bins per feature, as drift.decile_bins returns them."""
+    feature_bin = schema.feature_bin
+    bins: dict[str, dict[str, list[float]]] = {}
+    for r in connection.execute(
+        sa.select(feature_bin).where(feature_bin.c.run_id == run_id).order_by(feature_bin.c.feature, feature_bin.c.bin)
+    ):
+        entry = bins.setdefault(r.feature, {"edges": [], "shares": []})
+        entry["shares"].append(r.share)
+        if r.upper_edge is not None:
+            entry["edges"].append(r.upper_edge)
+    return bins
+
+
+def _centroid_shifts(
+    connection: sa.Connection, previous: StoredCentroids, run_id: int, features: list[FeatureParams]
+) -> list[tuple[int, float]]:
+    """(segment id, distance its centroid moved) for segments in both runs, in the previous run's
+    scaled units; none when the runs have different model columns."""
+    if _names(previous.features) != _names(features):
+        return []
+    centroid = schema.segment_centroid
+    column = {f.name: j for j, f in enumerate(features)}
+    current: dict[int, np.ndarray] = {}
+    for r in connection.execute(
+        sa.select(centroid.c.segment_id, centroid.c.feature, centroid.c.centroid).where(centroid.c.run_id == run_id)
+    ):
+        current.setdefault(r.segment_id, np.zeros(len(features)))[column[r.feature]] = r.centroid
+    shifts = []
+    for i, segment_id in enumerate(previous.segment_ids.tolist()):
+        if segment_id in current:
+            moved = _to_scaled(previous.features, current[segment_id][None, :])[0] - previous.centroids[i]
+            shifts.append((segment_id, float(np.linalg.norm(moved))))
+    return shifts

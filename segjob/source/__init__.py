@@ -1,0 +1,1 @@
+"""Where customer rows come from: a table or read-only query, purchase histories, CSV files."""

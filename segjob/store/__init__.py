@@ -1,0 +1,1 @@
+"""The database itself: engine and dialects, schema, migrations, locks, COPY, partitions, grants."""
