@@ -5,7 +5,7 @@
 
 Every case goes through the library the way `segjob run` goes by default: a job spec from
 `segjob.config.build_spec` (so the CLI's defaults apply as they change), `JobSpec.prepare_options`,
-`segjob.prepare.columns.prepare` and `segjob.model.fit.fit`; the purchase-history case runs the whole
+`segjob.prepare.columns.prepare` and `segjob.pipeline.fit_model`; the purchase-history case runs the whole
 pipeline (`segjob.pipeline.run_job`) into a temporary SQLite database. Per case the table shows
 the k each criterion would choose (`ModelResult.chosen_by`), the k of the default rule, the truth
 where it is known (generated data; for Mall Customers the published answer 5) and the adjusted
@@ -36,9 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from segjob.config import JobSpec, build_spec  # noqa: E402
-from segjob.model.fit import ModelResult, fit  # noqa: E402
+from segjob.model.fit import ModelResult  # noqa: E402
 from segjob.model.labels import column_words  # noqa: E402
 from segjob.model.profile import profile  # noqa: E402
+from segjob.pipeline import fit_model  # noqa: E402
 from segjob.prepare.columns import prepare  # noqa: E402
 
 DATA = ROOT / "tests" / "data"  # copies of ../shared/data
@@ -205,20 +206,7 @@ def run_case(case: Case, **overrides) -> Row:
     spec = job_spec(case, **overrides)
     started = time.perf_counter()
     prepared = prepare(case.frame, spec.id, spec.prepare_options())
-    model = fit(
-        prepared.X,
-        spec.k,
-        spec.k_min,
-        spec.k_max,
-        spec.seed,
-        spec.silhouette_sample,
-        algorithm=spec.algorithm,
-        select=spec.select,
-        min_segment_share=spec.min_segment_share,
-        eps=spec.eps,
-        stability_sample=spec.stability_sample,
-        describe_rows=prepared.describe_rows,
-    )
+    model = fit_model(prepared, spec)
     seconds = time.perf_counter() - started
     # the rows prepare kept, as positions in case.frame
     position = pd.Series(np.arange(len(case.frame)), index=case.frame[case.id].astype(str))

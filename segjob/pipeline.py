@@ -26,7 +26,7 @@ from segjob.model.choose_k import Metric
 from segjob.model.fit import ModelResult, fit
 from segjob.model.labels import vocabulary_for
 from segjob.model.profile import Profile, profile
-from segjob.prepare.columns import prepare
+from segjob.prepare.columns import PreparedData, prepare
 from segjob.progress import Progress, Silent
 from segjob.results import lineage, publish, validation
 from segjob.source.purchases import transaction_source
@@ -146,26 +146,12 @@ def _fit_and_publish(engine: sa.Engine, spec: JobSpec, source: Source, run_id: i
     publish.heartbeat(engine, run_id)
 
     heartbeat = _HeartbeatOnDone(progress, lambda: publish.heartbeat(engine, run_id))
-    model = fit(
-        prepared.X,
-        spec.k,
-        spec.k_min,
-        spec.k_max,
-        spec.seed,
-        spec.silhouette_sample,
-        algorithm=spec.algorithm,
-        select=spec.select,
-        min_segment_share=spec.min_segment_share,
-        eps=spec.eps,
-        stability_sample=spec.stability_sample,
-        progress=heartbeat,
-        describe_rows=prepared.describe_rows,
-    )
+    model = fit_model(prepared, spec, heartbeat)
     if not sample.every_row:
         model.k_reason += f" (fitted on a uniform sample of {prepared.rows_used:,} of {sample.rows:,} rows)"
-        if spec.full_fit:
-            model = execution.refine(prepared, model, heartbeat)
         model.metrics.append(Metric("sample_size", float(prepared.rows_used), None))
+    if spec.full_fit:
+        model = execution.refine(prepared, model, heartbeat)
 
     segment_ids = lineage.stable_segment_ids(engine, spec.job, prepared.features, model)  # matched to the last fit
     fitted = Fitted(prepared, model, segment_ids)
@@ -183,6 +169,25 @@ def _fit_and_publish(engine: sa.Engine, spec: JobSpec, source: Source, run_id: i
 
     publish.publish_run(engine, run_id, assign_and_profile, validation.measurer(spec, run_id))
     progress.done(f"run {run_id}: {model.k} segments")
+
+
+def fit_model(prepared: PreparedData, spec: JobSpec, progress: Progress | None = None) -> ModelResult:
+    """Choose k (or take --k) and fit on prepared model columns, with the job's settings."""
+    return fit(
+        prepared.X,
+        spec.k,
+        spec.k_min,
+        spec.k_max,
+        spec.seed,
+        spec.silhouette_sample,
+        algorithm=spec.algorithm,
+        select=spec.select,
+        min_segment_share=spec.min_segment_share,
+        eps=spec.eps,
+        stability_sample=spec.stability_sample,
+        progress=progress,
+        describe_rows=prepared.describe_rows,
+    )
 
 
 class _HeartbeatOnDone:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -21,15 +22,21 @@ BACKENDS = ["sqlite", "postgresql"]
 
 @pytest.fixture(autouse=True)
 def _processes_only_in_slow_tests(request, monkeypatch):
-    """`make test-fast` (-m "not slow") is the subset that starts no process: a test that starts
-    one (the installed `segjob`, a probe interpreter) fails here unless it is marked slow."""
+    """`make test-fast` (-m "not slow") is the subset that starts no segjob or Python process: a
+    test that starts one (the installed `segjob`, a probe interpreter) fails here unless it is
+    marked slow. Other programs pass (joblib reads /proc/cpuinfo with `cat` once, for example)."""
     if request.node.get_closest_marker("slow"):
         return
+    start = subprocess.Popen.__init__
+    venv_bin = Path(sys.executable).parent
 
-    def refuse(self, args, *rest, **options):
-        raise AssertionError(f"{request.node.nodeid} starts a process ({args!r}): mark it @pytest.mark.slow")
+    def refuse_ours(self, args, *rest, **options):
+        program = Path(str(args[0] if isinstance(args, list | tuple) else str(args).split()[0]))
+        if program.name.startswith("python") or program.name == "segjob" or program.parent == venv_bin:
+            raise AssertionError(f"{request.node.nodeid} starts {program.name}: mark it @pytest.mark.slow")
+        start(self, args, *rest, **options)
 
-    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse_ours)
 
 
 @pytest.fixture(scope="session")

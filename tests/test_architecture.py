@@ -5,6 +5,8 @@ names, and lazy imports of segjob's own modules stay in the CLI (docs/architectu
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,3 +139,12 @@ def test_no_private_names_across_modules():
 def test_lazy_imports_of_segjob_modules_only_in_the_cli(module):
     lazy = [f"{i.line}: {i.target}" for i in imports_of(module) if i.lazy]
     assert lazy == [], f"{module} imports segjob modules lazily; import them at the top (or explain in the CLI)"
+
+
+def test_an_unmarked_test_cannot_start_a_segjob_or_python_process():
+    """The guard in conftest.py that keeps `make test-fast` free of processes."""
+    with pytest.raises(AssertionError, match="mark it @pytest.mark.slow"):
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+    with pytest.raises(AssertionError, match="mark it @pytest.mark.slow"):
+        subprocess.run([str(Path(sys.executable).parent / "segjob"), "--help"], check=True)
+    assert subprocess.run(["true"], check=True).returncode == 0  # other programs still run

@@ -92,6 +92,7 @@ def _next_run_succeeds(url: str) -> None:
     ],
     ids=["run", "db-upgrade", "runs-list", "load-csv"],
 )
+@pytest.mark.slow
 def test_unreachable_server_exits_5_without_the_password(url, args):
     result = subprocess.run([SEGJOB, *args, "--database-url", url], capture_output=True, text=True, timeout=60)
     assert result.returncode == 5, result.stderr
@@ -202,6 +203,7 @@ def _wait_for_waiting_backend(url: str, pattern: str, timeout: float = 60) -> in
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "lock, statement, extra",
     [
@@ -240,6 +242,7 @@ def test_connection_terminated_mid_run(mall_pg_url, lock, statement, extra):
     _next_run_succeeds(mall_pg_url)
 
 
+@pytest.mark.slow
 def test_statement_cancelled_by_an_administrator(mall_pg_url):
     with _admin(mall_pg_url) as blocker:
         blocker.execute("LOCK TABLE segjob.segment IN SHARE MODE")
@@ -262,6 +265,7 @@ def test_statement_cancelled_by_an_administrator(mall_pg_url):
     _next_run_succeeds(mall_pg_url)
 
 
+@pytest.mark.slow
 def test_a_run_that_lost_its_job_lock_publishes_nothing(mall_pg_url):
     """The lock connection is ended by the server (an idle-session timeout, a DBA) while the run
     works: a newer run may then start and mark it abandoned; the old run must not publish."""

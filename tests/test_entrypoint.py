@@ -48,6 +48,7 @@ def test_demo_end_to_end(backend, request, tmp_path):
     assert len(query(url, "SELECT run_id FROM run")) == 2
 
 
+@pytest.mark.slow
 def test_demo_uses_sqlite_file_in_working_directory_by_default(tmp_path):
     env = {"SEGJOB_DATABASE_URL": ""}
     result = segjob("demo", "--quiet", cwd=tmp_path, env=env)
@@ -57,6 +58,7 @@ def test_demo_uses_sqlite_file_in_working_directory_by_default(tmp_path):
     assert [run["job"] for run in json.loads(listed.stdout)] == ["mall_customers_demo"]
 
 
+@pytest.mark.slow
 def test_exit_code_and_single_line_for_an_empty_database(tmp_path):
     result = segjob("runs", "list", "--database-url", f"sqlite:///{tmp_path / 'empty.db'}")
     assert result.returncode == 5
@@ -64,6 +66,7 @@ def test_exit_code_and_single_line_for_an_empty_database(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_python_dash_m_works():
     result = subprocess.run([sys.executable, "-m", "segjob", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "load-csv" in result.stdout
@@ -82,6 +85,7 @@ def _commands() -> list[str]:
     return names
 
 
+@pytest.mark.slow
 def test_every_command_has_help_and_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     commands = _commands()

@@ -269,6 +269,7 @@ def test_demo_prints_where_the_report_is(sqlite_url, tmp_path, transactions):
     assert {p.name for p in out.iterdir()} == ALL_PICTURES | {"report.html"}
 
 
+@pytest.mark.slow
 def test_help_does_not_import_matplotlib():
     code = (
         "import sys; from typer.testing import CliRunner; from segjob.cli.app import app;"

@@ -42,6 +42,7 @@ def _probe(args: list[str], url: str) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", LIGHT_COMMANDS, ids=" ".join)
 def test_light_commands_do_not_import_the_numeric_stack(args, migrated_db_url):
     probe = _probe(args, migrated_db_url)
@@ -49,6 +50,7 @@ def test_light_commands_do_not_import_the_numeric_stack(args, migrated_db_url):
     assert probe["heavy"] == []
 
 
+@pytest.mark.slow
 def test_the_probe_sees_heavy_imports_of_a_run(migrated_db_url):
     """The same probe on `segjob run` (which fails fast on a missing table) does see scikit-learn."""
     completed = subprocess.run(
@@ -68,6 +70,7 @@ def test_the_probe_sees_heavy_imports_of_a_run(migrated_db_url):
     assert "sklearn" in probe["heavy"]
 
 
+@pytest.mark.slow
 def test_a_run_reaches_the_database_before_importing_scikit_learn():
     """The modules a run needs up to its first fit import neither scikit-learn nor SciPy, so the
     preload thread can import them (~2 s) while the run checks, counts and samples the source."""

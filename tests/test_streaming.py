@@ -194,6 +194,7 @@ def test_sampled_fit_is_as_good_as_a_full_data_fit(migrated_pg_url):
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_progress_bars_on_a_terminal_and_none_when_piped(migrated_db_url):
     _, values = _groups(3_000)
     _load(migrated_db_url, values)
