@@ -51,6 +51,7 @@ class JobSpec:
     silhouette_sample: int = DEFAULT_SILHOUETTE_SAMPLE
     fit_sample: int = DEFAULT_FIT_SAMPLE  # larger K-Means inputs fit on a sample of this many rows, then stream
     full_fit: bool = False  # after a sampled fit, refine with exact Lloyd iterations over all rows
+    candidate: bool = False  # a candidate run becomes current only when promoted (segjob promote)
     job: str = ""
     run_key: str | None = None
     algorithm: str = "kmeans"
@@ -316,9 +317,10 @@ def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
     fit_sample = _as_int(settings.get("fit_sample", DEFAULT_FIT_SAMPLE), "fit-sample")
     if fit_sample < 1000:
         raise UsageError(f"--fit-sample must be at least 1000 rows, not {fit_sample}")
-    full_fit = settings.get("full_fit", False)
-    if not isinstance(full_fit, bool):
-        raise UsageError(f"full_fit must be true or false, not {full_fit!r}")
+    full_fit, candidate = settings.get("full_fit", False), settings.get("candidate", False)
+    for name, flag in (("full_fit", full_fit), ("candidate", candidate)):
+        if not isinstance(flag, bool):
+            raise UsageError(f"{name} must be true or false, not {flag!r}")
 
     job = settings.get("job") or (source.strip() if source else None)
     if not job:
@@ -382,6 +384,7 @@ def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
         silhouette_sample=silhouette_sample,
         fit_sample=fit_sample,
         full_fit=full_fit,
+        candidate=candidate,
         job=str(job),
         run_key=settings.get("run_key"),
         algorithm=algorithm,

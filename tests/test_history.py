@@ -84,8 +84,9 @@ def test_new_cluster_gets_a_fresh_id_and_ids_are_never_reused(migrated_db_url, t
     assert set(_segments(url, other)) == {7, 8, 9}
     pruned = invoke(url, "prune", "--job", "mall", "--keep", "1", "--json")
     assert pruned.exit_code == 0, pruned.stderr
-    assert sorted(run["run_id"] for run in json.loads(pruned.stdout)["deleted"]) == [first, second]
-    # Ids 1..6 are gone with their runs, but a new segment still gets an id above all used ones.
+    # The second run stays: it is what `segjob promote --previous` would make current again.
+    assert sorted(run["run_id"] for run in json.loads(pruned.stdout)["deleted"]) == [first]
+    # Ids 1..5 are gone with the first run, but a new segment still gets an id above all used ones.
     again = _run(url, "mall", "--k", "5", "--seed", "1")
     assert min(_segments(url, again)) == 10
 
@@ -174,18 +175,19 @@ def test_prune_keeps_current_and_running_runs_and_drops_the_rest(migrated_db_url
     result = invoke(url, "prune", "--job", "mall", "--keep", "1")
     assert result.exit_code == 0, result.stderr
     assert f"deleted run {runs[0]} (fit, succeeded" in result.stdout and "200 assignments" in result.stdout
-    assert f"kept {runs[2]}, {running}" in result.stdout
+    # Kept: the current run, the run a rollback goes back to, and the running one.
+    assert f"kept {runs[1]}, {runs[2]}, {running}" in result.stdout
     remaining = query(url, "SELECT run_id FROM run ORDER BY run_id")
-    assert [r["run_id"] for r in remaining] == [runs[2], running]
+    assert [r["run_id"] for r in remaining] == [runs[1], runs[2], running]
     for table in ("assignment", "segment", "segment_centroid", "run_feature", "run_metric", "feature_bin"):
         left = query(url, f"SELECT DISTINCT run_id FROM {table}")
-        assert {r["run_id"] for r in left} == {runs[2]}, table
+        assert {r["run_id"] for r in left} == {runs[1], runs[2]}, table
     assert query(url, "SELECT COUNT(*) AS n FROM current_segment")[0]["n"] == 200
     engine = db.make_engine(url)
     try:
         if db.is_postgres(engine):
             with engine.connect() as connection:
-                assert partitions.existing(connection) == {runs[2]}
+                assert partitions.existing(connection) == {runs[1], runs[2]}
                 names = (
                     connection.exec_driver_sql(
                         "SELECT relname FROM pg_class WHERE relname LIKE 'assignment_r%%' AND relkind = 'r'"
@@ -193,7 +195,7 @@ def test_prune_keeps_current_and_running_runs_and_drops_the_rest(migrated_db_url
                     .scalars()
                     .all()
                 )
-                assert sorted(names) == [partitions.partition_name(runs[2])]
+                assert sorted(names) == sorted(partitions.partition_name(r) for r in runs[1:])
     finally:
         engine.dispose()
     again = invoke(url, "prune", "--job", "mall", "--keep", "1", "--json")
@@ -299,13 +301,15 @@ def test_roles_keep_their_rights_across_migration_0003(migrated_pg_url, pg_admin
             connection.exec_driver_sql(f"GRANT SELECT ON public.mall TO {writer}")
         engine.dispose()
         as_writer = sa.make_url(url).set(username=writer).render_as_string(hide_password=False)
-        second = _run(as_writer, "mall", "--k", "4")
+        _run(as_writer, "mall", "--k", "4")
+        third = _run(as_writer, "mall", "--k", "4", "--seed", "2")
         pruned = invoke(as_writer, "prune", "--job", "mall", "--keep", "1", "--json")
         assert pruned.exit_code == 0, pruned.stderr
+        # The second run stays as what a rollback would go back to.
         assert [run["run_id"] for run in json.loads(pruned.stdout)["deleted"]] == [first]
         as_reader = sa.make_url(url).set(username=reader).render_as_string(hide_password=False)
-        assert query(as_reader, "SELECT COUNT(*) AS n FROM current_segment WHERE run_id = :r", r=second)[0]["n"] == 200
-        assert query(as_reader, "SELECT COUNT(*) AS n FROM segment_size_history")[0]["n"] == 4
+        assert query(as_reader, "SELECT COUNT(*) AS n FROM current_segment WHERE run_id = :r", r=third)[0]["n"] == 200
+        assert query(as_reader, "SELECT COUNT(*) AS n FROM segment_size_history")[0]["n"] == 8
     finally:
         admin_db = db.make_engine(url)  # DROP OWNED also revokes the roles' privileges there
         with admin_db.begin() as connection:

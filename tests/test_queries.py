@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from helpers import query
 
+from segjob.results import promotion
 from segjob.store import db, partitions, schema
 
 JOB = "shop"
@@ -137,6 +138,8 @@ def seed(url: str) -> list[SeedRun]:
                     _write_assignments(connection, assignment, r)
                 if r.status != "running":
                     connection.execute(sa.update(run).where(run.c.run_id == r.run_id).values(status=r.status))
+                if r.status == "succeeded":  # as publishing does: an ordinary run becomes current
+                    promotion.record_success(connection, r.job, r.run_id)
     finally:
         engine.dispose()
     return story

@@ -207,6 +207,12 @@ def run(
     full_fit: Annotated[
         bool, typer.Option("--full-fit", help="After a sampled fit, refine with exact Lloyd iterations over all rows.")
     ] = False,
+    candidate: Annotated[
+        bool,
+        typer.Option(
+            "--candidate", help="Store a complete run that does not become current until 'segjob promote RUN_ID'."
+        ),
+    ] = False,
     algorithm: Annotated[
         str | None, typer.Option(help="kmeans (default), minibatch-kmeans, gmm, agglomerative or dbscan.")
     ] = None,
@@ -283,6 +289,7 @@ def run(
         seed=seed,
         fit_sample=fit_sample,
         full_fit=True if full_fit else None,
+        candidate=True if candidate else None,
         job=job,
         run_key=run_key,
         algorithm=algorithm,
@@ -321,7 +328,7 @@ def run(
 def score(
     job: Annotated[str, typer.Option(help="Job whose model scores the customers.", show_default=False)],
     model_run: Annotated[
-        int | None, typer.Option(help="Fit run whose model to use (default: the job's latest succeeded fit run).")
+        int | None, typer.Option(help="Fit run whose model to use (default: the current run's model).")
     ] = None,
     source: Annotated[str | None, typer.Option(help="Table of customers to score, optionally schema.table.")] = None,
     query: Annotated[str | None, typer.Option(help="Read-only SELECT to score instead of a table.")] = None,
@@ -351,6 +358,9 @@ def score(
         str | None, typer.Option(help="Idempotency key: a succeeded score run with this key is not repeated.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Score even if --run-key already succeeded.")] = False,
+    candidate: Annotated[
+        bool, typer.Option("--candidate", help="Store the score run without making it current ('segjob promote').")
+    ] = False,
     json_output: JsonFlag = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
     database_url: DatabaseUrl = None,
@@ -376,7 +386,7 @@ def score(
         as_of=as_of,
     )
     engine = _engine(database_url)
-    outcome = score_job(engine, job, scored, model_run, run_key, force, _progress(quiet or json_output))
+    outcome = score_job(engine, job, scored, model_run, run_key, force, _progress(quiet or json_output), candidate)
     summary = history.run_summary(engine, outcome.run_id)
     if json_output:
         _print_json({**summary, "reused": outcome.reused})
@@ -391,7 +401,7 @@ def score(
 def sql_score(
     job: Annotated[str, typer.Option(help="Job whose source and model to use.", show_default=False)],
     model_run: Annotated[
-        int | None, typer.Option(help="Fit run whose model to use (default: the job's latest succeeded fit run).")
+        int | None, typer.Option(help="Fit run whose model to use (default: the current run's model).")
     ] = None,
     as_of: Annotated[
         str | None,
@@ -454,6 +464,46 @@ def runs_show(
     _print_run_details(details)
 
 
+@app.command("promote")
+@handle_errors
+def promote(
+    run_id: Annotated[
+        int | None, typer.Argument(help="Succeeded run to make its job's current run.", show_default=False)
+    ] = None,
+    job: Annotated[str | None, typer.Option(help="With --previous: the job to roll back.")] = None,
+    previous: Annotated[
+        bool, typer.Option("--previous", help="Make the run that was current before the current one current again.")
+    ] = False,
+    json_output: JsonFlag = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Make a run its job's current run (the one current_segment shows), atomically; or roll back.
+
+    Example: segjob promote 42   (a candidate run from segjob run --candidate)
+
+    Roll back: segjob promote --job mall_customers --previous
+    """
+    from segjob.results import promotion
+
+    if previous == (run_id is not None) or (previous and not job):
+        raise UsageError("give a RUN_ID to promote, or --job JOB --previous to roll back")
+    engine = _engine(database_url)
+    if run_id is not None:
+        done = promotion.promote(engine, run_id, job)
+    else:
+        assert job is not None
+        done = promotion.roll_back(engine, job)
+    if json_output:
+        _print_json(asdict(done))
+    elif not done.changed:
+        typer.echo(f"run {done.run_id} is already the current run of job {done.job}; nothing to do")
+    elif previous:
+        typer.echo(f"job {done.job}: run {done.run_id} is current again (was run {done.previous_run_id})")
+    else:
+        was = "no current run" if done.previous_run_id is None else f"run {done.previous_run_id}"
+        typer.echo(f"job {done.job}: run {done.run_id} is current now (was {was})")
+
+
 @app.command("prune")
 @handle_errors
 def prune(
@@ -464,12 +514,12 @@ def prune(
     json_output: JsonFlag = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Delete a job's older runs and everything they wrote. Never deletes the run current_segment
-    shows, the job's latest succeeded fit run (and the current run's model), or a running run.
+    """Delete a job's older runs and everything they wrote. Never deletes the job's current run, the
+    run 'segjob promote --previous' would go back to, their models, or a running run.
 
     Example: segjob prune --job mall_customers --keep 12
     """
-    from segjob.store.retention import prune as prune_runs
+    from segjob.results.retention import prune as prune_runs
 
     result = prune_runs(_engine(database_url), job, keep)
     if json_output:

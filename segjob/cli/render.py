@@ -46,7 +46,7 @@ def runs_table(rows: list[dict[str, Any]]) -> None:
             str(row["run_id"]),
             row["job"],
             row["kind"],
-            row["status"],
+            _status(row),
             _time(row["started_at"]),
             _number(row["k"]),
             _number(row["rows_used"]),
@@ -55,6 +55,25 @@ def runs_table(rows: list[dict[str, Any]]) -> None:
             (row.get("error") or "")[:60],
         )
     console.print(table)
+
+
+def _status(run: dict[str, Any]) -> str:
+    """ "succeeded (current)" for the run current_segment shows, "succeeded (candidate)" for a
+    candidate run that is not current."""
+    if run.get("is_current"):
+        return f"{run['status']} (current)"
+    if run.get("candidate") and run["status"] == "succeeded":
+        return f"{run['status']} (candidate)"
+    return run["status"]
+
+
+def _currency(details: dict[str, Any]) -> str:
+    """Whether the run is what dashboards show, and how it got there or gets there."""
+    if details.get("is_current"):
+        return f"current run of the job since {_time(details['current_since'])} ({details['current_reason']})"
+    if details.get("candidate"):
+        return f"candidate run, not current: 'segjob promote {details['run_id']}' makes it current"
+    return f"not current: 'segjob promote {details['run_id']}' makes it current again"
 
 
 def run_details(details: dict[str, Any]) -> None:
@@ -70,6 +89,7 @@ def run_details(details: dict[str, Any]) -> None:
         console.print(f"error: {details['error']}")
     if details["status"] != "succeeded":
         return
+    console.print(_currency(details), markup=False)
     dropped = details.get("dropped_by_reason") or {}
     dropped_text = ", ".join(f"{reason} {count:,}" for reason, count in dropped.items()) or "none"
     console.print(f"rows read {details['rows_read']:,}, used {details['rows_used']:,}, dropped {dropped_text}")

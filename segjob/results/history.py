@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,13 +47,21 @@ run_summary_view = sa.Table(
     sa.Column("validation_start", sa.Date),
     sa.Column("validation_end", sa.Date),
     sa.Column("next_spend_explained", _Number),
+    sa.Column("candidate", sa.Boolean),
+    sa.Column("is_current", sa.Boolean),
+    sa.Column("current_since", schema.Timestamp),
+    sa.Column("current_reason", sa.Text),
+    sa.Column("features", sa.Text),  # a JSON array in text; the dicts below hold the list
 )
 
 CHOSEN_BY_PREFIX = "chosen_k_by_"
 
 
 def _plain(row: sa.Row) -> dict[str, Any]:
-    return dict(row._mapping)
+    plain = dict(row._mapping)
+    if isinstance(plain.get("features"), str):
+        plain["features"] = json.loads(plain["features"])
+    return plain
 
 
 def list_runs(engine: sa.Engine, job: str | None = None, limit: int = 50) -> list[dict[str, Any]]:

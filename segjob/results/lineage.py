@@ -1,16 +1,20 @@
-"""Segment lineage across a job's runs: stable segment ids, and drift against the previous run.
+"""Segment lineage across a job's runs: stable segment ids, and drift against the current run.
 
-Stable ids: a fit run's segments are matched to the segments of the job's previous succeeded fit
-run by centroid (segjob.model.align: optimal one-to-one matching in the previous run's scaled space,
-within align.MATCH_FRACTION of the gap to the nearest other previous centroid), provided both
-runs have the same model columns. A segment with no match gets an id above every id the job has
-used (run.last_segment_id survives pruning). DBSCAN's outliers are always segment 0.
+Both compare a new run with its job's current run (segjob.results.promotion: the run
+current_segment shows; a candidate run is current only once promoted), so an experiment does
+not become the reference of the next nightly run.
 
-Drift (`record`, inside the publish transaction) compares a run with the job's previous succeeded
-run of either kind: the share of common customers that changed segment and the adjusted Rand
-index (from a migration table the database counts, so memory stays bounded), each segment's
-centroid shift and each feature's population stability index. Every run also stores its own
-decile bins per feature, so the next run can measure its PSI against them.
+Stable ids: a fit run's segments are matched to the current run's segments (a score run's are
+its model's) by centroid (segjob.model.align: optimal one-to-one matching in the current run's
+scaled space, within align.MATCH_FRACTION of the gap to the nearest other centroid of that run),
+provided both runs have the same model columns. A segment with no match gets an id above every
+id the job has used (run.last_segment_id survives pruning). DBSCAN's outliers are always segment 0.
+
+Drift (`record`, inside the publish transaction) compares a run with the job's current run, of
+either kind: the share of common customers that changed segment and the adjusted Rand index
+(from a migration table the database counts, so memory stays bounded), each segment's centroid
+shift and each feature's population stability index. Every run also stores its own decile bins
+per feature, so the next run can measure its PSI against them.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from segjob.model import align, drift
 from segjob.model.fit import ModelResult
 from segjob.prepare.columns import FeatureParams, to_original_units
 from segjob.prepare.transform import LOG1P
+from segjob.results import promotion
 from segjob.results.stored import StoredCentroids, read_centroids
 from segjob.store import schema
 
@@ -34,8 +39,8 @@ def stable_segment_ids(
     scaled = np.vstack([model.noise_center, model.centers]) if model.noise_center is not None else model.centers
     with engine.connect() as connection:
         last_used = _last_segment_id(connection, job)
-        previous_id = previous_run(connection, job, kind="fit")
-        previous = read_centroids(connection, previous_id) if previous_id is not None else None
+        current_id = promotion.current_run_id(connection, job)
+        previous = read_centroids(connection, current_id) if current_id is not None else None
     if previous is not None and _names(previous.features) == _names(features):
         new_centroids = _to_scaled(previous.features, to_original_units(features, scaled))
         previous_ids, previous_centroids = previous.segment_ids.tolist(), previous.centroids
@@ -46,7 +51,7 @@ def stable_segment_ids(
 
 
 def record(connection: sa.Connection, run_id: int, features: list[FeatureParams], original: np.ndarray) -> None:
-    """Store the run's feature bins and its drift against the job's previous succeeded run.
+    """Store the run's feature bins and its drift against the job's current run.
 
     Call inside the publish transaction, after the run's segments, centroids and assignments are
     written. `original` holds the rows used, in original units, one column per feature.
@@ -68,7 +73,7 @@ def record(connection: sa.Connection, run_id: int, features: list[FeatureParams]
         sa.select(sa.func.max(segment.c.segment_id)).where(segment.c.run_id == run_id)
     ).scalar()
     values: dict = {"last_segment_id": max(_last_segment_id(connection, job, exclude=run_id), own_largest or 0)}
-    previous_id = previous_run(connection, job, exclude=run_id)
+    previous_id = promotion.current_run_id(connection, job)  # still the one before: this run is not current yet
     if previous_id is not None:
         common, changed, ari = _partition_change(connection, previous_id, run_id)
         values.update(compared_run_id=previous_id, common_customers=common, changed_share=changed, ari=ari)
@@ -107,19 +112,6 @@ def _to_scaled(features: list[FeatureParams], original: np.ndarray) -> np.ndarra
             column = np.log1p(np.maximum(column, 0.0))
         values[:, j] = (column - f.center) / (f.scale if f.scale else 1.0)
     return values
-
-
-def previous_run(
-    connection: sa.Connection, job: str, kind: str | None = None, exclude: int | None = None
-) -> int | None:
-    """The job's latest succeeded run (of `kind`, if given), other than `exclude`."""
-    run = schema.run
-    query = sa.select(sa.func.max(run.c.run_id)).where(run.c.job == job, run.c.status == "succeeded")
-    if kind is not None:
-        query = query.where(run.c.kind == kind)
-    if exclude is not None:
-        query = query.where(run.c.run_id != exclude)
-    return connection.execute(query).scalar()
 
 
 def _last_segment_id(connection: sa.Connection, job: str, exclude: int | None = None) -> int:

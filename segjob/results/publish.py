@@ -8,6 +8,7 @@ transaction: readers see all of a run or none of it. The BI views show only succ
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import socket
 from collections.abc import Callable, Container
@@ -24,7 +25,7 @@ from segjob.errors import JobLockedError, UsageError
 from segjob.model.fit import ModelResult
 from segjob.model.profile import Profile
 from segjob.prepare.columns import FeatureParams, PreparedData
-from segjob.results import lineage, validation
+from segjob.results import lineage, promotion, validation
 from segjob.results.validation import Validation
 from segjob.store import partitions, pgcopy, schema
 from segjob.store.db import is_postgres
@@ -77,6 +78,8 @@ def start_run(engine: sa.Engine, spec: JobSpec, kind: str = "fit", model_run_id:
                 heartbeat_at=moment,
                 spec=spec.to_json(),
                 source=spec.source_description,
+                candidate=spec.candidate,
+                features=json.dumps([*spec.features, *spec.categorical]),
                 seed=spec.seed,
                 algorithm=spec.algorithm,
                 segjob_version=segjob.__version__,
@@ -191,7 +194,8 @@ def publish_run(
 def _mark_succeeded(
     connection: sa.Connection, run_id: int, input_fingerprint: str, prepared: Published, **model
 ) -> None:
-    """Flip the run to `succeeded` with its counts, as the last statement of its publish transaction."""
+    """Flip the run to `succeeded` with its counts, at the end of its publish transaction; an
+    ordinary run (not --candidate) becomes its job's current run in the same transaction."""
     finished = connection.execute(
         sa.update(schema.run)
         .where(schema.run.c.run_id == run_id, schema.run.c.status == "running")
@@ -209,6 +213,11 @@ def _mark_succeeded(
     )
     if finished.rowcount != 1:
         raise _taken_over(run_id)
+    run = connection.execute(
+        sa.select(schema.run.c.job, schema.run.c.candidate).where(schema.run.c.run_id == run_id)
+    ).one()
+    if not run.candidate:
+        promotion.record_success(connection, run.job, run_id)
 
 
 def _taken_over(run_id: int) -> JobLockedError:

@@ -38,7 +38,7 @@ from segjob.model.profile import NOISE_SEGMENT_ID
 from segjob.pipeline import RunOutcome, run_lifecycle
 from segjob.prepare.columns import MISSING_LEVEL, apply_params, as_text, is_blank
 from segjob.progress import Progress, Silent
-from segjob.results import lineage, publish
+from segjob.results import promotion, publish
 from segjob.results.stored import StoredModel, load_model
 from segjob.source.purchases import transaction_source
 from segjob.source.tables import Source, describe_source, input_fingerprint, read_source
@@ -75,17 +75,18 @@ def score_job(
     run_key: str | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    candidate: bool = False,
 ) -> RunOutcome:
-    """Score customers with the model of `model_run_id` (default: the job's latest succeeded fit
-    run) and publish a run of kind `score`. UsageError (exit 2) for an unknown job or model run,
-    missing tables or columns; DataError (exit 3) for unusable rows or categorical levels the
-    model never saw."""
+    """Score customers with the model of `model_run_id` (default: the current run's model) and
+    publish a run of kind `score`, which becomes current unless it is a `candidate`. UsageError
+    (exit 2) for an unknown job or model run, missing tables or columns; DataError (exit 3) for
+    unusable rows or categorical levels the model never saw."""
     progress = progress or Silent()
     db.check_at_head(engine)
     with db.translate_errors(engine):
         model_run_id = resolve_model_run(engine, job, model_run_id)
         model = load_model(engine, model_run_id)
-    spec = score_spec(model.spec, scored, job, run_key)
+    spec = score_spec(model.spec, scored, job, run_key, candidate)
 
     def setup():
         if spec.transactions:
@@ -98,7 +99,8 @@ def score_job(
 
 
 def resolve_model_run(engine: sa.Engine, job: str, model_run_id: int | None) -> int:
-    """The fit run whose model scores `job`: the one given (checked), or the latest succeeded one."""
+    """The fit run whose model scores `job`: the one given (checked), or the current run's model
+    (the current run itself when it is a fit run)."""
     run = schema.run
     with engine.connect() as connection:
         if model_run_id is not None:
@@ -114,18 +116,33 @@ def resolve_model_run(engine: sa.Engine, job: str, model_run_id: int | None) -> 
                     f"run {model_run_id} is a {row.status} {row.kind} run; --model-run needs a succeeded fit run"
                 )
             return model_run_id
-        latest = lineage.previous_run(connection, job, kind="fit")
-        if latest is None:
+        current = promotion.current_run_id(connection, job)
+        if current is None:
             known = connection.execute(sa.select(sa.func.count()).where(run.c.job == job)).scalar()
             if not known:
                 raise UsageError(f"job {job!r} has no runs; 'segjob runs list' shows the jobs")
-            raise UsageError(f"job {job!r} has no succeeded fit run to score with; run 'segjob run' first")
-        return latest
+            candidates = connection.execute(
+                sa.select(sa.func.count()).where(run.c.job == job, run.c.status == "succeeded")
+            ).scalar()
+            if not candidates:
+                raise UsageError(f"job {job!r} has no succeeded fit run to score with; run 'segjob run' first")
+            raise UsageError(
+                f"job {job!r} has only candidate runs, none current: 'segjob promote RUN_ID' one,"
+                " or give --model-run RUN_ID"
+            )
+        kind, model_of_current = connection.execute(
+            sa.select(run.c.kind, run.c.model_run_id).where(run.c.run_id == current)
+        ).one()
+        return current if kind == "fit" else int(model_of_current)
 
 
-def score_spec(model_spec: JobSpec, scored: ScoreInput, job: str, run_key: str | None) -> JobSpec:
+def score_spec(
+    model_spec: JobSpec, scored: ScoreInput, job: str, run_key: str | None, candidate: bool = False
+) -> JobSpec:
     """The spec stored with the score run: the model's settings, this run's input and run key."""
-    common: dict[str, Any] = dict(job=job, run_key=run_key, labels={}, transaction_features=None, validate_days=None)
+    common: dict[str, Any] = dict(
+        job=job, run_key=run_key, labels={}, transaction_features=None, validate_days=None, candidate=candidate
+    )
     if model_spec.transactions:
         if scored.source or scored.query or scored.id:
             raise UsageError(

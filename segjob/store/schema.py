@@ -76,6 +76,9 @@ def _build(schema: str | None) -> sa.MetaData:
         sa.Column("validation_start", sa.Date),
         sa.Column("validation_end", sa.Date),
         sa.Column("next_spend_explained", sa.Float(precision=53)),
+        # Made with --candidate: becomes current only when promoted (segjob.results.promotion).
+        sa.Column("candidate", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("features", sa.Text),  # the source columns used, as a JSON array (run_summary shows it)
         sa.CheckConstraint("kind IN ('fit', 'score')", name="kind"),
         sa.CheckConstraint("status IN ('running', 'succeeded', 'failed', 'abandoned')", name="status"),
         sa.Index(None, "job", "status"),
@@ -183,6 +186,27 @@ def _build(schema: str | None) -> sa.MetaData:
     # PostgreSQL keys it customer first, in byte order (migration 0005): faster to build per run
     # and usable for one customer's history; SQLite keeps every run's rows together.
     postgres = schema is not None
+    # Every change of a job's current run (the one current_segment shows), newest last; each row
+    # points at the row that was current before it, so a rollback pops like a stack.
+    sa.Table(
+        "promotion",
+        metadata,
+        sa.Column("promotion_id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("job", sa.String(200), nullable=False),
+        sa.Column("run_id", sa.Integer, run_fk(), nullable=False),
+        sa.Column("promoted_at", Timestamp, nullable=False),
+        sa.Column("reason", sa.String(20), nullable=False),
+        sa.Column(
+            "previous_promotion_id",
+            sa.Integer,
+            sa.ForeignKey(
+                f"{schema}.promotion.promotion_id" if schema else "promotion.promotion_id", ondelete="SET NULL"
+            ),
+        ),
+        sa.CheckConstraint("reason IN ('succeeded', 'promoted', 'rolled back')", name="reason"),
+        sa.Index(None, "job", "promotion_id"),
+    )
+
     sa.Table(
         "assignment",
         metadata,
@@ -198,7 +222,7 @@ def _build(schema: str | None) -> sa.MetaData:
 
 
 metadata = _build(SCHEMA)
-run, run_feature, segment, segment_centroid, run_metric, k_rejection, assignment, feature_bin = (
+run, run_feature, segment, segment_centroid, run_metric, k_rejection, assignment, feature_bin, promotion = (
     metadata.tables[f"{SCHEMA}.{name}"]
     for name in (
         "run",
@@ -209,6 +233,7 @@ run, run_feature, segment, segment_centroid, run_metric, k_rejection, assignment
         "k_rejection",
         "assignment",
         "feature_bin",
+        "promotion",
     )
 )
 

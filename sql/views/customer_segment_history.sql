@@ -1,10 +1,10 @@
--- customer_segment_history: each customer's segment in every succeeded run (fit or score) of a
--- job, with the segment the customer had in the previous succeeded run it appeared in (NULL the
--- first time). valid_from / valid_to bound the contiguous stretch of runs in which the customer
--- stayed in this segment (slowly-changing-dimension type 2): valid_from is the start of the
--- stretch's first run, valid_to the start of the first later run in which the customer was not
--- in this segment (moved, or not segmented at all); valid_to is NULL while the stretch reaches
--- the job's latest succeeded run.
+-- customer_segment_history: each customer's segment in every run (fit or score) of a job that
+-- became current (every ordinary succeeded run; a candidate run only once promoted), with the
+-- segment the customer had in the previous such run it appeared in (NULL the first time).
+-- valid_from / valid_to bound the contiguous stretch of runs in which the customer stayed in this
+-- segment (slowly-changing-dimension type 2): valid_from is the start of the stretch's first run,
+-- valid_to the start of the first later run in which the customer was not in this segment (moved,
+-- or not segmented at all); valid_to is NULL while the stretch reaches the job's latest such run.
 CREATE VIEW customer_segment_history AS
 WITH succeeded AS (
     SELECT
@@ -13,7 +13,7 @@ WITH succeeded AS (
         started_at,
         ROW_NUMBER() OVER (PARTITION BY job ORDER BY run_id) AS run_seq
     FROM run
-    WHERE status = 'succeeded'
+    WHERE status = 'succeeded' AND run_id IN (SELECT run_id FROM promotion)
 ),
 placed AS (
     SELECT

@@ -1,6 +1,6 @@
 -- segment_migration: how many customers went from each segment to each segment between two
--- consecutive succeeded runs (fit or score) of a job. Only customers present in both runs are
--- counted.
+-- consecutive runs (fit or score) of a job that became current (a candidate run only once
+-- promoted). Only customers present in both runs are counted.
 CREATE VIEW segment_migration AS
 WITH succeeded AS (
     SELECT
@@ -8,7 +8,7 @@ WITH succeeded AS (
         job,
         LAG(run_id) OVER (PARTITION BY job ORDER BY run_id) AS previous_run_id
     FROM run
-    WHERE status = 'succeeded'
+    WHERE status = 'succeeded' AND run_id IN (SELECT run_id FROM promotion)
 )
 SELECT
     s.job,

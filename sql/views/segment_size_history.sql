@@ -1,6 +1,6 @@
--- segment_size_history: the size and share of each segment in every succeeded run (fit or
--- score) of a job, over time. Segment ids are stable across fit runs (matched by centroid), so
--- one segment_id is one segment's trajectory.
+-- segment_size_history: the size and share of each segment in every run (fit or score) of a job
+-- that became current (a candidate run only once promoted), over time. Segment ids are stable
+-- across fit runs (matched by centroid), so one segment_id is one segment's trajectory.
 CREATE VIEW segment_size_history AS
 SELECT
     r.job,
@@ -13,4 +13,4 @@ SELECT
 FROM run AS r
 JOIN segment AS s
     ON s.run_id = r.run_id
-WHERE r.status = 'succeeded';
+WHERE r.status = 'succeeded' AND r.run_id IN (SELECT run_id FROM promotion);

@@ -1,8 +1,8 @@
 """`segjob prune`: delete a job's older runs and everything they wrote.
 
-Kept: the newest --keep runs of the job, the run current_segment shows (the job's latest
-succeeded run), the job's latest succeeded fit run (the model `segjob score` uses by default)
-and the model run of the current run, and any run still marked running. Deleting a run row
+Kept: the newest --keep runs of the job, the job's current run (the one current_segment shows)
+and the run `segjob promote --previous` would go back to, with the model runs of both (the
+model `segjob score` uses by default), and any run still marked running. Deleting a run row
 cascades to its features, bins, segments, centroids, metrics and rejected k; assignments have
 no foreign key, so they go first: on PostgreSQL by dropping the run's partition of `assignment`
 (no row-by-row delete, no bloat), on SQLite with DELETE. All in one transaction, under the job
@@ -18,6 +18,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from segjob.errors import UsageError
+from segjob.results import promotion
 from segjob.store import db, partitions, schema
 
 
@@ -53,7 +54,7 @@ def prune(engine: sa.Engine, job: str, keep: int) -> PruneResult:
             ).all()
             if not runs:
                 raise UsageError(f"job {job!r} has no runs; 'segjob runs list' shows the jobs")
-            protected = _protected(runs)
+            protected = _protected(connection, job, runs)
             doomed = [r for r in runs[keep:] if r.run_id not in protected]
             ids = [r.run_id for r in doomed]
             result = PruneResult(job, kept=sorted(r.run_id for r in runs if r.run_id not in ids))
@@ -71,16 +72,14 @@ def prune(engine: sa.Engine, job: str, keep: int) -> PruneResult:
             return result
 
 
-def _protected(runs: Sequence[sa.Row]) -> set[int]:
-    succeeded = [r for r in runs if r.status == "succeeded"]  # newest first
+def _protected(connection: sa.Connection, job: str, runs: Sequence[sa.Row]) -> set[int]:
     keep = {r.run_id for r in runs if r.status == "running"}
-    if succeeded:
-        keep.add(succeeded[0].run_id)
-        if succeeded[0].model_run_id is not None:
-            keep.add(succeeded[0].model_run_id)
-    fits = [r for r in succeeded if r.kind == "fit"]
-    if fits:
-        keep.add(fits[0].run_id)
+    model_of = {r.run_id: r.model_run_id for r in runs}
+    for run_id in (promotion.current_run_id(connection, job), promotion.rollback_run_id(connection, job)):
+        if run_id is not None:
+            keep.add(run_id)
+            if model_of.get(run_id) is not None:
+                keep.add(model_of[run_id])
     return keep
 
 
