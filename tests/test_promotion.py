@@ -194,3 +194,18 @@ def test_a_job_with_only_candidate_runs_shows_nothing_current_and_scores_only_wh
     told = invoke(mall_url, "score", "--job", "mall", "--source", "mall", "--model-run", str(candidate), "--json")
     assert told.exit_code == 0, told.stderr
     assert current_run(mall_url) == {json.loads(told.stdout)["run_id"]}
+
+
+def test_segment_profile_has_the_features_position_and_kind_in_order(mall_url):
+    run_id = run_json(mall_url, *MALL, "--features", f"Age,{INCOME}", "--categorical", "Gender", "--k", "3")["run_id"]
+    rows = query(mall_url, "SELECT * FROM segment_profile WHERE run_id = :r", r=run_id)  # the view's own order
+    stored = query(mall_url, "SELECT feature, position, kind FROM run_feature WHERE run_id = :r", r=run_id)
+    assert {(r["feature"], r["position"], r["kind"]) for r in rows} == {tuple(s.values()) for s in stored}
+    assert [(r["segment_id"], r["position"]) for r in rows] == sorted((r["segment_id"], r["position"]) for r in rows)
+    first_segment = [(r["feature"], r["kind"]) for r in rows if r["segment_id"] == rows[0]["segment_id"]]
+    assert first_segment == [
+        ("Age", "numeric"),
+        (INCOME, "numeric"),
+        ("Gender=Female", "categorical"),
+        ("Gender=Male", "categorical"),
+    ]

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from helpers import query
+from helpers import invoke, query
 
 from segjob.results import promotion
 from segjob.store import db, partitions, schema
@@ -361,3 +361,41 @@ def test_views_show_only_succeeded_runs_and_run_summary_all(seeded):
     assert summary[score.run_id]["model_run_id"] == story[score.model_run].run_id
     current = query(url, "SELECT DISTINCT run_id FROM current_segment WHERE job = :j", j=JOB)
     assert current == [{"run_id": _succeeded(story)[-1].run_id}]  # the score run, not the running fit
+
+
+def test_join_back_to_a_customers_table_with_integer_ids(migrated_db_url):
+    """09: current segments beside the customers' own columns, although customer_key is text and
+    the customers' id a bigint; the plain join that query replaces fails on PostgreSQL."""
+    url = migrated_db_url
+    rng = np.random.default_rng(5)
+    customers = [(1000 + i, float(rng.normal(50 if i % 2 else 150, 10)), float(rng.normal(5, 1))) for i in range(60)]
+    engine = db.make_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "CREATE TABLE customers (customer_id BIGINT PRIMARY KEY, spend FLOAT, visits FLOAT)"
+            )
+            connection.execute(
+                sa.text("INSERT INTO customers VALUES (:i, :s, :v)"),
+                [{"i": i, "s": s, "v": v} for i, s, v in customers],
+            )
+    finally:
+        engine.dispose()
+    result = invoke(
+        url, "run", "--source", "customers", "--id", "customer_id", "--features", "spend,visits", "--k", "2"
+    )
+    assert result.exit_code == 0, result.stderr
+
+    rows = run_query(url, "09_join_back_to_integer_ids.sql", job="customers")
+    current = {r["customer_key"]: r["segment_id"] for r in query(url, "SELECT * FROM current_segment")}
+    assert len(rows) == 60
+    assert {int(r["customer_id"]): r["segment_id"] for r in rows} == {int(k): s for k, s in current.items()}
+    assert {int(r["customer_id"]): r["spend"] for r in rows} == {i: s for i, s, _ in customers}
+    # The two segments split the customers by spend, so the join paired the right rows.
+    by_segment = defaultdict(list)
+    for r in rows:
+        by_segment[r["segment_id"]].append(int(r["customer_id"]) % 2)
+    assert sorted(len(set(parities)) for parities in by_segment.values()) == [1, 1]
+    if url.startswith("postgresql"):
+        with pytest.raises(sa.exc.ProgrammingError, match="operator does not exist: bigint = text"):
+            query(url, "SELECT * FROM current_segment s JOIN customers c ON c.customer_id = s.customer_key")
