@@ -12,6 +12,9 @@ SegjobError                  1  unexpected failure
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class SegjobError(Exception):
     """Base class: every error segjob raises on purpose is one of these."""
@@ -59,3 +62,17 @@ class Interrupted(SegjobError):
 
         super().__init__(f"interrupted by {signal.Signals(signal_number).name}")
         self.exit_code = 128 + signal_number
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """'; did you mean "Name"?' for an unknown name, or "" when nothing is close: names equal but
+    for case come first (customerid -> CustomerID), then close spellings (MonthlyCharge ->
+    MonthlyCharges), case-insensitively."""
+    names = list(dict.fromkeys(known))
+    matches = [n for n in names if n.lower() == name.lower() and n != name]
+    if not matches:
+        lowered = {n.lower(): n for n in reversed(names)}
+        matches = [lowered[n] for n in difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.75)]
+    if not matches:
+        return ""
+    return "; did you mean " + " or ".join(f'"{match}"' for match in matches[:3]) + "?"

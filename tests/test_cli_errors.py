@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query
+from typer.testing import CliRunner
+
+from segjob.cli import app
 
 
 @pytest.fixture
@@ -40,8 +45,32 @@ def test_unknown_column_lists_columns(mall_url):
     assert result.exit_code == 2
     line = _one_error_line(result)
     assert line == (
-        f'Error: column "Annual Incme" not found in table mall (columns: CustomerID, Gender, Age, {INCOME}, {SPENDING})'
+        f'Error: column "Annual Incme" not found in table mall (columns: CustomerID, Gender, Age, {INCOME}, {SPENDING});'
+        f' did you mean "{INCOME}"?'
     )
+
+
+@pytest.mark.parametrize(
+    "args, unknown, closest",
+    [
+        # A name equal but for case comes first, ahead of close spellings.
+        (("--source", "mall", "--id", "customerid", "--features", INCOME), 'column "customerid"', MALL_ID),
+        (("--source", "mall", "--id", MALL_ID, "--features", "age"), 'column "age"', "Age"),
+        (("--source", "malls", "--id", MALL_ID, "--features", INCOME), 'table "malls"', "mall"),
+        (("--source", "mal", "--id", MALL_ID, "--features", INCOME), 'table "mal"', "mall"),
+    ],
+)
+def test_unknown_names_get_the_closest_known_one(mall_url, args, unknown, closest):
+    result = invoke(mall_url, "run", *args)
+    assert result.exit_code == 2
+    line = _one_error_line(result)
+    assert line.startswith(f"Error: {unknown} not found") and line.endswith(f'; did you mean "{closest}"?'), line
+
+
+def test_no_suggestion_when_nothing_is_close(mall_url):
+    result = invoke(mall_url, "run", "--source", "mall", "--id", MALL_ID, "--features", "loyalty_points")
+    assert result.exit_code == 2
+    assert "did you mean" not in _one_error_line(result)
 
 
 def test_non_numeric_feature_fails_the_run(mall_url):
@@ -122,6 +151,8 @@ def test_bad_options_are_usage_errors(mall_url):
 
 
 def test_commands_refuse_a_database_without_schema(db_url):
+    if db_url.startswith("sqlite:///"):  # an existing, empty file (a missing one: see below)
+        sqlite3.connect(db_url.removeprefix("sqlite:///")).close()
     for args in (("runs", "list"), ("run", "--source", "mall", "--id", MALL_ID, "--features", INCOME)):
         result = invoke(db_url, *args)
         assert result.exit_code == 5, args
@@ -141,3 +172,41 @@ def test_db_upgrade_reports_versions(db_url):
     assert first.exit_code == 0 and "upgraded from empty to" in first.stdout
     again = invoke(db_url, "db", "upgrade")
     assert again.exit_code == 0 and "already at" in again.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("runs", "list"),
+        ("runs", "show", "1"),
+        ("report", "1", "--out", "report"),
+        ("sql", "score", "--job", "mall"),
+        ("promote", "1"),
+        ("prune", "--job", "mall", "--keep", "1"),
+        ("run", "--source", "mall", "--id", MALL_ID, "--features", INCOME),
+        ("score", "--job", "mall", "--source", "mall"),
+    ],
+    ids=" ".join,
+)
+def test_commands_that_need_a_segjob_database_never_create_a_file(tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "nowhere.db"
+    result = invoke(f"sqlite:///{missing}", *args)
+    assert result.exit_code == 5
+    assert _one_error_line(result) == (
+        f"Error: database sqlite:///{missing} does not exist;"
+        f" create it with 'segjob db upgrade --database-url sqlite:///{missing}' (or try 'segjob demo')"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_version_names_segjob_scikit_learn_and_numpy():
+    from importlib.metadata import version
+
+    import segjob
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout == (
+        f"segjob {segjob.__version__} (scikit-learn {version('scikit-learn')}, numpy {version('numpy')})\n"
+    )

@@ -225,3 +225,33 @@ def test_run_key_makes_reruns_idempotent(mall_url):
     forced = run_json(mall_url, *MALL_RUN, "--run-key", "2026-11-28", "--force")
     assert forced["run_id"] != first["run_id"] and forced["reused"] is False
     assert query(mall_url, "SELECT COUNT(*) AS n FROM run")[0]["n"] == 2
+
+
+def test_run_and_score_json_include_the_segments_in_original_units(mall_url):
+    fitted = run_json(
+        mall_url, "--source", "mall", "--id", "CustomerID", "--features", f"{INCOME},{SPENDING}", "--k", "5"
+    )
+    scored_result = invoke(mall_url, "score", "--job", "mall", "--source", "mall", "--json")
+    assert scored_result.exit_code == 0, scored_result.stderr
+    scored = json.loads(scored_result.stdout)
+    for output in (fitted, scored):
+        run_id = output["run_id"]
+        profile = query(mall_url, "SELECT * FROM segment_profile WHERE run_id = :r", r=run_id)
+        expected = {}
+        for row in profile:
+            segment = expected.setdefault(
+                row["segment_id"],
+                {
+                    "segment_id": row["segment_id"],
+                    "label": row["segment_label"],
+                    "size": row["size"],
+                    "share": row["share"],
+                    "centroid": {},
+                },
+            )
+            segment["centroid"][row["feature"]] = row["centroid"]
+        assert output["segments"] == [expected[s] for s in sorted(expected)]
+        assert [list(s["centroid"]) for s in output["segments"]] == [[INCOME, SPENDING]] * 5
+        assert sum(s["size"] for s in output["segments"]) == 200
+    # Original units: income centroids lie within the data's range (15..137 k$), not around 0.
+    assert all(15 <= s["centroid"][INCOME] <= 137 for s in fitted["segments"])

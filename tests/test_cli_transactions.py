@@ -8,6 +8,7 @@ import json
 from datetime import datetime
 
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 from helpers import invoke, query, run_json
 from test_transactions import amount_type, create_table, load_tables, make_transactions
@@ -119,7 +120,8 @@ def bad_inputs(postgres: bool) -> list[tuple[str, pd.DataFrame, dict, tuple[str,
             typed,
             ("--date", "orderd_at"),
             2,
-            'Error: --date column "orderd_at" not found in table tx (columns: customer_id, ordered_at, amount)',
+            'Error: --date column "orderd_at" not found in table tx (columns: customer_id, ordered_at, amount);'
+            ' did you mean "ordered_at"?',
         ),
         (
             "unknown feature",
@@ -248,6 +250,7 @@ def test_transactions_with_source_is_refused(sqlite_url):
     assert result.stderr.startswith("Error: --source does not go with --transactions")
 
 
+@pytest.mark.slow  # large data
 def test_demo_transactions_on_sqlite(sqlite_url):
     result = invoke(sqlite_url, "demo", "--transactions", "--quiet")
     assert result.exit_code == 0, result.stderr

@@ -12,6 +12,9 @@ import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "choose_k.py"
 
+# Whole validation datasets through prepare and the K sweep: minutes, not seconds.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def script():

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 HEAVY = ("sklearn", "pandas", "matplotlib", "scipy", "numpy", "kneed")
-LIGHT_COMMANDS = [["--help"], ["runs", "list"], ["runs", "--help"], ["run", "--help"]]
+LIGHT_COMMANDS = [["--help"], ["--version"], ["runs", "list"], ["runs", "--help"], ["run", "--help"]]
 
 # Runs the CLI's Typer app in a fresh interpreter and prints which heavy packages got imported.
 _PROBE = """

@@ -141,6 +141,7 @@ def test_duplicate_id_outside_the_sample_fails_with_nothing_visible(migrated_db_
     assert query(migrated_db_url, "SELECT count(*) AS n FROM segment")[0]["n"] == 0
 
 
+@pytest.mark.slow  # large data
 def test_sampled_fit_is_as_good_as_a_full_data_fit(migrated_pg_url):
     """300k rows, fit sample 20k: the sampled fit's inertia over all rows is within 1% of one
     full-data K-Means fit's, and it recovers the generator's groups as well (ARI)."""

@@ -44,6 +44,32 @@ DatabaseUrl = Annotated[
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 
 
+def _print_version(asked: bool) -> None:
+    if not asked:
+        return
+    from importlib.metadata import version  # the packages' versions without importing them (start-up)
+
+    import segjob
+
+    typer.echo(f"segjob {segjob.__version__} (scikit-learn {version('scikit-learn')}, numpy {version('numpy')})")
+    raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print segjob's, scikit-learn's and numpy's versions.",
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
 def _fail(message: str, code: int) -> None:
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(code)
@@ -71,10 +97,11 @@ def handle_errors(command):
     return wrapper
 
 
-def _engine(database_url: str | None, statement_timeout: float | None = None):
+def _engine(database_url: str | None, statement_timeout: float | None = None, create: bool = False):
+    """The database engine; only a command that may start a database (`create`) makes a new SQLite file."""
     from segjob.store import db
 
-    return db.make_engine(database_url, statement_timeout=statement_timeout)
+    return db.make_engine(database_url, statement_timeout=statement_timeout, must_exist=not create)
 
 
 def _print_json(value: Any) -> None:
@@ -145,7 +172,7 @@ def load_csv(
 
     if if_exists not in ("fail", "replace", "append"):
         raise UsageError(f"--if-exists must be fail, replace or append, not {if_exists!r}")
-    engine = _engine(database_url)
+    engine = _engine(database_url, create=True)  # the data may come before segjob's schema
     result = load(engine, path, table, if_exists=if_exists)
     typer.echo(f"loaded {result.rows:,} rows into {result.table} ({len(result.columns)} columns)")
 
@@ -315,7 +342,12 @@ def run(
     summary = history.run_summary(engine, outcome.run_id)
     if json_output:
         _print_json(
-            {**summary, "k_explanation": history.k_explanation(engine, outcome.run_id), "reused": outcome.reused}
+            {
+                **summary,
+                "k_explanation": history.k_explanation(engine, outcome.run_id),
+                "segments": history.segments(engine, outcome.run_id),
+                "reused": outcome.reused,
+            }
         )
         return
     if outcome.reused:
@@ -389,7 +421,7 @@ def score(
     outcome = score_job(engine, job, scored, model_run, run_key, force, _progress(quiet or json_output), candidate)
     summary = history.run_summary(engine, outcome.run_id)
     if json_output:
-        _print_json({**summary, "reused": outcome.reused})
+        _print_json({**summary, "segments": history.segments(engine, outcome.run_id), "reused": outcome.reused})
         return
     if outcome.reused:
         typer.echo(f"run key {run_key!r} already succeeded as run {outcome.run_id}; nothing to do")

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from segjob.arrow_text import surely_not_blank, text_buffers
-from segjob.errors import DataError, UsageError
+from segjob.errors import DataError, UsageError, did_you_mean
 from segjob.prepare.transform import LOG1P, inverse_log1p, transform_numeric
 
 MissingPolicy = Literal["drop", "median", "mean"]
@@ -217,7 +217,8 @@ def apply_params(
     missing_columns = [name for name in needed if name not in frame.columns]
     if missing_columns:
         available = ", ".join(str(c) for c in frame.columns)
-        raise UsageError(f'column "{missing_columns[0]}" not found in the input (columns: {available})')
+        hint = did_you_mean(missing_columns[0], map(str, frame.columns))
+        raise UsageError(f'column "{missing_columns[0]}" not found in the input (columns: {available}){hint}')
     rows_read = len(frame)
     keys = as_text(frame[id_column])
     has_id = ~is_blank(keys).to_numpy()
@@ -281,7 +282,8 @@ def _check_columns(frame: pd.DataFrame, id_column: str, options: PrepareOptions)
     for name in [id_column, *options.features, *options.categorical]:
         if name not in frame.columns:
             available = ", ".join(str(c) for c in frame.columns)
-            raise UsageError(f'column "{name}" not found in the input (columns: {available})')
+            hint = did_you_mean(name, map(str, frame.columns))
+            raise UsageError(f'column "{name}" not found in the input (columns: {available}){hint}')
     for name in options.features:
         if name in options.categorical:
             raise UsageError(f'column "{name}" is listed both as a feature and under --categorical')

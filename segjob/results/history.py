@@ -81,6 +81,28 @@ def run_summary(engine: sa.Engine, run_id: int) -> dict[str, Any]:
     return _plain(row)
 
 
+def segments(engine: sa.Engine, run_id: int) -> list[dict[str, Any]]:
+    """The run's segments for `run --json` and `score --json`: id, label, size, share and the
+    centroid in original units, feature by feature in model-column order."""
+    segment, centroid, feature = schema.segment, schema.segment_centroid, schema.run_feature
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(segment.c.segment_id, segment.c.label, segment.c.size, segment.c.share)
+            .where(segment.c.run_id == run_id)
+            .order_by(segment.c.segment_id)
+        ).all()
+        values = connection.execute(
+            sa.select(centroid.c.segment_id, centroid.c.feature, centroid.c.centroid)
+            .join(feature, sa.and_(feature.c.run_id == centroid.c.run_id, feature.c.feature == centroid.c.feature))
+            .where(centroid.c.run_id == run_id)
+            .order_by(centroid.c.segment_id, feature.c.position)
+        ).all()
+    centroids: dict[int, dict[str, float]] = {}
+    for value in values:
+        centroids.setdefault(value.segment_id, {})[value.feature] = value.centroid
+    return [{**_plain(row), "centroid": centroids.get(row.segment_id, {})} for row in rows]
+
+
 def k_explanation(engine: sa.Engine, run_id: int) -> dict[str, Any]:
     """How the run's k was chosen: see `show_run`'s "k_explanation"."""
     return show_run(engine, run_id)["k_explanation"]

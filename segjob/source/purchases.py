@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine.default import DefaultDialect
 
 from segjob.config import JobSpec
-from segjob.errors import DataError, UsageError
+from segjob.errors import DataError, UsageError, did_you_mean
 from segjob.progress import Progress
 from segjob.source.tables import Source, SourceColumn, resolve_table
 from segjob.store.db import is_postgres
@@ -205,7 +205,8 @@ def _reflect(inspector, name: str) -> _Table:
 def _require_column(table: _Table, option: str, name: str) -> sa.types.TypeEngine:
     if name not in table.types:
         available = ", ".join(table.types)
-        raise UsageError(f'{option} column "{name}" not found in {table.description} (columns: {available})')
+        hint = did_you_mean(name, table.types)
+        raise UsageError(f'{option} column "{name}" not found in {table.description} (columns: {available}){hint}')
     return table.types[name]
 
 

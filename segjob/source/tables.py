@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from segjob.background import read_ahead
 from segjob.config import JobSpec
-from segjob.errors import DataError, UsageError
+from segjob.errors import DataError, UsageError, did_you_mean
 from segjob.store.db import is_postgres
 
 # PostgreSQL type OIDs that cast cleanly to float8: int2, int4, int8, oid, float4, float8, numeric.
@@ -54,7 +54,8 @@ def describe_source(engine: sa.Engine, spec: JobSpec) -> Source:
     for name in wanted:
         if name not in source.columns:
             available = ", ".join(source.columns)
-            raise UsageError(f'column "{name}" not found in {source.description} (columns: {available})')
+            hint = did_you_mean(name, source.columns)
+            raise UsageError(f'column "{name}" not found in {source.description} (columns: {available}){hint}')
     return source
 
 
@@ -81,7 +82,8 @@ def resolve_table(inspector, name: str) -> tuple[str | None, str]:
     listed_schema = schema if dot and schema in inspector.get_schema_names() else None
     tables = inspector.get_table_names(schema=listed_schema) + inspector.get_view_names(schema=listed_schema)
     shown = ", ".join(sorted(tables)[:30]) or "none"
-    raise UsageError(f'table "{name}" not found (tables in {where}: {shown})')
+    hint = did_you_mean(table if dot else name, tables)
+    raise UsageError(f'table "{name}" not found (tables in {where}: {shown}){hint}')
 
 
 def _is_numeric_type(column_type: sa.types.TypeEngine) -> bool | None:

@@ -61,13 +61,23 @@ def is_postgres(engine_or_conn: sa.Engine | sa.Connection) -> bool:
     return engine_or_conn.dialect.name == "postgresql"
 
 
-def make_engine(url: str | sa.URL | None = None, statement_timeout: float | None = None) -> sa.Engine:
+def make_engine(
+    url: str | sa.URL | None = None, statement_timeout: float | None = None, must_exist: bool = False
+) -> sa.Engine:
     """An engine for segjob's work. On SQLite the `segjob` schema maps to the main database.
 
     `statement_timeout` (seconds, PostgreSQL only) caps every statement on every connection of
     the engine, including the raw ones that read sources; None leaves the server's setting.
+    `must_exist`: an SQLite file that does not exist is an error (SchemaOutOfDateError, exit 5)
+    instead of a new empty file, for commands that only work on a database segjob made.
     """
     parsed = url if isinstance(url, sa.URL) else resolve_url(url)
+    if must_exist and parsed.get_backend_name() == "sqlite" and not _sqlite_file_exists(parsed):
+        where = display_url(parsed)
+        raise SchemaOutOfDateError(
+            f"database {where} does not exist; create it with 'segjob db upgrade --database-url {where}'"
+            " (or try 'segjob demo')"
+        )
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(parsed, execution_options={"schema_translate_map": {SCHEMA: None}})
         sa.event.listen(engine, "connect", _sqlite_on_connect)
@@ -79,6 +89,13 @@ def make_engine(url: str | sa.URL | None = None, statement_timeout: float | None
             connect_args["options"] = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
         return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     raise UsageError(f"unsupported database {parsed.get_backend_name()!r}: segjob works with PostgreSQL and SQLite")
+
+
+def _sqlite_file_exists(url: sa.URL) -> bool:
+    """False only for a plain file path that is not there (":memory:" and URI filenames count as there)."""
+    if not url.database or url.database == ":memory:" or url.query.get("uri"):
+        return True
+    return Path(url.database).exists()
 
 
 def _sqlite_on_connect(dbapi_connection, _record) -> None:
