@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -43,3 +44,15 @@ def query(url: str, sql: str, **params) -> list[dict]:
             return [dict(row._mapping) for row in connection.execute(sa.text(sql), params)]
     finally:
         engine.dispose()
+
+
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \S")
+
+
+def one_error_line(stderr: str) -> str:
+    """The one "Error: ..." line of a failed command, which comes last; any line before it is a
+    timestamped progress line (stderr is not a terminal here, so progress goes to a log)."""
+    lines = stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("Error: "), stderr
+    assert all(LOG_LINE.match(line) for line in lines[:-1]), stderr
+    return lines[-1]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import sqlalchemy as sa
-from helpers import invoke, query
+from helpers import invoke, one_error_line, query
 
 JOB = "catalogue"
 N = 30
@@ -321,8 +321,7 @@ def test_bad_data_catalogue(good_run, case):
         return
 
     assert result.exit_code == case.exit_code, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert lines == [f"Error: {case.error}"]
+    assert one_error_line(result.stderr) == f"Error: {case.error}"
     assert result.stdout == ""
     assert new["status"] == "failed" and new["error"] == case.error
     for table in ("assignment", "segment", "segment_centroid", "run_metric", "run_feature"):
@@ -406,7 +405,7 @@ def test_bad_data_on_the_streamed_path(good_run, kind, exit_code, expected):
         assert _dropped(url, new["run_id"]) == expected
         assert query(url, "SELECT COUNT(*) AS n FROM current_segment WHERE job = :j", j=JOB)[0]["n"] == new["rows_used"]
         return
-    assert result.stderr.strip().splitlines() == [f"Error: {expected}"]
+    assert one_error_line(result.stderr) == f"Error: {expected}"
     assert new["status"] == "failed" and new["error"] == expected
     assert query(url, "SELECT COUNT(*) AS n FROM assignment WHERE run_id = :r", r=new["run_id"])[0]["n"] == 0
     current = query(url, "SELECT run_id, COUNT(*) AS n FROM current_segment WHERE job = :j GROUP BY run_id", j=JOB)

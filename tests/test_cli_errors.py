@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query
+from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, one_error_line, query
 from typer.testing import CliRunner
 
 from segjob.cli import app
@@ -26,10 +26,7 @@ def _nothing_published(url: str) -> None:
 
 
 def _one_error_line(result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: ")
-    return lines[0]
+    return one_error_line(result.stderr)
 
 
 def test_unknown_table_lists_tables(mall_url):

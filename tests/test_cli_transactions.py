@@ -10,7 +10,7 @@ from datetime import datetime
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from helpers import invoke, query, run_json
+from helpers import invoke, one_error_line, query, run_json
 from test_transactions import amount_type, create_table, load_tables, make_transactions
 
 from segjob.config import JobSpec
@@ -237,7 +237,7 @@ def test_bad_input_gives_one_error_line_and_publishes_nothing(migrated_db_url):
                 else:
                     arguments += [option, value]
             result = invoke(migrated_db_url, "run", *arguments)
-            assert (result.exit_code, result.stderr) == (code, line + "\n"), case
+            assert (result.exit_code, one_error_line(result.stderr)) == (code, line), case
             assert result.stdout == "", case
     finally:
         engine.dispose()

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import sqlalchemy as sa
-from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query
+from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, one_error_line, query
 
 from segjob.store import db
 
@@ -26,10 +26,7 @@ JOB = ("--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}"
 
 
 def _one_error_line(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("Error: "), stderr
-    return lines[0]
+    return one_error_line(stderr)
 
 
 def _admin(url: str) -> psycopg.Connection:

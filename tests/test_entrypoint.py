@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import query
+from helpers import LOG_LINE, query
 
 ROOT = Path(__file__).resolve().parents[1]
 SEGJOB = shutil.which("segjob", path=str(Path(sys.executable).parent)) or "segjob"
@@ -41,7 +41,9 @@ def test_demo_end_to_end(backend, request, tmp_path):
     assert re.search(rf"k={run['k']}: largest silhouette gain", result.stdout)
     for segment in query(url, "SELECT label, size FROM segment WHERE run_id = :r", r=run["run_id"]):
         assert segment["label"] in result.stdout
-    assert result.stderr == ""  # progress is for terminals only; scheduled runs log nothing extra
+    # Not a terminal: progress comes as timestamped lines, as a scheduler's log wants them.
+    assert all(LOG_LINE.match(line) for line in result.stderr.splitlines()), result.stderr
+    assert "publishing: run 1: " in result.stderr
 
     again = segjob("demo", "--database-url", url, "--quiet")
     assert again.returncode == 0

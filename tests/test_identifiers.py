@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from helpers import invoke, query
+from helpers import invoke, one_error_line, query
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -86,10 +86,7 @@ def url(migrated_db_url):
 
 
 def _one_error_line(result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: ")
-    return lines[0]
+    return one_error_line(result.stderr)
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> Path:

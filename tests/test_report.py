@@ -79,7 +79,7 @@ def test_two_feature_report(migrated_db_url, tmp_path):
     result = report(migrated_db_url, run["run_id"], out)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip() == f"Report: {out / 'report.html'} (6 pictures)"
-    assert result.stderr == ""
+    assert result.stderr == ""  # --quiet
 
     assert {p.name for p in out.iterdir()} == ALL_PICTURES | {"report.html"}
     files = {}

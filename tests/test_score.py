@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query, run_json
+from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, one_error_line, query, run_json
 from test_transactions import create_table, load_tables, make_transactions
 
 from segjob.store import db
@@ -344,10 +344,7 @@ def test_transactions_job_scores_a_new_table_as_of_a_date(migrated_db_url):
 
 
 def _one_error_line(result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: ")
-    return lines[0]
+    return one_error_line(result.stderr)
 
 
 def _no_score_run(url: str) -> None:

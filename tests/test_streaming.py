@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from helpers import invoke, query
+from helpers import LOG_LINE, invoke, query
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
@@ -196,7 +196,7 @@ def test_sampled_fit_is_as_good_as_a_full_data_fit(migrated_pg_url):
 
 
 @pytest.mark.slow
-def test_progress_bars_on_a_terminal_and_none_when_piped(migrated_db_url):
+def test_progress_bars_on_a_terminal_and_timestamped_lines_when_piped(migrated_db_url):
     _, values = _groups(3_000)
     _load(migrated_db_url, values)
     args = [
@@ -239,7 +239,26 @@ def test_progress_bars_on_a_terminal_and_none_when_piped(migrated_db_url):
 
     piped = subprocess.run([*args, "--force"], capture_output=True, text=True, timeout=120)
     assert piped.returncode == 0
-    assert piped.stderr == ""
+    lines = piped.stderr.splitlines()
+    assert lines and all(LOG_LINE.match(line) for line in lines), piped.stderr
+    assert "\x1b" not in piped.stderr  # no terminal control codes in a log
+    steps = [line.split(" ", 1)[1] for line in lines]
+    assert steps[0] == "sampling table customers: started"
+    assert "assigning and writing: started" in steps
+    assert any(step.startswith("assigning and writing: 3,000 assignments") for step in steps)
+    assert steps[-1].startswith("publishing: run ")
+
+    quiet = subprocess.run([*args, "--force", "--quiet"], capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    as_json = subprocess.run([*args, "--force", "--log-format", "json"], capture_output=True, text=True, timeout=120)
+    assert as_json.returncode == 0
+    records = [json.loads(line) for line in as_json.stderr.splitlines()]
+    assert [(r["event"], r["step"]) for r in records[:2]] == [
+        ("start", "sampling table customers"),
+        ("done", "sampling table customers"),
+    ]
+    assert all(set(r) >= {"ts", "event", "step"} for r in records)
+    assert records[-1]["event"] == "done" and records[-1]["summary"].startswith("run ")
 
 
 def test_fit_sample_option_is_checked(migrated_db_url):

@@ -11,7 +11,7 @@ import pandas as pd
 import psycopg
 import pytest
 import sqlalchemy as sa
-from helpers import invoke, query, run_json
+from helpers import invoke, one_error_line, query, run_json
 from test_transactions import amount_type, create_table
 
 from segjob.config import build_spec
@@ -233,7 +233,7 @@ def test_validate_days_beyond_the_history_is_a_usage_error(migrated_db_url):
     result = invoke(migrated_db_url, "run", *TX, "--validate-days", "600")
     assert result.exit_code == 2
     most = (date(2024, 10, 1) - FIRST_DAY).days - 1
-    assert result.stderr.strip() == (
+    assert one_error_line(result.stderr) == (
         "Error: --validate-days 600 moves the as-of date back to 2023-02-09, but the earliest transaction in"
         f" table tx is on 2023-03-01: no history is left to build features from; give at most {most}"
     )

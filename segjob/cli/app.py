@@ -42,6 +42,15 @@ DatabaseUrl = Annotated[
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+LOG_FORMATS = ("auto", "text", "json")
+LogFormat = Annotated[
+    str,
+    typer.Option(
+        "--log-format",
+        envvar="SEGJOB_LOG_FORMAT",
+        help="Progress on stderr: auto (bars at a terminal, timestamped lines otherwise), text or json lines.",
+    ),
+]
 
 
 def _print_version(asked: bool) -> None:
@@ -108,11 +117,13 @@ def _print_json(value: Any) -> None:
     typer.echo(json.dumps(value, default=str, sort_keys=False))
 
 
-def _progress(quiet: bool):
-    """Progress bars on stderr, only for a person at a terminal: logs of scheduled runs stay clean."""
-    from segjob.cli.terminal import for_terminal  # rich: imported only by commands that show progress
+def _progress(quiet: bool, log_format: str = "auto"):
+    """Progress on stderr: bars at a terminal, timestamped lines in a log (see --log-format)."""
+    from segjob.cli.terminal import for_stderr  # rich: imported only by commands that show progress
 
-    return for_terminal(quiet)
+    if log_format not in LOG_FORMATS:
+        raise UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
+    return for_stderr(quiet, log_format)
 
 
 @db_app.command("upgrade")
@@ -286,6 +297,7 @@ def run(
     config: Annotated[Path | None, typer.Option(help="TOML file with the same settings.")] = None,
     json_output: JsonFlag = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
+    log_format: LogFormat = "auto",
     database_url: DatabaseUrl = None,
 ) -> None:
     """Segment customers: read, clean, scale, choose k, fit and publish the run.
@@ -338,7 +350,7 @@ def run(
         statement_timeout=statement_timeout,
     )
     engine = _engine(database_url, statement_timeout=spec.statement_timeout)
-    outcome = run_job(engine, spec, _progress(quiet or json_output), force=force)
+    outcome = run_job(engine, spec, _progress(quiet, log_format), force=force)
     summary = history.run_summary(engine, outcome.run_id)
     if json_output:
         _print_json(
@@ -395,6 +407,7 @@ def score(
     ] = False,
     json_output: JsonFlag = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
+    log_format: LogFormat = "auto",
     database_url: DatabaseUrl = None,
 ) -> None:
     """Assign customers to the segments of a stored model, without refitting; writes a run of kind score.
@@ -418,7 +431,7 @@ def score(
         as_of=as_of,
     )
     engine = _engine(database_url)
-    outcome = score_job(engine, job, scored, model_run, run_key, force, _progress(quiet or json_output), candidate)
+    outcome = score_job(engine, job, scored, model_run, run_key, force, _progress(quiet, log_format), candidate)
     summary = history.run_summary(engine, outcome.run_id)
     if json_output:
         _print_json({**summary, "segments": history.segments(engine, outcome.run_id), "reused": outcome.reused})
@@ -578,6 +591,7 @@ def _print_run_details(details: dict[str, Any]) -> None:
 def demo(
     database_url: DatabaseUrl = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
+    log_format: LogFormat = "auto",
     transactions: Annotated[
         bool, typer.Option("--transactions", help="Segment a bundled purchase-history sample instead (RFM).")
     ] = False,
@@ -595,7 +609,7 @@ def demo(
     """
     from segjob.demo import run_demo
 
-    outcome = run_demo(database_url, _progress(quiet), transactions=transactions, report_dir=report_dir)
+    outcome = run_demo(database_url, _progress(quiet, log_format), transactions=transactions, report_dir=report_dir)
     _print_run_details(outcome.details)
     for reason in outcome.report.missing:
         typer.echo(f"Note: {reason}", err=True)
@@ -615,6 +629,7 @@ def report(
         int | None, typer.Option(help="Customers sampled for the scatter and silhouette plots (default 5000).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
+    log_format: LogFormat = "auto",
     database_url: DatabaseUrl = None,
 ) -> None:
     """Write a self-contained HTML report of a run (pictures embedded) and the PNG files behind it.
@@ -625,7 +640,7 @@ def report(
     """
     from segjob.report.write import write_report
 
-    written = write_report(_engine(database_url), run_id, out, sample, _progress(quiet))
+    written = write_report(_engine(database_url), run_id, out, sample, _progress(quiet, log_format))
     for reason in written.missing:
         typer.echo(f"Note: {reason}", err=True)
     typer.echo(f"Report: {written.html} ({len(written.pictures)} pictures)")

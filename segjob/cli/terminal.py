@@ -1,9 +1,14 @@
-"""Progress bars on stderr for a person watching a terminal (segjob.progress defines the protocol)."""
+"""Progress on stderr (segjob.progress defines the protocol): rich bars for a person at a terminal,
+timestamped lines (or JSON lines) for the logs of schedulers such as cron, Airflow or CI."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
@@ -58,6 +63,69 @@ class RichBars:
             self._bars = None
 
 
-def for_terminal(quiet: bool) -> Progress:
-    """Rich bars when a person watches stderr; Silent with `quiet` or when stderr is not a terminal."""
-    return RichBars() if not quiet and sys.stderr.isatty() else Silent()
+# A long step says how far it got this often: often enough to show a run is alive in a task log,
+# rare enough that a million-row step writes a handful of lines, not thousands.
+LOG_EVERY_SECONDS = 10.0
+
+
+class LogLines:
+    """One timestamped line when a step starts, every LOG_EVERY_SECONDS while it counts rows, and
+    when it finishes; as JSON objects, one per line, with `as_json`.
+
+        2026-12-02T05:30:01Z reading table mall: started
+        2026-12-02T05:30:11Z reading table mall: 1,200,000 of 5,000,000 rows (24%), 120,000 rows/s
+        2026-12-02T05:30:52Z reading table mall: 5,000,000 rows (50.9s)
+    """
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        as_json: bool = False,
+        every: float = LOG_EVERY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.stream = stream or sys.stderr
+        self.as_json, self.every, self.clock, self.now = as_json, every, clock, now
+        self.name, self.total = "", None  # type: str, int | None
+        self.started = self.last_line = clock()
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        self.name, self.total = name, total
+        self.started = self.last_line = self.clock()
+        self._write("start", "started", total=total)
+
+    def rows(self, done: int) -> None:
+        moment = self.clock()
+        if moment - self.last_line < self.every:
+            return
+        self.last_line = moment
+        rate = done / max(moment - self.started, 1e-9)
+        counted = f"{done:,} rows" if not self.total else f"{done:,} of {self.total:,} rows ({done / self.total:.0%})"
+        self._write("progress", f"{counted}, {rate:,.0f} rows/s", rows=done, total=self.total, rows_per_s=round(rate))
+
+    def done(self, summary: str) -> None:
+        seconds = self.clock() - self.started
+        self._write("done", f"{summary} ({seconds:.1f}s)", seconds=round(seconds, 3), summary=summary)
+
+    def _write(self, event: str, text: str, **fields: object) -> None:
+        stamp = self.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        if self.as_json:
+            given = {key: value for key, value in fields.items() if value is not None}
+            line = json.dumps({"ts": stamp, "event": event, "step": self.name, **given}, ensure_ascii=False)
+        else:
+            line = f"{stamp} {self.name}: {text}"
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def for_stderr(quiet: bool, log_format: str = "auto") -> Progress:
+    """Nothing with `quiet`; with log format "auto", rich bars when a person watches stderr and
+    timestamped lines when it goes to a log; "text" or "json" lines wherever it goes."""
+    if quiet:
+        return Silent()
+    if log_format == "json":
+        return LogLines(as_json=True)
+    if log_format == "text" or not sys.stderr.isatty():
+        return LogLines()
+    return RichBars()
