@@ -76,8 +76,8 @@ def _currency(details: dict[str, Any]) -> str:
     return f"not current: 'segjob promote {details['run_id']}' makes it current again"
 
 
-def run_details(details: dict[str, Any]) -> None:
-    console = _console()
+def run_details(details: dict[str, Any], console: Console | None = None) -> None:
+    console = console or _console()
     score = details.get("kind") == "score"
     model = f" with the model of run {details.get('model_run_id')}" if score else ""
     console.print(
@@ -150,32 +150,104 @@ def run_details(details: dict[str, Any]) -> None:
             )
         console.print(sweep)
 
-    feature_names = [feature["feature"] for feature in details["features"]]
-    levels = {feature["feature"] for feature in details["features"] if feature["kind"] == "categorical"}
-    segments = Table(title="Segments (centroids in original units; categorical levels as shares of the segment)")
-    for name in ("segment", "label", "size", "share", *feature_names, "stands out on"):
-        if name in ("label", "stands out on"):
-            segments.add_column(name, no_wrap=name == "label")
-        else:
-            segments.add_column(name, justify="right")
-    for segment in details["segments"]:
-        values = [
-            _centroid(segment["features"].get(name, {}).get("centroid"), share=name in levels) for name in feature_names
-        ]
-        top = ", ".join(
+    for table in segment_tables(details, console):
+        console.print(table)
+    _print_validation(console, details)
+
+
+LABEL_MIN_WIDTH = 12  # narrower, a label of marketer's words breaks every word or two
+
+
+def segment_tables(details: dict[str, Any], console: Console) -> list[Table]:
+    """The segments with their centroids: one table with a column per feature when it fits the
+    console's width; otherwise a table of the segments (size, share, label, what stands out) and
+    the centroids with one row per feature and a column per segment, in as few tables as fit.
+    Labels wrap at spaces; nothing is cut short, and each "stands out on" item keeps its line."""
+    features = details["features"]
+    levels = {f["feature"] for f in features if f["kind"] == "categorical"}
+    segments = details["segments"]
+    names = [f["feature"] for f in features]
+
+    def centroid(segment: dict[str, Any], name: str) -> str:
+        return _centroid(segment["features"].get(name, {}).get("centroid"), share=name in levels)
+
+    def stands_out(segment: dict[str, Any]) -> list[str]:
+        return [
             f"{name} ({segment['features'].get(name, {}).get('z_score', 0):+.1f} sd)"
             for name in segment.get("top_features", [])
-        )
-        segments.add_row(
-            str(segment["segment_id"]),
-            segment["label"],
-            f"{segment['size']:,}",
-            f"{segment['share']:.1%}",
-            *values,
-            top,
-        )
-    console.print(segments)
-    _print_validation(console, details)
+        ]
+
+    items = [item for segment in segments for item in stands_out(segment)]
+    widest_item = max([len(item) for item in items] + [len("stands out on")])
+    longest_label = max([len(segment["label"]) for segment in segments] + [len("label")])
+
+    def segments_table(title: str, with_features: bool) -> Table | None:
+        """The numbers take what they need, the label wraps at spaces into what is left (at least
+        LABEL_MIN_WIDTH), each "stands out on" item keeps its line; None when the features' columns
+        leave the label less than that."""
+        numbers = ["segment", "size", "share", *(names if with_features else [])]
+        cells = {name: [name] for name in numbers}
+        rows = []
+        for segment in segments:
+            segment_id, label, size, share = _segment_cells(segment)
+            values = [centroid(segment, name) for name in names] if with_features else []
+            row = [segment_id, size, share, *values]
+            for name, cell in zip(numbers, row):
+                cells[name].append(cell)
+            rows.append((row, label, "\n".join(stands_out(segment))))
+        used = sum(max(map(len, column)) for column in cells.values()) + 3 * (len(numbers) + 2) + 1
+        stands_width = min(widest_item, max(console.width - used - LABEL_MIN_WIDTH, len("stands out on")))
+        label_width = min(longest_label, console.width - used - stands_width)
+        if label_width < LABEL_MIN_WIDTH:
+            if with_features:
+                return None
+            label_width = LABEL_MIN_WIDTH  # a terminal this narrow wraps what it must
+        table = Table(title=title)
+        for name in numbers:
+            table.add_column(name, justify="right", no_wrap=True)
+        table.add_column("label", width=label_width)
+        table.add_column("stands out on", width=stands_width)
+        for row, label, standing_out in rows:
+            table.add_row(*row, label, standing_out)
+        return table
+
+    title = "Segments (centroids in original units; categorical levels as shares of the segment)"
+    wide = segments_table(title, with_features=True)
+    if wide is not None and _least_width(console, wide) <= console.width:
+        return [wide]
+    summary = segments_table("Segments", with_features=False)
+    assert summary is not None  # without features it always returns a table
+    tables = [summary]
+    remaining = list(segments)
+    while remaining:
+        take = len(remaining)
+        while True:  # as many segments as fit beside the feature names
+            chunk = _centroid_table(remaining[:take], names, centroid)
+            if take == 1 or _least_width(console, chunk) <= console.width:
+                break
+            take -= 1
+        tables.append(chunk)
+        remaining = remaining[take:]
+    return tables
+
+
+def _least_width(console: Console, table: Table) -> int:
+    """The narrowest the table gets without cutting a cell or a word (as if the console were endless)."""
+    return console.measure(table, options=console.options.update_width(1_000_000)).minimum
+
+
+def _segment_cells(segment: dict[str, Any]) -> tuple[str, str, str, str]:
+    return str(segment["segment_id"]), segment["label"], f"{segment['size']:,}", f"{segment['share']:.1%}"
+
+
+def _centroid_table(segments: list[dict[str, Any]], names: list[str], centroid) -> Table:
+    table = Table(title="Centroids in original units (categorical levels as shares), one column per segment")
+    table.add_column("feature", no_wrap=True)
+    for segment in segments:
+        table.add_column(f"segment {segment['segment_id']}", justify="right", no_wrap=True)
+    for name in names:
+        table.add_row(name, *(centroid(segment, name) for segment in segments))
+    return table
 
 
 def _drift_lines(details: dict[str, Any]) -> list[str]:
