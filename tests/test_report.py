@@ -11,6 +11,7 @@ import sys
 from html import escape
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query, run_json
@@ -357,3 +358,48 @@ def test_a_structureless_run_warns_in_runs_show_json_and_the_report(sqlite_db, t
     assert "<p class='warning'><strong>Warning:</strong> little cluster structure" in html
     assert f"<p>Chosen: k={run['k']} by silhouette-gain; runner-up k={run['k_explanation']['runner_up_k']}" in html
     assert "<th>clipped count</th>" in html
+
+
+def test_an_outlier_is_drawn_at_the_edge_and_the_caption_says_so(migrated_db_url, tmp_path):
+    load_mall(migrated_db_url)
+    engine = db.make_engine(migrated_db_url)
+    try:
+        with engine.begin() as connection:
+            table = "public.mall" if db.is_postgres(connection) else "mall"
+            connection.exec_driver_sql(
+                f'INSERT INTO {table} ("CustomerID", "Gender", "Age", "{INCOME}", "{SPENDING}")'
+                " VALUES (9001, 'Female', 40, 5000, 50)"
+            )
+    finally:
+        engine.dispose()
+    run = mall_run(migrated_db_url, INCOME, SPENDING, extra=("--transform", "none", "--k", "5"))
+    out = tmp_path / "report"
+    assert report(migrated_db_url, run["run_id"], out).exit_code == 0
+    scatter = caption((out / "report.html").read_text(encoding="utf-8"), "customers.png")
+    assert "1 customer far outside the rest is drawn at the edge as hollow diamonds" in scatter
+    shown = re.search(r"\(axes show ([^)]*)\)", scatter)
+    assert shown and shown.group(1).startswith("horizontal 15 to ")  # income cut; spending was not squeezed
+    assert "vertical" not in shown.group(1)
+
+    plain = mall_run(migrated_db_url, INCOME, SPENDING, extra=("--transform", "none", "--k", "5", "--job", "plain"))
+    engine = db.make_engine(migrated_db_url)
+    try:
+        with engine.begin() as connection:
+            table = "public.mall" if db.is_postgres(connection) else "mall"
+            connection.exec_driver_sql(f'DELETE FROM {table} WHERE "CustomerID" = 9001')
+    finally:
+        engine.dispose()
+    out = tmp_path / "plain"
+    assert report(migrated_db_url, plain["run_id"], out).exit_code == 0
+    assert "far outside the rest" not in caption((out / "report.html").read_text(encoding="utf-8"), "customers.png")
+
+
+def test_heatmap_keeps_feature_names_whole_and_its_width_bounded():
+    from segjob.report.plots import DPI, HEATMAP_MAX_WIDTH, SegmentStyle, _wrap, heatmap
+
+    assert _wrap("NumStorePurchases", 16) == "NumStorePurchases"
+    assert _wrap("Spending Score (1-100)", 16) == "Spending Score\n(1-100)"
+    styles = [SegmentStyle(i, f"segment {i}", f"#{i:02d}3366") for i in range(1, 5)]
+    names = [f"NumStorePurchases{i}" for i in range(20)]
+    width, height = png_size(heatmap(np.random.default_rng(1).normal(size=(4, 20)), styles, names))
+    assert width <= HEATMAP_MAX_WIDTH * DPI and height < width

@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from segjob.model.explain import plural
 from segjob.model.profile import NOISE_SEGMENT_ID
 from segjob.report.customers import CustomerSample
 from segjob.results.stored import StoredModel
@@ -73,7 +74,8 @@ def _png(figure: Figure) -> bytes:
 
 
 def _wrap(text: str, width: int = 28) -> str:
-    return "\n".join(textwrap.wrap(text, width)) or text
+    """Lines of at most `width` characters, broken at spaces only: a long word stays whole."""
+    return "\n".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)) or text
 
 
 def elbow(ks: list[int], inertia: list[float], chosen_k: int, elbow_k: int | None, rejected: set[int]) -> bytes:
@@ -203,18 +205,36 @@ def scatter(
     y_label: str,
     title: str,
     log_axes: tuple[bool, bool] = (False, False),
-) -> bytes:
-    """Customers coloured by segment, centroids as large crosses, legend outside the axes."""
+) -> tuple[bytes, str]:
+    """Customers coloured by segment, centroids as large crosses, legend outside the axes, and a
+    note ("" when none) naming the customers drawn at an edge because they lie far outside the rest."""
     figure = Figure(figsize=(9.5, 6.0), layout="constrained")
     ax = figure.add_subplot()
     size = 22 if len(points) <= 1000 else 8
+    limits = [None if logged else _outlier_limits(points[:, axis]) for axis, logged in enumerate(log_axes)]
+    drawn = points.copy()
+    beyond = np.zeros(len(points), dtype=bool)
+    for axis, limit in enumerate(limits):
+        if limit is not None:
+            beyond |= (points[:, axis] < limit[0]) | (points[:, axis] > limit[1])
+            drawn[:, axis] = np.clip(points[:, axis], *limit)
     for style in styles:
         mine = labels == style.segment_id
         if not mine.any():
             continue
         ax.scatter(
-            points[mine, 0],
-            points[mine, 1],
+            drawn[mine & beyond, 0],
+            drawn[mine & beyond, 1],
+            s=size * 3,
+            facecolors="none",
+            edgecolors=style.color,
+            marker="D",
+            linewidths=1.2,
+        )
+        mine &= ~beyond
+        ax.scatter(
+            drawn[mine, 0],
+            drawn[mine, 1],
             s=size * 2 if style.noise else size,
             color=style.color,
             alpha=0.75,
@@ -235,12 +255,49 @@ def scatter(
     if log_axes[1]:
         ax.set_yscale("symlog", linthresh=1.0)
         ax.set_yticks(_log_ticks(points[:, 1]), [f"{t:,g}" for t in _log_ticks(points[:, 1])])
+    note = ""
+    if beyond.any():
+        for axis, limit in enumerate(limits):
+            if limit is not None:
+                ax.set_xlim(*_padded(limit)) if axis == 0 else ax.set_ylim(*_padded(limit))
+        ranges = "; ".join(
+            f"{side} {limit[0]:,.4g} to {limit[1]:,.4g}"
+            for side, limit in zip(("horizontal", "vertical"), limits)
+            if limit is not None
+        )
+        count = int(beyond.sum())
+        note = (
+            f"{plural(count, 'customer')} far outside the rest {'is' if count == 1 else 'are'} drawn at the edge"
+            f" as hollow diamonds, so they do not squeeze the others (axes show {ranges})"
+        )
+        ax.scatter([], [], s=size * 3, facecolors="none", edgecolors="black", marker="D", label="beyond the axes")
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8, markerscale=1.5)
-    return _png(figure)
+    return _png(figure), note
+
+
+# An axis is cut to the central 99% of the customers (plus a margin) only when the customers
+# outside it would otherwise stretch the axis to more than this many times that span.
+SQUEEZE_FACTOR = 3.0
+
+
+def _outlier_limits(values: np.ndarray) -> tuple[float, float] | None:
+    """The central 99% of `values` when a few far-out values would squeeze the rest, else None."""
+    if len(values) < 20:
+        return None
+    low, high = np.percentile(values, [0.5, 99.5])
+    span = float(high - low)
+    if span <= 0 or float(values.max() - values.min()) <= SQUEEZE_FACTOR * span:
+        return None
+    return float(low), float(high)
+
+
+def _padded(limit: tuple[float, float]) -> tuple[float, float]:
+    margin = 0.04 * (limit[1] - limit[0])
+    return limit[0] - margin, limit[1] + margin
 
 
 def _log_ticks(values: np.ndarray) -> list[float]:
@@ -274,12 +331,21 @@ def sizes(styles: list[SegmentStyle], counts: list[int], shares: list[float]) ->
     return _png(figure)
 
 
+HEATMAP_UPRIGHT_COLUMNS = 8
+HEATMAP_MAX_WIDTH = 15.0  # inches; the report shows pictures at most a page wide
+
+
 def heatmap(z: np.ndarray, styles: list[SegmentStyle], features: list[str]) -> bytes:
     """Segment-by-feature z-scores (segment mean against the population), annotated."""
     from matplotlib.colors import TwoSlopeNorm
 
     rows, columns = z.shape
-    figure = Figure(figsize=(max(6.5, 1.15 * columns + 4.5), max(2.8, 0.5 * rows + 1.8)), layout="constrained")
+    # Wider with more columns, up to what a page shows without shrinking the text away; beyond
+    # eight columns the names stand at an angle instead of being wrapped into narrow stacks.
+    slanted = columns > HEATMAP_UPRIGHT_COLUMNS
+    width = min(HEATMAP_MAX_WIDTH, max(6.5, (0.62 if slanted else 1.15) * columns + 4.5))
+    height = max(2.8, 0.5 * rows + 1.8) + (1.6 if slanted else 0.0)
+    figure = Figure(figsize=(width, height), layout="constrained")
     ax = figure.add_subplot()
     limit = max(1.0, float(np.nanmax(np.abs(z))) if z.size else 1.0)
     image = ax.imshow(z, cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -limit, limit), aspect="auto")
@@ -292,10 +358,13 @@ def heatmap(z: np.ndarray, styles: list[SegmentStyle], features: list[str]) -> b
                 f"{value:+.2f}",
                 ha="center",
                 va="center",
-                fontsize=9,
+                fontsize=9 if columns <= 12 else 7,
                 color="white" if abs(value) > 0.6 * limit else "black",
             )
-    ax.set_xticks(np.arange(columns), [_wrap(f, 16) for f in features], fontsize=9)
+    if slanted:
+        ax.set_xticks(np.arange(columns), features, fontsize=8, rotation=40, ha="right", rotation_mode="anchor")
+    else:
+        ax.set_xticks(np.arange(columns), [_wrap(f, 16) for f in features], fontsize=9)
     ax.set_yticks(np.arange(rows), [_wrap(s.name, 40) for s in styles], fontsize=9)
     ax.set_title("Feature z-scores by segment\n(segment mean vs. all customers, in standard deviations)", fontsize=10)
     figure.colorbar(image, ax=ax, label="z-score", shrink=0.9)
@@ -496,20 +565,22 @@ def _scatter_picture(
         }
         logged = (features[numeric[0]].transform == "log1p", features[numeric[1]].transform == "log1p")
         labels = [name + (" (log scale: the model used log1p)" if log else "") for name, log in zip(names, logged)]
+        png, note = scatter(
+            points,
+            customers.segment,
+            centers,
+            styles,
+            labels[0],
+            labels[1],
+            f"Customers by segment ({customers.matched:,} sampled)",
+            logged,
+        )
         return Picture(
             "customers.png",
             "Customers by segment",
-            f"{shown}, coloured by segment, on the run's two features in original units; X: segment centroids.",
-            scatter(
-                points,
-                customers.segment,
-                centers,
-                styles,
-                labels[0],
-                labels[1],
-                f"Customers by segment ({customers.matched:,} sampled)",
-                logged,
-            ),
+            f"{shown}, coloured by segment, on the run's two features in original units; X: segment centroids."
+            + (f" {note}." if note else ""),
+            png,
             axes=(labels[0], labels[1]),
         )
     if len(features) < 2 or customers.matched < 3:
@@ -526,20 +597,22 @@ def _scatter_picture(
         _wrap(f"PC{i + 1} ({share[i]:.0%} of variance): {_loadings(axes[i], [f.name for f in features])}", 90)
         for i in range(2)
     ]
+    png, note = scatter(
+        scores,
+        customers.segment,
+        centers,
+        styles,
+        labels[0],
+        labels[1],
+        f"Customers by segment on PC1/PC2 of the scaled features ({customers.matched:,} sampled)",
+    )
     return Picture(
         "customers.png",
         "Customers by segment (principal components)",
         f"{shown}, coloured by segment, on the first two principal components of the run's scaled features"
-        " (the axis labels name the features that load most on each); X: segment centroids.",
-        scatter(
-            scores,
-            customers.segment,
-            centers,
-            styles,
-            labels[0],
-            labels[1],
-            f"Customers by segment on PC1/PC2 of the scaled features ({customers.matched:,} sampled)",
-        ),
+        " (the axis labels name the features that load most on each); X: segment centroids."
+        + (f" {note}." if note else ""),
+        png,
         axes=(labels[0].replace("\n", " "), labels[1].replace("\n", " ")),
     )
 
