@@ -1,6 +1,6 @@
 """Progress of long steps. Library code talks to the `Progress` protocol; the CLI picks the
-implementation (segjob.cli.terminal): rich progress bars at a terminal, nothing with --quiet or
---json or when stderr is not a terminal (logs of scheduled runs stay clean)."""
+implementation (segjob.cli.terminal): rich progress bars at a terminal, timestamped lines when
+stderr goes to a log, nothing with --quiet."""
 
 from __future__ import annotations
 

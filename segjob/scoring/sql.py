@@ -42,7 +42,7 @@ from segjob.store import db
 
 def score_sql(engine: sa.Engine, job: str, model_run_id: int | None = None, as_of: str | None = None) -> str:
     """The SELECT that assigns every row of `job`'s source to the nearest centroid of its model
-    (default: the job's latest succeeded fit run). A purchase-history job's features are as of
+    (default: the current run's model). A purchase-history job's features are as of
     `as_of` (default: the day after the latest transaction). UsageError (exit 2) on SQLite."""
     if not db.is_postgres(engine):
         raise UsageError(
