@@ -4,6 +4,7 @@ cannot change segjob's schema."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -95,6 +96,7 @@ def test_grant_errors(migrated_pg_url, sqlite_url):
     assert invoke(migrated_pg_url, "db", "grant").exit_code == 2
     sqlite = invoke(sqlite_url, "db", "grant", "--reader", "x")
     assert sqlite.exit_code == 2 and "PostgreSQL" in sqlite.stderr
+    assert not Path(sqlite_url.removeprefix("sqlite:///")).exists()  # and it made no database file
 
 
 def _segjob_relations(connection: psycopg.Connection, kinds: str) -> list[str]:

@@ -159,7 +159,8 @@ def db_grant(
     """
     from segjob.store.grants import grant
 
-    for statement in grant(_engine(database_url), reader, writer):
+    # No connection is opened before grant() refuses SQLite, so no file is made there either.
+    for statement in grant(_engine(database_url, create=True), reader, writer):
         typer.echo(statement)
 
 
