@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from helpers import LOG_LINE, invoke, query
+from helpers import LOG_LINE, invoke, one_error_line, query
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
@@ -132,10 +132,10 @@ def test_duplicate_id_outside_the_sample_fails_with_nothing_visible(migrated_db_
     result = _run(migrated_db_url, "--k", "5", "--fit-sample", "1000")
     assert result.exit_code == 3
     # The same description as for duplicates within one chunk, on both databases.
-    assert result.stderr.strip().splitlines() == [
+    assert one_error_line(result.stderr) == (
         'Error: duplicate customer ids in column "id": 1 id appears more than once'
         ' (for example "c0000003" appears 2 times); ids must be unique'
-    ]
+    )
     assert query(migrated_db_url, "SELECT status FROM run_summary") == [{"status": "failed"}]
     assert query(migrated_db_url, "SELECT count(*) AS n FROM assignment")[0]["n"] == 0
     assert query(migrated_db_url, "SELECT count(*) AS n FROM segment")[0]["n"] == 0
