@@ -137,7 +137,7 @@ def _fit_and_publish(engine: sa.Engine, spec: JobSpec, source: Source, run_id: i
 
     progress.stage("preparing")
     prepared = prepare(sample.frame, spec.id, spec.prepare_options())
-    del sample.frame
+    del sample.frame  # the raw rows are not needed again: free them before the fit
     dropped = ", ".join(f"{reason}: {count:,}" for reason, count in prepared.dropped.items()) or "none"
     fitted_on = "" if sample.every_row else " (fitted on the sample)"
     progress.done(

@@ -353,19 +353,20 @@ def run(
     engine = _engine(database_url, statement_timeout=spec.statement_timeout)
     outcome = run_job(engine, spec, _progress(quiet, log_format), force=force)
     summary = history.run_summary(engine, outcome.run_id)
+    details = history.show_run(engine, outcome.run_id)
     if json_output:
         _print_json(
             {
                 **summary,
-                "k_explanation": history.k_explanation(engine, outcome.run_id),
-                "segments": history.segments(engine, outcome.run_id),
+                "k_explanation": details["k_explanation"],
+                "segments": history.segments_of(details),
                 "reused": outcome.reused,
             }
         )
         return
     if outcome.reused:
         typer.echo(f"run key {spec.run_key!r} already succeeded as run {outcome.run_id}; nothing to do")
-    _print_run_details(history.show_run(engine, outcome.run_id))
+    _print_run_details(details)
 
 
 @app.command("score")
@@ -434,12 +435,13 @@ def score(
     engine = _engine(database_url)
     outcome = score_job(engine, job, scored, model_run, run_key, force, _progress(quiet, log_format), candidate)
     summary = history.run_summary(engine, outcome.run_id)
+    details = history.show_run(engine, outcome.run_id)
     if json_output:
-        _print_json({**summary, "segments": history.segments(engine, outcome.run_id), "reused": outcome.reused})
+        _print_json({**summary, "segments": history.segments_of(details), "reused": outcome.reused})
         return
     if outcome.reused:
         typer.echo(f"run key {run_key!r} already succeeded as run {outcome.run_id}; nothing to do")
-    _print_run_details(history.show_run(engine, outcome.run_id))
+    _print_run_details(details)
 
 
 @sql_app.command("score")

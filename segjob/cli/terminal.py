@@ -87,7 +87,8 @@ class LogLines:
     ) -> None:
         self.stream = stream or sys.stderr
         self.as_json, self.every, self.clock, self.now = as_json, every, clock, now
-        self.name, self.total = "", None  # type: str, int | None
+        self.name: str = ""
+        self.total: int | None = None
         self.started = self.last_line = clock()
 
     def stage(self, name: str, total: int | None = None) -> None:

@@ -81,33 +81,6 @@ def run_summary(engine: sa.Engine, run_id: int) -> dict[str, Any]:
     return _plain(row)
 
 
-def segments(engine: sa.Engine, run_id: int) -> list[dict[str, Any]]:
-    """The run's segments for `run --json` and `score --json`: id, label, size, share and the
-    centroid in original units, feature by feature in model-column order."""
-    segment, centroid, feature = schema.segment, schema.segment_centroid, schema.run_feature
-    with engine.connect() as connection:
-        rows = connection.execute(
-            sa.select(segment.c.segment_id, segment.c.label, segment.c.size, segment.c.share)
-            .where(segment.c.run_id == run_id)
-            .order_by(segment.c.segment_id)
-        ).all()
-        values = connection.execute(
-            sa.select(centroid.c.segment_id, centroid.c.feature, centroid.c.centroid)
-            .join(feature, sa.and_(feature.c.run_id == centroid.c.run_id, feature.c.feature == centroid.c.feature))
-            .where(centroid.c.run_id == run_id)
-            .order_by(centroid.c.segment_id, feature.c.position)
-        ).all()
-    centroids: dict[int, dict[str, float]] = {}
-    for value in values:
-        centroids.setdefault(value.segment_id, {})[value.feature] = value.centroid
-    return [{**_plain(row), "centroid": centroids.get(row.segment_id, {})} for row in rows]
-
-
-def k_explanation(engine: sa.Engine, run_id: int) -> dict[str, Any]:
-    """How the run's k was chosen: see `show_run`'s "k_explanation"."""
-    return show_run(engine, run_id)["k_explanation"]
-
-
 def _k_explanation(
     summary: dict[str, Any], reason: str | None, chosen_by: dict[str, int], model_metrics: dict[str, float]
 ) -> dict[str, Any]:
@@ -242,3 +215,18 @@ def validation_summary(details: dict[str, Any]) -> str | None:
         f"next period {details['validation_start']} to {details['validation_end']} ({period['rule']}):"
         f" the segments explain {share} of the variance of next-period spend per customer"
     )
+
+
+def segments_of(details: dict[str, Any]) -> list[dict[str, Any]]:
+    """The segments of `show_run`'s details as `run --json` and `score --json` print them: id,
+    label, size, share and the centroid in original units, feature by feature in model-column order."""
+    return [
+        {
+            "segment_id": segment["segment_id"],
+            "label": segment["label"],
+            "size": segment["size"],
+            "share": segment["share"],
+            "centroid": {name: values["centroid"] for name, values in segment["features"].items()},
+        }
+        for segment in details["segments"]
+    ]

@@ -12,7 +12,6 @@ id, and nothing that dashboards read by default changes.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -93,7 +92,7 @@ def roll_back(engine: sa.Engine, job: str) -> Promotion:
             if not known:
                 raise UsageError(f"job {job!r} has no runs; 'segjob runs list' shows the jobs")
             raise UsageError(f"job {job!r} has no current run to roll back from")
-        earlier = _before(connection, now_current)
+        earlier = before(connection, now_current)
         if earlier is None:
             raise UsageError(
                 f"run {now_current.run_id} is the first current run of job {job!r} that is still kept;"
@@ -104,14 +103,7 @@ def roll_back(engine: sa.Engine, job: str) -> Promotion:
         return Promotion(job, earlier.run_id, now_current.run_id, changed=True)
 
 
-def rollback_run_id(connection: sa.Connection, job: str) -> int | None:
-    """The run `roll_back` would make current, or None."""
-    now_current = current(connection, job)
-    earlier = None if now_current is None else _before(connection, now_current)
-    return None if earlier is None else earlier.run_id
-
-
-def _before(connection: sa.Connection, row: Current) -> Current | None:
+def before(connection: sa.Connection, row: Current) -> Current | None:
     """The promotion that was current before `row` (None: none, or it was pruned)."""
     if row.previous_promotion_id is None:
         return None
@@ -138,8 +130,8 @@ def _lock(connection: sa.Connection, job: str) -> None:
     transaction advisory lock, so a promotion and a publishing run never both read the same
     "current" row and push beside each other; SQLite allows one writer at a time anyway)."""
     if db.is_postgres(connection):
-        key = int.from_bytes(hashlib.sha256(f"segjob promotion {job}".encode()).digest()[:8], "big", signed=True)
-        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+        # A NUL no job name can hold (PostgreSQL text has none) keeps this key apart from the job lock's.
+        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(db.lock_key(f"promotion\0{job}"))))
 
 
 def _now() -> datetime:

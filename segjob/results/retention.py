@@ -75,11 +75,13 @@ def prune(engine: sa.Engine, job: str, keep: int) -> PruneResult:
 def _protected(connection: sa.Connection, job: str, runs: Sequence[sa.Row]) -> set[int]:
     keep = {r.run_id for r in runs if r.status == "running"}
     model_of = {r.run_id: r.model_run_id for r in runs}
-    for run_id in (promotion.current_run_id(connection, job), promotion.rollback_run_id(connection, job)):
-        if run_id is not None:
-            keep.add(run_id)
-            if model_of.get(run_id) is not None:
-                keep.add(model_of[run_id])
+    current = promotion.current(connection, job)
+    rollback_target = None if current is None else promotion.before(connection, current)
+    for kept in (current, rollback_target):
+        if kept is not None:
+            keep.add(kept.run_id)
+            if model_of.get(kept.run_id) is not None:
+                keep.add(model_of[kept.run_id])
     return keep
 
 

@@ -248,9 +248,9 @@ def drop_views(connection: sa.Connection, names: list[str] | tuple[str, ...]) ->
 # --- per-job lock -------------------------------------------------------------------------
 
 
-def _lock_key(job: str) -> int:
-    """A signed 64-bit advisory-lock key for a job, namespaced so other apps' keys don't clash."""
-    digest = hashlib.sha256(f"segjob:{job}".encode()).digest()
+def lock_key(name: str) -> int:
+    """A signed 64-bit advisory-lock key for `name` (a job), namespaced so other apps' keys don't clash."""
+    digest = hashlib.sha256(f"segjob:{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
@@ -265,7 +265,7 @@ def job_lock(engine: sa.Engine, job: str, describe_holder) -> Iterator[None]:
     """
     if is_postgres(engine):
         with translate_errors(engine), engine.connect() as connection:
-            key = _lock_key(job)
+            key = lock_key(job)
             got = connection.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()
             connection.commit()
             if not got:
@@ -284,7 +284,7 @@ def job_lock(engine: sa.Engine, job: str, describe_holder) -> Iterator[None]:
     if not database or database == ":memory:":
         yield
         return
-    lock_path = Path(f"{database}.lock-{_lock_key(job) & 0xFFFFFFFF:08x}")
+    lock_path = Path(f"{database}.lock-{lock_key(job) & 0xFFFFFFFF:08x}")
     with open(lock_path, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
