@@ -19,6 +19,8 @@ from segjob.model.fit import DEFAULT_STABILITY_SAMPLE
 from segjob.prepare.columns import MissingPolicy, PrepareOptions, ScalerName
 
 MISSING_POLICIES = ("drop", "median", "mean")
+ENGINES = ("local", "spark")
+SOURCE_FORMATS = ("database", "parquet", "catalog")
 SCALERS = ("standard", "robust", "minmax", "none")
 # Silhouette costs O(n^2); on a 10k-row sample it agrees with a 20k-row one to about 0.002.
 DEFAULT_SILHOUETTE_SAMPLE = 10_000
@@ -73,6 +75,15 @@ class JobSpec:
     customers: str | None = None  # table joined on `customer` whose columns --features may name
     # Move the as-of date back this many days; what customers did in those days checks the segments.
     validate_days: int | None = None
+    # Where the job runs (segjob.engines): "local" (this process) or "spark" (Apache Spark).
+    engine: str = "local"
+    spark_master: str = "local[*]"  # a Spark master URL, or a Spark Connect remote (sc://host:port)
+    spark_conf: dict[str, str] = field(default_factory=dict)  # extra Spark settings, KEY -> VALUE
+    spark_write_partitions: int | None = None  # tasks (and write connections); None: Spark's default parallelism
+    # With --engine spark the source may also be Parquet (source_path) or a table of the Spark
+    # catalog (source); "database" is a table or query of the segjob database.
+    source_format: str = "database"
+    source_path: str | None = None
     # Filled in by the run, never by the user: feature definitions, as-of date used, counts, SQL.
     transaction_features: dict[str, Any] | None = None
 
@@ -110,6 +121,10 @@ class JobSpec:
     def source_description(self) -> str:
         if self.transactions:
             return f"transactions {self.transactions}"
+        if self.source_format == "parquet":
+            return f"parquet {self.source_path}"
+        if self.source_format == "catalog":
+            return f"Spark table {self.source}"
         return f"table {self.source}" if self.source else f"query: {self.query}"
 
 
@@ -279,8 +294,15 @@ def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
     settings.update({key: value for key, value in options.items() if value is not None})
 
     source, query = settings.get("source"), settings.get("query")
+    engine_settings = _engine_settings(settings)
+    if engine_settings["source_format"] == "parquet":
+        source = None  # the path names the source; the job is named after it
+        settings.setdefault("job", Path(str(engine_settings["source_path"]).rstrip("/")).name)
     if settings.get("transactions"):
         settings.update(_transaction_settings(settings))
+    elif engine_settings["source_format"] == "parquet":
+        if settings.get("source") or query:
+            raise UsageError("--source-format parquet reads --source-path PATH: leave out --source and --query")
     elif bool(source) == bool(query):
         raise UsageError("give exactly one of --source TABLE, --query SQL or --transactions TABLE")
     else:
@@ -404,4 +426,60 @@ def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
         since=settings.get("since"),
         customers=settings.get("customers"),
         validate_days=settings.get("validate_days"),
+        **engine_settings,
     )
+
+
+def _engine_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """--engine and the Spark engine's settings, checked against the rest of the job."""
+    engine = settings.get("engine", "local")
+    if engine not in ENGINES:
+        raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    source_format = settings.get("source_format", "database")
+    if source_format not in SOURCE_FORMATS:
+        raise UsageError(f"--source-format must be one of {', '.join(SOURCE_FORMATS)}, not {source_format!r}")
+    source_path = settings.get("source_path")
+    if source_format == "parquet" and not source_path:
+        raise UsageError("--source-format parquet needs --source-path PATH (a Parquet file or folder)")
+    if source_path and source_format != "parquet":
+        raise UsageError("--source-path applies only with --source-format parquet")
+    if source_format == "catalog" and not settings.get("source"):
+        raise UsageError("--source-format catalog needs --source TABLE (a table of the Spark catalog)")
+    spark_conf = _spark_conf(settings.get("spark_conf") or {})
+    partitions = settings.get("spark_write_partitions")
+    if partitions is not None:
+        partitions = _as_int(partitions, "spark-write-partitions")
+        if partitions < 1:
+            raise UsageError(f"--spark-write-partitions must be at least 1, not {partitions}")
+    master = str(settings.get("spark_master") or "local[*]").strip()
+    if engine == "local":
+        given = [name for name in ("spark_master", "spark_conf", "spark_write_partitions") if settings.get(name)]
+        if source_format != "database":
+            given.insert(0, "source_format")
+        if given:
+            raise UsageError(f"--{given[0].replace('_', '-')} applies only with --engine spark")
+    elif settings.get("transactions"):
+        raise UsageError("--transactions jobs run on --engine local; --engine spark reads a table, query or Parquet")
+    return dict(
+        engine=engine,
+        spark_master=master,
+        spark_conf=spark_conf,
+        spark_write_partitions=partitions,
+        source_format=source_format,
+        source_path=str(source_path) if source_path else None,
+    )
+
+
+def _spark_conf(value: Any) -> dict[str, str]:
+    """Spark settings from a TOML table or from KEY=VALUE texts (--spark-conf, repeatable)."""
+    if isinstance(value, dict):
+        return {str(key): str(item) for key, item in value.items()}
+    if isinstance(value, str):
+        value = [value]
+    conf = {}
+    for item in value:
+        key, equals, setting = str(item).partition("=")
+        if not equals or not key.strip():
+            raise UsageError(f"--spark-conf takes KEY=VALUE, such as spark.executor.memory=4g, not {item!r}")
+        conf[key.strip()] = setting.strip()
+    return conf

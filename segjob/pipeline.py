@@ -14,12 +14,13 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from segjob.config import JobSpec
-from segjob.engines import local
-from segjob.engines.base import Assigned, Fitted
+from segjob.engines import local, spark
+from segjob.engines.base import Assigned, Engine, Fitted
 from segjob.errors import Interrupted, SegjobError
 from segjob.model.algorithms import preload_in_background
 from segjob.model.choose_k import Metric
@@ -30,8 +31,11 @@ from segjob.prepare.columns import PreparedData, prepare
 from segjob.progress import Progress, Silent
 from segjob.results import lineage, publish, validation
 from segjob.source.purchases import transaction_source
-from segjob.source.tables import Source, describe_source
+from segjob.source.tables import describe_source
 from segjob.store import db, schema
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 @dataclass(frozen=True)
@@ -41,19 +45,44 @@ class RunOutcome:
     reused: bool  # True: a succeeded run with the same run key existed, nothing was written
 
 
-def run_job(engine: sa.Engine, spec: JobSpec, progress: Progress | None = None, force: bool = False) -> RunOutcome:
-    """Run one segmentation job end to end and publish its results atomically."""
+def run_job(
+    engine: sa.Engine,
+    spec: JobSpec,
+    progress: Progress | None = None,
+    force: bool = False,
+    spark_session: SparkSession | None = None,
+) -> RunOutcome:
+    """Run one segmentation job end to end and publish its results atomically.
+
+    With `spec.engine == "spark"` the rows are read, assigned and written on Spark: on
+    `spark_session` when given, else on a session built from the spec's Spark settings."""
     progress = progress or Silent()
     preload_in_background()
 
     def setup() -> tuple[JobSpec, Callable[[int], None]]:
-        if spec.transactions:  # the spec comes back with the feature definitions, stored with the run
-            checked, source = transaction_source(engine, spec, progress, validate=True)
-        else:
-            checked, source = spec, describe_source(engine, spec)
-        return checked, lambda run_id: _fit_and_publish(engine, checked, source, run_id, progress)
+        checked, execution = _engine_for(engine, spec, progress, spark_session)
+        return checked, lambda run_id: _fit_and_publish(engine, checked, execution, run_id, progress)
 
     return run_lifecycle(engine, spec, setup, force=force)
+
+
+def _engine_for(
+    engine: sa.Engine, spec: JobSpec, progress: Progress, spark_session: SparkSession | None
+) -> tuple[JobSpec, Engine]:
+    """Check the source and pick the engine that moves its rows; returns the spec to store with the run."""
+    if spec.engine == "spark":
+        progress.stage(f"starting Spark ({spec.spark_master})" if spark_session is None else "checking the source")
+        session = spark_session or spark.session(spec)
+        spark_source = spark.describe(engine, spec, session)
+        progress.done(
+            f"{spark_source.description}: {spark_source.partitions} partitions; Spark's log: {spark.spark_log()}"
+        )
+        return spec, spark.SparkEngine(engine, spec, session, spark_source)
+    if spec.transactions:  # the spec comes back with the feature definitions, stored with the run
+        checked, source = transaction_source(engine, spec, progress, validate=True)
+    else:
+        checked, source = spec, describe_source(engine, spec)
+    return checked, local.engine_for(engine, checked, source)
 
 
 def run_lifecycle(
@@ -129,10 +158,9 @@ class _StopSignals:
                 signal.signal(number, handler)
 
 
-def _fit_and_publish(engine: sa.Engine, spec: JobSpec, source: Source, run_id: int, progress: Progress) -> None:
+def _fit_and_publish(engine: sa.Engine, spec: JobSpec, execution: Engine, run_id: int, progress: Progress) -> None:
     """Sample, prepare and fit on the driver, then let the engine assign and write every row
     inside the publish transaction (segjob.engines.base describes the steps)."""
-    execution = local.engine_for(engine, spec, source)
     sample = execution.read_sample(progress)
 
     progress.stage("preparing")

@@ -295,6 +295,35 @@ def run(
         float | None,
         typer.Option(help="PostgreSQL: cancel any statement of the run after this many seconds (default 21600 = 6 h)."),
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="local (default: this process) or spark (Apache Spark; pip install 'segjob[spark]')."),
+    ] = None,
+    spark_master: Annotated[
+        str | None,
+        typer.Option(help="With --engine spark: master URL (default local[*]), or a Spark Connect sc://host:port."),
+    ] = None,
+    spark_conf: Annotated[
+        list[str] | None,
+        typer.Option(help="With --engine spark: a Spark setting KEY=VALUE (repeatable).", show_default=False),
+    ] = None,
+    spark_write_partitions: Annotated[
+        int | None,
+        typer.Option(
+            help="With --engine spark: tasks that assign and write, one database connection each"
+            " (default: Spark's parallelism)."
+        ),
+    ] = None,
+    source_format: Annotated[
+        str | None,
+        typer.Option(
+            help="With --engine spark: database (default: --source/--query in the database),"
+            " parquet (--source-path) or catalog (--source names a Spark catalog table)."
+        ),
+    ] = None,
+    source_path: Annotated[
+        str | None, typer.Option(help="With --source-format parquet: a Parquet file or folder.")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file with the same settings.")] = None,
     json_output: JsonFlag = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
@@ -349,11 +378,17 @@ def run(
         customers=customers,
         validate_days=validate_days,
         statement_timeout=statement_timeout,
+        engine=engine,
+        spark_master=spark_master,
+        spark_conf=spark_conf or None,
+        spark_write_partitions=spark_write_partitions,
+        source_format=source_format,
+        source_path=source_path,
     )
-    engine = _engine(database_url, statement_timeout=spec.statement_timeout)
-    outcome = run_job(engine, spec, _progress(quiet, log_format), force=force)
-    summary = history.run_summary(engine, outcome.run_id)
-    details = history.show_run(engine, outcome.run_id)
+    database = _engine(database_url, statement_timeout=spec.statement_timeout)
+    outcome = run_job(database, spec, _progress(quiet, log_format), force=force)
+    summary = history.run_summary(database, outcome.run_id)
+    details = history.show_run(database, outcome.run_id)
     if json_output:
         _print_json(
             {

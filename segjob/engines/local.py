@@ -29,11 +29,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import sys
 from contextlib import closing
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -42,11 +40,12 @@ import sqlalchemy as sa
 from segjob.arrow_text import text_buffers
 from segjob.config import JobSpec
 from segjob.engines.base import Assigned, Engine, Fitted, Sample
+from segjob.engines.totals import Totals
 from segjob.errors import DataError
 from segjob.model.algorithms import KMEANS, distances, label_sums, nearest_two
 from segjob.model.choose_k import Metric
 from segjob.model.fit import ModelResult, refitted
-from segjob.prepare.columns import FeatureParams, PreparedData, apply_params, duplicate_ids_error
+from segjob.prepare.columns import PreparedData, apply_params, duplicate_ids_error
 from segjob.progress import Progress
 from segjob.results.publish import AssignmentWriter, write_assignments
 from segjob.source.tables import Source, count_rows, input_fingerprint, iter_source, read_source, repeated_ids
@@ -151,14 +150,14 @@ class Streaming:
         stable = _stable_ids(fitted)
         shift = np.array([f.mean for f in sample.features])
         progress.stage("assigning and writing", total=self.rows)
-        totals = _Totals(model.k, len(sample.features))
+        totals = Totals(model.k, len(sample.features))
         digest = hashlib.sha256(",".join([spec.id, *spec.features, *spec.categorical]).encode())
         try:
             with AssignmentWriter(connection, run_id, with_probability=False) as writer:
                 with closing(iter_source(self.engine, spec, self.source)) as chunks:
                     for frame in chunks:
                         _add_to_digest(digest, frame)
-                        _count_missing(totals, frame, sample.features)
+                        totals.count_missing(frame, sample.features)
                         # Duplicate ids across all chunks surface at the primary key instead.
                         chunk = apply_params(frame, spec.id, sample.features, check_unique=False)
                         labels, own, second = nearest_two(chunk.X, model.centers)
@@ -188,69 +187,6 @@ def _stable_ids(fitted: Fitted) -> np.ndarray:
     for label, segment_id in fitted.segment_ids.items():
         stable[label + 1] = segment_id
     return stable
-
-
-@dataclass
-class _Totals:
-    """Running sums over every assigned row, in original units."""
-
-    k: int
-    n_features: int
-    rows_read: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)
-    inertia: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.sizes = np.zeros(self.k + 1, dtype=np.int64)  # by model label + 1 (0: noise, unused here)
-        self.sums = np.zeros((self.k + 1, self.n_features))
-        self.shifted_sum = np.zeros(self.n_features)
-        self.shifted_squares = np.zeros(self.n_features)
-        self.low = np.full(self.n_features, np.inf)
-        self.high = np.full(self.n_features, -np.inf)
-        self.missing = np.zeros(self.n_features, dtype=np.int64)
-
-    def add(self, chunk: PreparedData, labels: np.ndarray, own: np.ndarray, shift: np.ndarray) -> None:
-        self.rows_read += chunk.rows_read
-        for reason, count in chunk.dropped.items():
-            self.dropped[reason] = self.dropped.get(reason, 0) + count
-        self.sizes += np.bincount(labels + 1, minlength=self.k + 1)
-        self.sums += label_sums(chunk.original, labels + 1, self.k + 1)
-        # Sums of values shifted by the sample mean keep the variance free of cancellation.
-        shifted = chunk.original - shift
-        self.shifted_sum += shifted.sum(axis=0)
-        self.shifted_squares += (shifted**2).sum(axis=0)
-        if len(chunk.original):
-            self.low = np.minimum(self.low, chunk.original.min(axis=0))
-            self.high = np.maximum(self.high, chunk.original.max(axis=0))
-        self.inertia += float((own**2).sum())
-
-    @property
-    def rows_used(self) -> int:
-        return int(self.sizes.sum())
-
-    def member_means(self) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self.sums / self.sizes[:, None]
-
-    def population(self, features: list[FeatureParams], shift: np.ndarray) -> list[FeatureParams]:
-        """`features` with exact mean/std/min/max over all rows used (scaler parameters unchanged)."""
-        n = max(self.rows_used, 1)
-        mean_shift = self.shifted_sum / n
-        variance = np.maximum(self.shifted_squares / n - mean_shift**2, 0.0)
-        constant = self.low == self.high
-        mean = np.where(constant, self.low, shift + mean_shift)
-        std = np.where(constant, 0.0, np.sqrt(variance))
-        return [
-            dataclasses.replace(
-                f,
-                mean=float(mean[j]),
-                std=float(std[j]),
-                min=float(self.low[j]),
-                max=float(self.high[j]),
-                missing_count=int(self.missing[j]),
-            )
-            for j, f in enumerate(features)
-        ]
 
 
 def _release_freed_memory() -> None:
@@ -289,18 +225,6 @@ def _add_to_digest(digest, frame: pd.DataFrame) -> None:
         digest.update(data[offsets[0] : offsets[-1]])
         if valid is not None:
             digest.update(np.packbits(valid))
-
-
-def _count_missing(totals: _Totals, frame: pd.DataFrame, features: list[FeatureParams]) -> None:
-    """NULL cells per model column's source column, over all rows read."""
-    missing = {name: _missing_cells(frame[name]) for name in dict.fromkeys(f.source_column for f in features)}
-    totals.missing += np.array([missing[f.source_column] for f in features], dtype=np.int64)
-
-
-def _missing_cells(column: pd.Series) -> int:
-    if column.dtype == np.float64:  # what the read casts numeric columns to
-        return int(np.count_nonzero(np.isnan(column.to_numpy())))
-    return int(column.isna().sum())
 
 
 def _duplicate_ids(engine: sa.Engine, spec: JobSpec, source: Source, exc: sa.exc.IntegrityError) -> DataError:

@@ -104,6 +104,13 @@ def mark_failed(engine: sa.Engine, run_id: int, error: str, status: str = "faile
             .where(schema.run.c.run_id == run_id, schema.run.c.status == "running")
             .values(status=status, error=error[:4000], finished_at=now(), heartbeat_at=now())
         )
+        _drop_orphan_assignments(connection)
+
+
+def _drop_orphan_assignments(connection: sa.Connection) -> None:
+    """Assignments written outside the publish transaction (Spark executors) die with their run."""
+    if is_postgres(connection):
+        partitions.drop_orphans(connection)
 
 
 def mark_abandoned(engine: sa.Engine, job: str) -> list[int]:
@@ -122,6 +129,7 @@ def mark_abandoned(engine: sa.Engine, job: str) -> list[int]:
                 .where(run.c.run_id.in_(ids), run.c.status == "running")
                 .values(status="abandoned", error="the process running it stopped before finishing", finished_at=now())
             )
+        _drop_orphan_assignments(connection)
     return list(ids)
 
 

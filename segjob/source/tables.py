@@ -206,12 +206,21 @@ def iter_source(
     """
     chunk_rows = chunk_rows or CHUNK_ROWS
     names = [spec.id, *spec.features, *spec.categorical]
-    kinds = (
-        ["text"] + [_feature_kind(source.columns[name]) for name in spec.features] + ["text"] * len(spec.categorical)
-    )
+    kinds = _read_kinds(spec, source)
     if is_postgres(engine):
         return _iter_postgres(engine, source, names, kinds, chunk_rows, sample_fraction, seed)
     return _iter_sqlite(engine, source, names, chunk_rows, sample_fraction, seed)
+
+
+def cast_select(engine: sa.Engine, spec: JobSpec, source: Source) -> str:
+    """The SELECT of the job's columns from the source, cast as `iter_source` casts them (the id
+    and categorical columns as text, features the database types as numbers as double precision),
+    each under its own name: for readers of their own (Spark's JDBC source)."""
+    names = [spec.id, *spec.features, *spec.categorical]
+    kinds = _read_kinds(spec, source)
+    expressions = _select_expressions(engine, names, kinds)
+    columns = ", ".join(f"{expression} AS {_quote(engine, name)}" for expression, name in zip(expressions, names))
+    return f"SELECT {columns} FROM {source.from_clause}"
 
 
 def count_rows(engine: sa.Engine, source: Source) -> int:
@@ -236,6 +245,13 @@ def repeated_ids(engine: sa.Engine, source: Source, id_column: str) -> tuple[int
     return int(repeated), str(example), int(times)
 
 
+def _read_kinds(spec: JobSpec, source: Source) -> list[str]:
+    """How each column of the job is read: the id and categorical columns as text, features the
+    database types as numbers as float8, other features as stored text (for `prepare` to parse)."""
+    features = [_feature_kind(source.columns[name]) for name in spec.features]
+    return ["text", *features, *["text"] * len(spec.categorical)]
+
+
 def _feature_kind(column: SourceColumn) -> str:
     return "float8" if column.numeric else "text"
 
@@ -254,13 +270,14 @@ def _quote(engine: sa.Engine, name: str) -> str:
 
 
 def _select_list(engine: sa.Engine, names: list[str], kinds: list[str] | None) -> str:
-    def quote(name: str) -> str:
-        return _quote(engine, name)
+    return ", ".join(_select_expressions(engine, names, kinds))
 
+
+def _select_expressions(engine: sa.Engine, names: list[str], kinds: list[str] | None) -> list[str]:
     if kinds is None:
-        return ", ".join(quote(name) for name in names)
+        return [_quote(engine, name) for name in names]
     cast = {"text": "TEXT", "float8": "DOUBLE PRECISION"}
-    return ", ".join(f"CAST({quote(name)} AS {cast[kind]})" for name, kind in zip(names, kinds))
+    return [f"CAST({_quote(engine, name)} AS {cast[kind]})" for name, kind in zip(names, kinds)]
 
 
 def _iter_postgres(
@@ -285,7 +302,7 @@ def _iter_postgres(
         connection = adbc.connect(_libpq_uri(engine, synchronize_seqscans="off"))
         cursor = connection.cursor()
         if sample_fraction is not None:
-            cursor.execute("SELECT setseed($1)", (_setseed_value(seed),))
+            cursor.execute("SELECT setseed($1)", (setseed_value(seed),))
             cursor.fetchall()
         # The driver's default 16 MB batches would be most of the streaming pass's memory.
         cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(_ADBC_BATCH_BYTES)})
@@ -371,7 +388,7 @@ def _as_psycopg_error(exc: Exception) -> Exception:
     return (psycopg.ProgrammingError if statement_failed else psycopg.OperationalError)(server_message)
 
 
-def _setseed_value(seed: int) -> float:
+def setseed_value(seed: int) -> float:
     """PostgreSQL's setseed takes a number in [-1, 1]; spread integer seeds over it."""
     return (seed % 2_000_001) / 1_000_000 - 1.0
 

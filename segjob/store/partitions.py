@@ -47,3 +47,9 @@ def existing(connection: sa.Connection) -> set[int]:
         )
     ).scalars()
     return {int(name.removeprefix("assignment_r")) for name in names if name.startswith("assignment_r")}
+
+
+def drop_orphans(connection: sa.Connection) -> int:
+    """Drop every standalone assignment table whose run is no longer running (one the Spark
+    engine's executors filled before the run failed or its driver died); returns how many."""
+    return int(connection.execute(sa.text("SELECT segjob.drop_orphan_assignment_tables()")).scalar_one())

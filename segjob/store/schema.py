@@ -207,6 +207,18 @@ def _build(schema: str | None) -> sa.MetaData:
         sa.Index(None, "job", "promotion_id"),
     )
 
+    # Partitions of a run's assignments that Spark executors have committed (migration 0008).
+    sa.Table(
+        "assignment_load",
+        metadata,
+        sa.Column("run_id", sa.Integer, run_fk(), nullable=False),
+        sa.Column("part", sa.Integer, nullable=False),
+        sa.Column("attempt", sa.Integer, nullable=False),
+        sa.Column("rows", sa.BigInteger, nullable=False),
+        sa.Column("loaded_at", Timestamp, nullable=False),
+        sa.PrimaryKeyConstraint("run_id", "part"),
+    )
+
     sa.Table(
         "assignment",
         metadata,
@@ -222,7 +234,18 @@ def _build(schema: str | None) -> sa.MetaData:
 
 
 metadata = _build(SCHEMA)
-run, run_feature, segment, segment_centroid, run_metric, k_rejection, assignment, feature_bin, promotion = (
+(
+    run,
+    run_feature,
+    segment,
+    segment_centroid,
+    run_metric,
+    k_rejection,
+    assignment,
+    feature_bin,
+    promotion,
+    assignment_load,
+) = (
     metadata.tables[f"{SCHEMA}.{name}"]
     for name in (
         "run",
@@ -234,6 +257,7 @@ run, run_feature, segment, segment_centroid, run_metric, k_rejection, assignment
         "assignment",
         "feature_bin",
         "promotion",
+        "assignment_load",
     )
 )
 
