@@ -60,16 +60,18 @@ def run_job(
     preload_in_background()
 
     def setup() -> tuple[JobSpec, Callable[[int], None]]:
-        checked, execution = _engine_for(engine, spec, progress, spark_session)
-        return checked, lambda run_id: _fit_and_publish(engine, checked, execution, run_id, progress)
+        checked, engine_for_run = _check_source(engine, spec, progress, spark_session)
+        return checked, lambda run_id: _fit_and_publish(engine, checked, engine_for_run(), run_id, progress)
 
     return run_lifecycle(engine, spec, setup, force=force)
 
 
-def _engine_for(
+def _check_source(
     engine: sa.Engine, spec: JobSpec, progress: Progress, spark_session: SparkSession | None
-) -> tuple[JobSpec, Engine]:
-    """Check the source and pick the engine that moves its rows; returns the spec to store with the run."""
+) -> tuple[JobSpec, Callable[[], Engine]]:
+    """Check the source before the run starts; returns the spec to store with the run and how to
+    make the engine that moves its rows (the local engine's first read, which may fail or time
+    out, belongs to the run)."""
     if spec.engine == "spark":
         progress.stage(f"starting Spark ({spec.spark_master})" if spark_session is None else "checking the source")
         session = spark_session or spark.session(spec)
@@ -77,12 +79,12 @@ def _engine_for(
         progress.done(
             f"{spark_source.description}: {spark_source.partitions} partitions; Spark's log: {spark.spark_log()}"
         )
-        return spec, spark.SparkEngine(engine, spec, session, spark_source)
+        return spec, lambda: spark.SparkEngine(engine, spec, session, spark_source)
     if spec.transactions:  # the spec comes back with the feature definitions, stored with the run
         checked, source = transaction_source(engine, spec, progress, validate=True)
     else:
         checked, source = spec, describe_source(engine, spec)
-    return checked, local.engine_for(engine, checked, source)
+    return checked, lambda: local.engine_for(engine, checked, source)
 
 
 def run_lifecycle(

@@ -19,7 +19,7 @@ def _key_facts(url: str) -> dict:
         url,
         "SELECT c.conname AS name, pg_get_constraintdef(c.oid) AS definition FROM pg_constraint AS c"
         " JOIN pg_namespace AS n ON n.oid = c.connamespace WHERE n.nspname = 'segjob' AND c.contype = 'p'"
-        " AND c.conname LIKE 'pk_assignment%' ORDER BY c.conname",
+        " AND c.conname ~ '^pk_assignment(_r[0-9]+)?$' ORDER BY c.conname",
     )
     collation = query(
         url,

@@ -10,8 +10,9 @@ indexes and attaches the table and deletes the run's rows here.
 - assignment_load (new): run_id, part (the Spark partition), attempt, rows, loaded_at.
 - segjob.drop_orphan_assignment_tables() (PostgreSQL): drops every standalone assignment table
   whose run is no longer running (a failed run, or one whose driver was killed and which the next
-  run marked abandoned), so none outlives its run. SECURITY DEFINER like the other partition
-  functions (0003), so the writer role may call it.
+  run marked abandoned), so none outlives its run, and deletes those runs' load records.
+  SECURITY DEFINER like the other partition functions (0003), so the writer role may call it;
+  PUBLIC may not.
 
 Revision ID: 0008
 Revises: 0007
@@ -50,6 +51,8 @@ BEGIN
         EXECUTE format('DROP TABLE segjob.%I', orphan.relname);
         dropped := dropped + 1;
     END LOOP;
+    DELETE FROM segjob.assignment_load AS l
+    WHERE NOT EXISTS (SELECT 1 FROM segjob.run AS r WHERE r.run_id = l.run_id AND r.status = 'running');
     RETURN dropped;
 END
 $$"""
@@ -79,6 +82,8 @@ def upgrade() -> None:
     )
     if schema:
         op.execute(DROP_ORPHANS)
+        # Functions are executable by PUBLIC by default; only writers get it (segjob db grant).
+        op.execute("REVOKE ALL ON FUNCTION segjob.drop_orphan_assignment_tables() FROM PUBLIC")
 
 
 def downgrade() -> None:

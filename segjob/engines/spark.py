@@ -326,7 +326,7 @@ class SparkEngine:
             stable[label + 1] = segment_id
         with self.engine.begin() as setup:  # committed, so executors can write into it; not attached
             target = partitions.create(setup, run_id)
-        task = _AssignTask(
+        task = AssignTask(
             conninfo=executor_conninfo(self.engine, spec.statement_timeout),
             run_id=run_id,
             target=target,
@@ -419,7 +419,7 @@ def executor_conninfo(engine: sa.Engine, statement_timeout: float) -> str:
 
 
 @dataclass
-class _AssignTask:
+class AssignTask:
     """One task's work, run on an executor for each partition (see the module docstring)."""
 
     conninfo: str
