@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from helpers import invoke, one_error_line, query
 from sklearn.metrics import adjusted_rand_score
 
-from helpers import invoke, one_error_line, query
 from segjob.config import build_spec
 from segjob.engines import spark as spark_engine
 from segjob.errors import UsageError
@@ -161,7 +161,8 @@ def test_jdbc_query_source_and_full_fit_agree_with_the_local_engine(spark, data_
     args = ("--query", sql, "--fit-sample", "5000", "--full-fit", "--k", "4")
     local = _run(data_url, *args, "--job", "local-query")
     on_spark = _run(data_url, *args, "--job", "spark-query", *_spark())
-    assert "Lloyd iterations over all rows on Spark" in on_spark["k_reason"]
+    (reason,) = query(data_url, "SELECT k_reason FROM run WHERE run_id = :r", r=on_spark["run_id"])
+    assert "exact Lloyd iterations over all rows on Spark" in reason["k_reason"]
     assert (
         adjusted_rand_score(_assignments(data_url, local["run_id"]), _assignments(data_url, on_spark["run_id"]))
         >= 0.999
@@ -202,8 +203,8 @@ def test_bad_input_exits_as_the_local_engine_does(spark, migrated_pg_url, tmp_pa
     code, line = fails("--source", "repeated", "--features", "a,bb", *_spark())
     assert code == 2 and 'column "bb" not found' in line and "columns: id, a, b, c" in line
     parquet = ("--source-format", "parquet", "--source-path")
-    code, line = fails("--features", "a,bb", *_spark(*parquet, str(tmp_path / "words.parquet")))
-    assert code == 2 and 'column "bb" not found in parquet' in line and 'did you mean "b"' in line
+    code, line = fails("--features", "a,B", *_spark(*parquet, str(tmp_path / "words.parquet")))
+    assert code == 2 and 'column "B" not found in parquet' in line and 'did you mean "b"' in line
     code, line = fails("--features", "a,b", *_spark(*parquet, str(tmp_path / "words.parquet")))
     assert code == 3 and '"b"' in line and "lots" in line
     code, line = fails("--features", "a,b", *_spark(*parquet, str(tmp_path / "empty.parquet")))
@@ -215,8 +216,12 @@ def test_bad_input_exits_as_the_local_engine_does(spark, migrated_pg_url, tmp_pa
     assert code == 2 and "--algorithm kmeans" in line
     code, line = fails("--features", "a,b", *_spark("--source-format", "catalog", "--source", "nowhere"))
     assert code == 2 and 'table "nowhere" not found in the Spark catalog' in line
-    # Nothing of the failed runs is visible, and no standalone assignment table outlived them.
-    assert query(migrated_pg_url, "SELECT count(*) AS n FROM run_summary") == [{"n": 0}]
+    # The runs that started (the data errors) are failed with nothing of them visible, and no
+    # standalone assignment table outlived them.
+    runs = query(migrated_pg_url, "SELECT status, count(*) AS n FROM run_summary GROUP BY status")
+    assert runs == [{"status": "failed", "n": 4}]
+    assert query(migrated_pg_url, "SELECT count(*) AS n FROM assignment") == [{"n": 0}]
+    assert query(migrated_pg_url, "SELECT count(*) AS n FROM segment_profile") == [{"n": 0}]
     assert _standalone_tables(migrated_pg_url) == []
 
 
@@ -380,8 +385,10 @@ def test_killed_driver_leaves_nothing_visible_and_the_next_run_cleans_up(migrate
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    assert query(migrated_pg_url, "SELECT count(*) AS n FROM run_summary") == [{"n": 0}]
+    # The dead run still says running (nobody could mark it); nothing of it is published.
+    assert query(migrated_pg_url, "SELECT status FROM run_summary") == [{"status": "running"}]
     assert query(migrated_pg_url, "SELECT count(*) AS n FROM assignment") == [{"n": 0}]
+    assert query(migrated_pg_url, "SELECT count(*) AS n FROM current_segment") == [{"n": 0}]
     assert len(_standalone_tables(migrated_pg_url)) == 1  # the dead run's, not attached, not readable
     result = invoke(migrated_pg_url, "run", "--source", "customers", "--id", "id", "--features", "a,b,c", "--k", "4")
     assert result.exit_code == 0, result.stderr
