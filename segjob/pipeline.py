@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -34,9 +33,6 @@ from segjob.source.purchases import transaction_source
 from segjob.source.tables import describe_source
 from segjob.store import db, schema
 
-if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
-
 
 @dataclass(frozen=True)
 class RunOutcome:
@@ -50,7 +46,7 @@ def run_job(
     spec: JobSpec,
     progress: Progress | None = None,
     force: bool = False,
-    spark_session: SparkSession | None = None,
+    spark_session: spark.SparkSession | None = None,
 ) -> RunOutcome:
     """Run one segmentation job end to end and publish its results atomically.
 
@@ -67,7 +63,7 @@ def run_job(
 
 
 def _check_source(
-    engine: sa.Engine, spec: JobSpec, progress: Progress, spark_session: SparkSession | None
+    engine: sa.Engine, spec: JobSpec, progress: Progress, spark_session: spark.SparkSession | None
 ) -> tuple[JobSpec, Callable[[], Engine]]:
     """Check the source before the run starts; returns the spec to store with the run and how to
     make the engine that moves its rows (the local engine's first read, which may fail or time
