@@ -1,6 +1,7 @@
 """Benchmark segjob against the notebook way on the same generated customers, in one run.
 
     .venv/bin/python benchmarks/bench.py --rows 1000000 [--database-url URL] [--skip-notebook]
+        [--spark-master local[2]]
 
 Generates N customers with 6 numeric features and 6 known latent groups inside PostgreSQL
 (server-side, so generation is not what is measured), then times, each in its own child
@@ -8,7 +9,9 @@ process: the notebook way (pandas.read_sql + StandardScaler + KMeans + DataFrame
 segjob with fixed k, segjob with automatic K over 2..10, and the I/O floor (binary COPY of the
 feature columns out, decoded by ADBC, and of an assignment-sized table back in). Prints wall time, peak memory
 of each child, ratios and the adjusted Rand index against the generator's groups as a markdown
-table. Absolute times are noisy on a shared machine: read the ratios.
+table. Absolute times are noisy on a shared machine: read the ratios. With --spark-master, the
+fixed-k job also runs with --engine spark, and the peak memory of the driver, of Spark's JVM and
+of the executors' Python workers is sampled from /proc.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +73,71 @@ def generate(url: str, rows: int) -> None:
             f"JOIN (VALUES {centres}) AS c(grp, {', '.join(FEATURES)}) ON c.grp = g % {GROUPS}"
         )
         conn.execute(f"ANALYZE {TABLE}")
+
+
+@dataclass
+class TreePeaks:
+    """Peak resident memory of a child's process tree, sampled from /proc: the child itself, the
+    JVMs among its descendants, and the most its other (Python worker) descendants held at once."""
+
+    root_mb: float = 0.0
+    jvm_mb: float = 0.0
+    workers_mb: float = 0.0
+
+
+def _status_kb(pid: int) -> dict[str, int]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM", "PPid"):
+            fields[key] = int(value.split()[0])
+    return fields
+
+
+def _sample_tree(root: int, peaks: TreePeaks, done: threading.Event) -> None:
+    while not done.is_set():
+        statuses = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    statuses[int(entry.name)] = (_status_kb(int(entry.name)), (entry / "comm").read_text().strip())
+                except (OSError, ValueError):
+                    continue
+        family, grew = {root}, True
+        while grew:
+            grew = False
+            for pid, (status, _) in statuses.items():
+                if pid not in family and status.get("PPid") in family:
+                    family.add(pid)
+                    grew = True
+        workers = 0.0
+        for pid in family:
+            status, name = statuses.get(pid, ({}, ""))
+            if pid == root:
+                peaks.root_mb = max(peaks.root_mb, status.get("VmHWM", 0) / 1024)
+            elif name == "java":
+                peaks.jvm_mb = max(peaks.jvm_mb, status.get("VmHWM", 0) / 1024)
+            else:
+                workers += status.get("VmRSS", 0) / 1024
+        peaks.workers_mb = max(peaks.workers_mb, workers)
+        done.wait(0.1)
+
+
+def child_tree(args: list[str]) -> tuple[float, TreePeaks, str]:
+    """Like `child`, for a child with descendants (Spark's JVM and its Python workers): wall
+    seconds, the tree's peaks and stdout."""
+    started = time.perf_counter()
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    peaks, done = TreePeaks(), threading.Event()
+    sampler = threading.Thread(target=_sample_tree, args=(process.pid, peaks, done), daemon=True)
+    sampler.start()
+    stdout, stderr = process.communicate()
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    if process.returncode != 0:
+        raise SystemExit(f"{args[:3]} failed ({process.returncode}):\n{stderr.decode()[-2000:]}")
+    return seconds, peaks, stdout.decode()
 
 
 def child(args: list[str], env: dict | None = None) -> tuple[float, float, str]:
@@ -181,6 +250,10 @@ def main() -> None:
     parser.add_argument(
         "--skip-notebook", action="store_true", help="skip the notebook way (it needs ~1 GB per million rows)"
     )
+    parser.add_argument(
+        "--spark-master",
+        help="also run the fixed-k job with --engine spark on this master (e.g. local[2]); needs segjob[spark]",
+    )
     options = parser.parse_args()
     url = sa.make_url(options.database_url)
     admin = url.set(database="postgres").render_as_string(hide_password=False)
@@ -239,6 +312,19 @@ def main() -> None:
         )
         results.append(Result(name, seconds, peak, score))
 
+    spark_peaks = None
+    if options.spark_master:
+        name = f"segjob on Spark {options.spark_master}, k fixed"
+        print(f"{name} ...", file=sys.stderr)
+        spark_job = ["--k", str(GROUPS), "--job", f"bench-spark-{stamp}", "--engine", "spark"]
+        seconds, spark_peaks, out = child_tree([SEGJOB, *base, *spark_job, "--spark-master", options.spark_master])
+        score = ari(
+            plain,
+            f"SELECT c.true_group, a.segment_id FROM {TABLE} c JOIN segjob.assignment a "
+            f"ON a.customer_key = c.customer_id AND a.run_id = {json.loads(out)['run_id']}",
+        )
+        results.append(Result(name, seconds, spark_peaks.root_mb, score))
+
     floor = results[0].seconds
     notebook = next((r for r in results if r.name.startswith("notebook")), None)
     fixed = next(r for r in results if r.name == "segjob, k fixed")
@@ -255,6 +341,14 @@ def main() -> None:
         print(
             f"| {r.name} | {r.seconds:.1f} | {r.peak_mb:,.0f} | {speedup} | {memory} | {r.seconds / floor:.2f} | "
             f"{r.seconds / fixed.seconds:.2f} | {'' if r.ari is None else f'{r.ari:.4f}'} |"
+        )
+    if spark_peaks is not None:
+        spark = results[-1]
+        print(
+            f"\nSpark ({options.spark_master}): {spark.seconds / fixed.seconds:.2f}x the local engine's fixed-k run,"
+            f" JVM start included. Peak memory: driver (the segjob process) {spark_peaks.root_mb:,.0f} MB,"
+            f" Spark's JVM (driver and, in local mode, the executors) {spark_peaks.jvm_mb:,.0f} MB, executors'"
+            f" Python workers {spark_peaks.workers_mb:,.0f} MB at most at once."
         )
 
 

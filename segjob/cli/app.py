@@ -297,7 +297,7 @@ def run(
     ] = None,
     engine: Annotated[
         str | None,
-        typer.Option(help="local (default: this process) or spark (Apache Spark; pip install 'segjob[spark]')."),
+        typer.Option(help="local (default: this process) or spark (Apache Spark; pip install 'segjob\\[spark]')."),
     ] = None,
     spark_master: Annotated[
         str | None,
