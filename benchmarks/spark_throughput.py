@@ -132,6 +132,15 @@ def main() -> None:
                 connection.execute(f"ALTER TABLE {SCRATCH} ADD PRIMARY KEY (customer_key, run_id)"),
             )
         )
+        # What one more load costs the server's disk: WAL and table + key bytes per row.
+        before = connection.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+        connection.execute(f"ALTER TABLE {SCRATCH} DROP CONSTRAINT {SCRATCH}_pkey")
+        connection.execute(f"TRUNCATE {SCRATCH}")
+        copy_in()
+        connection.execute(f"ALTER TABLE {SCRATCH} ADD PRIMARY KEY (customer_key, run_id)")
+        wal, size = connection.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s), pg_total_relation_size(%s)", (before, SCRATCH)
+        ).fetchone()
         connection.execute(f"DROP TABLE {SCRATCH}")
 
     print(f"\n{rows:,} rows x {len(FEATURES)} features, one task at a time (local[1])", end="")
@@ -146,6 +155,8 @@ def main() -> None:
         ("primary key build on the run's table (publish)", key),
     ):
         print(f"| {name} | {seconds:.2f} | {rows / seconds:,.0f} |")
+    per_row = f"{float(wal) / rows:.0f} WAL bytes and {size / rows:.0f} table + key bytes"
+    print(f"\nOne load of the assignments: {per_row} per row.")
 
 
 if __name__ == "__main__":

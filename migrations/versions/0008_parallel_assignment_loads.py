@@ -82,8 +82,17 @@ def upgrade() -> None:
     )
     if schema:
         op.execute(DROP_ORPHANS)
-        # Functions are executable by PUBLIC by default; only writers get it (segjob db grant).
+        # Functions are executable by PUBLIC by default; only writers get it (segjob db grant),
+        # and roles that already run jobs (INSERT on run) keep running them.
         op.execute("REVOKE ALL ON FUNCTION segjob.drop_orphan_assignment_tables() FROM PUBLIC")
+        bind = op.get_bind()
+        writers = bind.exec_driver_sql(
+            "SELECT grantee FROM information_schema.role_table_grants WHERE table_schema = 'segjob'"
+            " AND table_name = 'run' AND privilege_type = 'INSERT' AND grantee <> current_user"
+        ).scalars()
+        quote = bind.dialect.identifier_preparer.quote
+        for role in writers:
+            op.execute(f"GRANT EXECUTE ON FUNCTION segjob.drop_orphan_assignment_tables() TO {quote(role)}")
 
 
 def downgrade() -> None:

@@ -180,9 +180,16 @@ def describe(engine: sa.Engine, spec: JobSpec, spark: SparkSession) -> SparkSour
             hint = did_you_mean(name, frame.columns)
             raise UsageError(f'column "{name}" not found in {description} (columns: {available}){hint}')
     frame = frame.select(*_cast_columns(frame, spec))
-    if frame.rdd.getNumPartitions() > partitions_wanted:
-        frame = frame.coalesce(partitions_wanted)  # no shuffle: each task reads a few input partitions
-    return SparkSource(frame, description, None, frame.rdd.getNumPartitions())
+    # No shuffle: each task reads a few input partitions (a no-op when there are fewer).
+    frame = frame.coalesce(partitions_wanted)
+    return SparkSource(frame, description, None, _partitions(frame, partitions_wanted))
+
+
+def _partitions(frame: DataFrame, at_most: int) -> int:
+    try:
+        return int(frame.rdd.getNumPartitions())
+    except Exception:  # Spark Connect has no RDDs: coalesce made at most this many
+        return at_most
 
 
 def _default_parallelism(spark: SparkSession) -> int:
