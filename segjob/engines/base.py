@@ -80,3 +80,29 @@ class Engine(Protocol):
     def assign(self, connection: sa.Connection, run_id: int, fitted: Fitted, progress: Progress) -> Assigned:
         """Assign every row and write run `run_id`'s assignments on `connection` (not committed)."""
         ...
+
+
+# --full-fit stops as scikit-learn's KMeans does by default: when the centres move less than this
+# times the mean variance of the (scaled) features, summed over centres as squared distances.
+FULL_FIT_TOLERANCE = 1e-4
+FULL_FIT_MAX_ITERATIONS = 100
+
+
+def full_fit_tolerance(X: np.ndarray) -> float:
+    return FULL_FIT_TOLERANCE * float(np.var(X, axis=0).mean())
+
+
+def lloyd_update(centers: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, float]:
+    """One Lloyd step from the sums and counts of the rows nearest each centre: the new centres
+    and how far they moved (summed squared distance). An empty centre stays where it was, so k
+    does not change under the user's feet."""
+    updated = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centers)
+    return updated, float(((updated - centers) ** 2).sum())
+
+
+def stable_id_lookup(fitted: Fitted) -> np.ndarray:
+    """Model label + 1 (0: noise) -> stable segment id, as an array to index with labels + 1."""
+    stable = np.zeros(fitted.model.k + 1, dtype=np.int64)
+    for label, segment_id in fitted.segment_ids.items():
+        stable[label + 1] = segment_id
+    return stable

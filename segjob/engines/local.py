@@ -39,7 +39,16 @@ import sqlalchemy as sa
 
 from segjob.arrow_text import text_buffers
 from segjob.config import JobSpec
-from segjob.engines.base import Assigned, Engine, Fitted, Sample
+from segjob.engines.base import (
+    FULL_FIT_MAX_ITERATIONS,
+    Assigned,
+    Engine,
+    Fitted,
+    Sample,
+    full_fit_tolerance,
+    lloyd_update,
+    stable_id_lookup,
+)
 from segjob.engines.totals import Totals
 from segjob.errors import DataError
 from segjob.model.algorithms import KMEANS, distances, label_sums, nearest_two
@@ -49,11 +58,6 @@ from segjob.prepare.columns import PreparedData, apply_params, duplicate_ids_err
 from segjob.progress import Progress
 from segjob.results.publish import AssignmentWriter, write_assignments
 from segjob.source.tables import Source, count_rows, input_fingerprint, iter_source, read_source, repeated_ids
-
-# scikit-learn's KMeans default: stop when the centres move less than this times the mean
-# variance of the (scaled) features, summed over centres as squared distances.
-FULL_FIT_TOLERANCE = 1e-4
-FULL_FIT_MAX_ITERATIONS = 100
 
 
 def engine_for(engine: sa.Engine, spec: JobSpec, source: Source) -> Engine:
@@ -85,7 +89,7 @@ class InMemory:
 
     def assign(self, connection: sa.Connection, run_id: int, fitted: Fitted, progress: Progress) -> Assigned:
         sample, model = fitted.sample, fitted.model
-        stable = _stable_ids(fitted)
+        stable = stable_id_lookup(fitted)
         write_assignments(
             connection,
             run_id,
@@ -119,7 +123,7 @@ class Streaming:
     def refine(self, sample: PreparedData, model: ModelResult, progress: Progress) -> ModelResult:
         """Exact Lloyd iterations over all rows (one streaming pass each) from the model's centres."""
         centers = model.centers.copy()
-        tolerance = FULL_FIT_TOLERANCE * float(np.var(sample.X, axis=0).mean())
+        tolerance = full_fit_tolerance(sample.X)
         iterations = 0
         for iterations in range(1, FULL_FIT_MAX_ITERATIONS + 1):
             progress.stage(f"full fit: Lloyd iteration {iterations}", total=self.rows)
@@ -134,10 +138,7 @@ class Streaming:
                     sums += label_sums(chunk.X, labels, len(centers))
                     read += chunk.rows_read
                     progress.rows(read)
-            # An empty centre stays where it was, so k does not change under the user's feet.
-            updated = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centers)
-            shift = float(((updated - centers) ** 2).sum())
-            centers = updated
+            centers, shift = lloyd_update(centers, sums, counts)
             progress.done(f"centres moved {shift:.3g} (tolerance {tolerance:.3g})")
             if shift <= tolerance:
                 break
@@ -147,7 +148,7 @@ class Streaming:
     def assign(self, connection: sa.Connection, run_id: int, fitted: Fitted, progress: Progress) -> Assigned:
         spec, sample, model = self.spec, fitted.sample, fitted.model
         _release_freed_memory()
-        stable = _stable_ids(fitted)
+        stable = stable_id_lookup(fitted)
         shift = np.array([f.mean for f in sample.features])
         progress.stage("assigning and writing", total=self.rows)
         totals = Totals(model.k, len(sample.features))
@@ -179,14 +180,6 @@ class Streaming:
             totals=(totals.sizes, totals.member_means()),
             metrics=[Metric("full_inertia", totals.inertia, None, totals.rows_used)],
         )
-
-
-def _stable_ids(fitted: Fitted) -> np.ndarray:
-    """Model label + 1 (0: noise) -> stable segment id, as an array to index with labels + 1."""
-    stable = np.zeros(fitted.model.k + 1, dtype=np.int64)
-    for label, segment_id in fitted.segment_ids.items():
-        stable[label + 1] = segment_id
-    return stable
 
 
 def _release_freed_memory() -> None:

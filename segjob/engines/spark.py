@@ -52,7 +52,15 @@ import pandas as pd
 import sqlalchemy as sa
 
 from segjob.config import JobSpec
-from segjob.engines.base import Assigned, Fitted, Sample
+from segjob.engines.base import (
+    FULL_FIT_MAX_ITERATIONS,
+    Assigned,
+    Fitted,
+    Sample,
+    full_fit_tolerance,
+    lloyd_update,
+    stable_id_lookup,
+)
 from segjob.engines.totals import Totals
 from segjob.errors import DatabaseError, DataError, SegjobError, UsageError, did_you_mean
 from segjob.model.algorithms import KMEANS, label_sums, nearest_two
@@ -71,9 +79,6 @@ DEBIAN_JDBC_JAR = "/usr/share/java/postgresql.jar"
 # Rows per Arrow batch handed to an executor's Python worker (Spark's default is 10,000): the
 # local engine's chunk size, so per-batch overhead stays as small.
 BATCH_ROWS = tables.CHUNK_ROWS
-# The local engine's stopping rule for --full-fit (segjob.engines.local).
-FULL_FIT_TOLERANCE = 1e-4
-FULL_FIT_MAX_ITERATIONS = 100
 
 
 def session(spec: JobSpec) -> SparkSession:
@@ -173,12 +178,7 @@ def describe(engine: sa.Engine, spec: JobSpec, spark: SparkSession) -> SparkSour
         frame = _read_jdbc(engine, spec, spark, database, partitions_wanted)
         return SparkSource(frame, database.description, database, partitions_wanted)
     frame, description = _read_spark_source(spec, spark)
-    wanted = [spec.id, *spec.features, *spec.categorical]
-    for name in wanted:
-        if name not in frame.columns:
-            available = ", ".join(frame.columns)
-            hint = did_you_mean(name, frame.columns)
-            raise UsageError(f'column "{name}" not found in {description} (columns: {available}){hint}')
+    tables.check_columns(spec, frame.columns, description)
     frame = frame.select(*_cast_columns(frame, spec))
     # No shuffle: each task reads a few input partitions (a no-op when there are fewer).
     frame = frame.coalesce(partitions_wanted)
@@ -307,7 +307,7 @@ class SparkEngine:
         frame = self.source.frame.persist(StorageLevel.MEMORY_AND_DISK)  # read the source once
         self.cached = True
         centers = model.centers.copy()
-        tolerance = FULL_FIT_TOLERANCE * float(np.var(sample.X, axis=0).mean())
+        tolerance = full_fit_tolerance(sample.X)
         iterations = 0
         for iterations in range(1, FULL_FIT_MAX_ITERATIONS + 1):
             progress.stage(f"full fit: Lloyd iteration {iterations} (Spark)")
@@ -319,10 +319,7 @@ class SparkEngine:
                 part_sums, part_counts = pickle.loads(row["sums"])
                 sums += part_sums
                 counts += part_counts
-            # An empty centre stays where it was, so k does not change under the user's feet.
-            updated = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centers)
-            shift = float(((updated - centers) ** 2).sum())
-            centers = updated
+            centers, shift = lloyd_update(centers, sums, counts)
             progress.done(f"centres moved {shift:.3g} (tolerance {tolerance:.3g})")
             if shift <= tolerance:
                 break
@@ -331,9 +328,7 @@ class SparkEngine:
 
     def assign(self, connection: sa.Connection, run_id: int, fitted: Fitted, progress: Progress) -> Assigned:
         spec, sample, model = self.spec, fitted.sample, fitted.model
-        stable = np.zeros(model.k + 1, dtype=np.int64)
-        for label, segment_id in fitted.segment_ids.items():
-            stable[label + 1] = segment_id
+        stable = stable_id_lookup(fitted)
         with self.engine.begin() as setup:  # committed, so executors can write into it; not attached
             target = partitions.create(setup, run_id)
         task = AssignTask(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Collection, Generator
 from contextlib import suppress
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
@@ -50,13 +50,16 @@ class Source:
 def describe_source(engine: sa.Engine, spec: JobSpec) -> Source:
     """Check that the source and every named column exist; raise UsageError listing what does."""
     source = _table_source(engine, spec.source) if spec.source else _query_source(engine, spec.query or "")
-    wanted = [spec.id, *spec.features, *spec.categorical]
-    for name in wanted:
-        if name not in source.columns:
-            available = ", ".join(source.columns)
-            hint = did_you_mean(name, source.columns)
-            raise UsageError(f'column "{name}" not found in {source.description} (columns: {available}){hint}')
+    check_columns(spec, source.columns, source.description)
     return source
+
+
+def check_columns(spec: JobSpec, columns: Collection[str], description: str) -> None:
+    """Every column the job names is among `columns`; else UsageError listing them."""
+    for name in [spec.id, *spec.features, *spec.categorical]:
+        if name not in columns:
+            hint = did_you_mean(name, columns)
+            raise UsageError(f'column "{name}" not found in {description} (columns: {", ".join(columns)}){hint}')
 
 
 def _table_source(engine: sa.Engine, name: str) -> Source:
