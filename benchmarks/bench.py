@@ -243,6 +243,15 @@ def ari(url: str, sql: str) -> float:
     return float(completed.stdout)
 
 
+def run_ari(url: str, run_id: int) -> float:
+    """A segjob run's assignments against the generator's groups."""
+    return ari(
+        url,
+        f"SELECT c.true_group, a.segment_id FROM {TABLE} c JOIN segjob.assignment a "
+        f"ON a.customer_key = c.customer_id AND a.run_id = {int(run_id)}",
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -304,13 +313,7 @@ def main() -> None:
     ):
         print(f"{name} ...", file=sys.stderr)
         seconds, peak, out = child([SEGJOB, *base, *extra])
-        run_id = json.loads(out)["run_id"]
-        score = ari(
-            plain,
-            f"SELECT c.true_group, a.segment_id FROM {TABLE} c JOIN segjob.assignment a "
-            f"ON a.customer_key = c.customer_id AND a.run_id = {run_id}",
-        )
-        results.append(Result(name, seconds, peak, score))
+        results.append(Result(name, seconds, peak, run_ari(plain, json.loads(out)["run_id"])))
 
     spark_peaks = None
     if options.spark_master:
@@ -318,12 +321,7 @@ def main() -> None:
         print(f"{name} ...", file=sys.stderr)
         spark_job = ["--k", str(GROUPS), "--job", f"bench-spark-{stamp}", "--engine", "spark"]
         seconds, spark_peaks, out = child_tree([SEGJOB, *base, *spark_job, "--spark-master", options.spark_master])
-        score = ari(
-            plain,
-            f"SELECT c.true_group, a.segment_id FROM {TABLE} c JOIN segjob.assignment a "
-            f"ON a.customer_key = c.customer_id AND a.run_id = {json.loads(out)['run_id']}",
-        )
-        results.append(Result(name, seconds, spark_peaks.root_mb, score))
+        results.append(Result(name, seconds, spark_peaks.root_mb, run_ari(plain, json.loads(out)["run_id"])))
 
     floor = results[0].seconds
     notebook = next((r for r in results if r.name.startswith("notebook")), None)

@@ -23,8 +23,8 @@ import argparse
 import time
 
 import numpy as np
+import pandas as pd
 import psycopg
-import sqlalchemy as sa
 
 from segjob.config import build_spec
 from segjob.engines import spark as spark_engine
@@ -60,11 +60,8 @@ def main() -> None:
         source=TABLE, id="customer_id", features=",".join(FEATURES), k="6", engine="spark", spark_master="local[1]"
     )
     source = tables.describe_source(engine, spec)
-    with engine.connect() as connection:
-        sample = connection.execute(sa.text(f"SELECT * FROM {TABLE} LIMIT 100000")).mappings().all()
-    import pandas as pd
-
-    prepared = prepare(pd.DataFrame(sample)[["customer_id", *FEATURES]], "customer_id", spec.prepare_options())
+    sample = pd.read_sql(f"SELECT customer_id, {', '.join(FEATURES)} FROM {TABLE} LIMIT 100000", engine)
+    prepared = prepare(sample, "customer_id", spec.prepare_options())
     model = fit_model(prepared, spec)
     features, centers = prepared.features, model.centers
     shift = np.array([f.mean for f in features])
@@ -74,7 +71,7 @@ def main() -> None:
     start_seconds = time.perf_counter() - started
     limited = f"(SELECT * FROM ({tables.cast_select(engine, spec, source)}) AS s LIMIT {options.rows}) AS segjob_source"
     frame = spark.read.jdbc(
-        spark_engine.jdbc_url(engine), limited, properties=spark_engine._jdbc_properties(engine, spec)
+        spark_engine.jdbc_url(engine), limited, properties=spark_engine.jdbc_properties(engine, spec)
     )
     rows = frame.count()
     read = timed(lambda: frame.write.format("noop").mode("overwrite").save())

@@ -239,7 +239,7 @@ def _read_jdbc(engine: sa.Engine, spec: JobSpec, spark: SparkSession, source: ta
     key = sql.Identifier(spec.id).as_string(None)
     predicates = [f"(hashtext({key}) & 2147483647) % {parts} = {part}" for part in range(parts)]
     subquery = f"({tables.cast_select(engine, spec, source)}) AS segjob_source"
-    return spark.read.jdbc(jdbc_url(engine), subquery, predicates=predicates, properties=_jdbc_properties(engine, spec))
+    return spark.read.jdbc(jdbc_url(engine), subquery, predicates=predicates, properties=jdbc_properties(engine, spec))
 
 
 def jdbc_url(engine: sa.Engine) -> str:
@@ -247,7 +247,7 @@ def jdbc_url(engine: sa.Engine) -> str:
     return f"jdbc:postgresql://{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
 
 
-def _jdbc_properties(engine: sa.Engine, spec: JobSpec) -> dict[str, str]:
+def jdbc_properties(engine: sa.Engine, spec: JobSpec) -> dict[str, str]:
     url = engine.url
     timeout_ms = int(spec.statement_timeout * 1000)
     properties = {
