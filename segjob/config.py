@@ -14,7 +14,7 @@ from typing import Any
 
 from segjob.errors import UsageError
 from segjob.model.algorithms import ALGORITHMS, DBSCAN_NAME
-from segjob.model.choose_k import CRITERIA, DEFAULT_CRITERION, DEFAULT_MIN_SEGMENT_SHARE
+from segjob.model.choose_k import CRITERIA, DEFAULT_CRITERION, DEFAULT_MIN_SEGMENT_SHARE, NEXT_PERIOD
 from segjob.model.fit import DEFAULT_STABILITY_SAMPLE
 from segjob.prepare.columns import MissingPolicy, PrepareOptions, ScalerName
 
@@ -75,6 +75,8 @@ class JobSpec:
     customers: str | None = None  # table joined on `customer` whose columns --features may name
     # Move the as-of date back this many days; what customers did in those days checks the segments.
     validate_days: int | None = None
+    # Refuse transactions without a customer (exit 3) instead of leaving them out and counting them.
+    require_customer: bool = False
     # Where the job runs (segjob.engines): "local" (this process) or "spark" (Apache Spark).
     engine: str = "local"
     spark_master: str = "local[*]"  # a Spark master URL, or a Spark Connect remote (sc://host:port)
@@ -273,7 +275,14 @@ def _transaction_settings(settings: dict[str, Any]) -> dict[str, Any]:
         "as_of": as_of,
         "since": since,
         "validate_days": validate_days,
+        "require_customer": _flag(settings.get("require_customer", False), "require_customer"),
     }
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise UsageError(f"{name} must be true or false, not {value!r}")
+    return value
 
 
 def as_date(value: Any, key: str) -> str | None:
@@ -306,8 +315,9 @@ def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
     elif bool(source) == bool(query):
         raise UsageError("give exactly one of --source TABLE, --query SQL or --transactions TABLE")
     else:
-        for option in ("customer", "date", "amount", "as_of", "since", "customers", "validate_days"):
-            if settings.get(option) is not None:
+        only_with_transactions = ("customer", "date", "amount", "as_of", "since", "customers", "validate_days")
+        for option in (*only_with_transactions, "require_customer"):
+            if settings.get(option) is not None and settings.get(option) is not False:
                 raise UsageError(f"--{option.replace('_', '-')} applies only with --transactions TABLE")
     if not settings.get("id"):
         raise UsageError("--id COLUMN is required: the column that identifies a customer")
@@ -351,9 +361,14 @@ def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
     algorithm = settings.get("algorithm", "kmeans")
     if algorithm not in ALGORITHMS:
         raise UsageError(f"--algorithm must be one of {', '.join(ALGORITHMS)}, not {algorithm!r}")
-    select = settings.get("select", DEFAULT_CRITERION)
+    # Purchase histories choose k by a backtest of later behaviour (segjob.model.backtest).
+    select = settings.get("select", NEXT_PERIOD if settings.get("transactions") else DEFAULT_CRITERION)
     if select not in CRITERIA:
         raise UsageError(f"--select must be one of {', '.join(CRITERIA)}, not {select!r}")
+    if select == NEXT_PERIOD and not settings.get("transactions"):
+        raise UsageError(
+            "--select next-period needs --transactions: only a purchase history has later behaviour to test"
+        )
     if algorithm == DBSCAN_NAME:
         given = [
             option
@@ -426,6 +441,7 @@ def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
         since=settings.get("since"),
         customers=settings.get("customers"),
         validate_days=settings.get("validate_days"),
+        require_customer=settings.get("require_customer", False),
         **engine_settings,
     )
 

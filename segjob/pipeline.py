@@ -22,6 +22,7 @@ from segjob.engines import local, spark
 from segjob.engines.base import Assigned, Engine, Fitted
 from segjob.errors import Interrupted, SegjobError
 from segjob.model.algorithms import preload_in_background
+from segjob.model.backtest import Backtest
 from segjob.model.choose_k import Metric
 from segjob.model.fit import ModelResult, fit
 from segjob.model.labels import vocabulary_for
@@ -29,6 +30,7 @@ from segjob.model.profile import Profile, profile
 from segjob.prepare.columns import PreparedData, prepare
 from segjob.progress import Progress, Silent
 from segjob.results import lineage, publish, validation
+from segjob.source.backtest import read_backtest
 from segjob.source.purchases import transaction_source
 from segjob.source.tables import describe_source
 from segjob.store import db, schema
@@ -172,7 +174,8 @@ def _fit_and_publish(engine: sa.Engine, spec: JobSpec, execution: Engine, run_id
     publish.heartbeat(engine, run_id)
 
     heartbeat = _HeartbeatOnDone(progress, lambda: publish.heartbeat(engine, run_id))
-    model = fit_model(prepared, spec, heartbeat)
+    backtest, no_backtest = read_backtest(engine, spec, heartbeat)  # purchase histories choosing k only
+    model = fit_model(prepared, spec, heartbeat, backtest, no_backtest)
     if not sample.every_row:
         model.k_reason += f" (fitted on a uniform sample of {prepared.rows_used:,} of {sample.rows:,} rows)"
         model.metrics.append(Metric("sample_size", float(prepared.rows_used), None))
@@ -197,8 +200,15 @@ def _fit_and_publish(engine: sa.Engine, spec: JobSpec, execution: Engine, run_id
     progress.done(f"run {run_id}: {model.k} segments")
 
 
-def fit_model(prepared: PreparedData, spec: JobSpec, progress: Progress | None = None) -> ModelResult:
-    """Choose k (or take --k) and fit on prepared model columns, with the job's settings."""
+def fit_model(
+    prepared: PreparedData,
+    spec: JobSpec,
+    progress: Progress | None = None,
+    backtest: Backtest | None = None,
+    no_backtest: str = "",
+) -> ModelResult:
+    """Choose k (or take --k) and fit on prepared model columns, with the job's settings (and,
+    for a purchase history choosing k by later behaviour, its backtest)."""
     return fit(
         prepared.X,
         spec.k,
@@ -213,6 +223,8 @@ def fit_model(prepared: PreparedData, spec: JobSpec, progress: Progress | None =
         stability_sample=spec.stability_sample,
         progress=progress,
         describe_rows=prepared.describe_rows,
+        backtest=backtest,
+        no_backtest=no_backtest,
     )
 
 

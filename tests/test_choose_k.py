@@ -9,9 +9,12 @@ from sklearn.metrics import silhouette_score
 
 from segjob.model import choose_k
 from segjob.model.algorithms import Clustering
-from segjob.model.choose_k import CRITERIA, STABILITY_TOLERANCE, Candidate, Metric, choose, silhouette
+from segjob.model.choose_k import NEXT_PERIOD, STABILITY_TOLERANCE, Candidate, Metric, choose, silhouette
+from segjob.model.choose_k import CRITERIA as ALL_CRITERIA
 from segjob.model.fit import fit
 
+# The criteria that need no backtest (next-period: tests/test_backtest.py).
+CRITERIA = tuple(c for c in ALL_CRITERIA if c != NEXT_PERIOD)
 REASONS = {
     "silhouette-gain": "k=5: largest silhouette gain over structureless data (",
     "silhouette": "k=5: best silhouette (",
@@ -44,7 +47,7 @@ def test_each_criterion_finds_the_blobs(five_blobs, criterion):
     assert result.k == 5
     assert result.criterion == criterion
     assert result.k_reason.startswith(REASONS[criterion]) and " over k=2..8" in result.k_reason
-    assert result.chosen_by == dict.fromkeys(CRITERIA, 5)
+    assert result.chosen_by == {**dict.fromkeys(CRITERIA, 5), NEXT_PERIOD: None}
     chosen_by = {m.name: m.value for m in result.metrics if m.name.startswith("chosen_k_by_")}
     assert chosen_by == {f"chosen_k_by_{name.replace('-', '_')}": 5.0 for name in CRITERIA}
 

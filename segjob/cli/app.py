@@ -216,9 +216,18 @@ def run(
         int | None,
         typer.Option(
             help="With --transactions: move the as-of date back N days and check the segments against what"
-            " their customers bought in those N days (purchase rate, spend, revenue share per segment)."
+            " their customers bought in those N days (purchase rate, spend, revenue share per segment);"
+            " also the horizon of the backtest that chooses k (default: a quarter of the history)."
         ),
     ] = None,
+    require_customer: Annotated[
+        bool,
+        typer.Option(
+            "--require-customer",
+            help="With --transactions: refuse transactions without a customer (exit 3) instead of leaving"
+            " them out and counting them.",
+        ),
+    ] = False,
     id: Annotated[str | None, typer.Option("--id", help="Column that identifies a customer.")] = None,
     features: Annotated[
         str | None,
@@ -377,6 +386,7 @@ def run(
         since=since,
         customers=customers,
         validate_days=validate_days,
+        require_customer=True if require_customer else None,
         statement_timeout=statement_timeout,
         engine=engine,
         spark_master=spark_master,

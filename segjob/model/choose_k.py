@@ -40,13 +40,25 @@ import numpy as np
 
 from segjob.errors import DataError
 from segjob.model.algorithms import KMEANS, MINIBATCH, Clustering, Fitter, distances, knee_index
+from segjob.model.backtest import PAYING_SHARE, paying_k
 from segjob.model.explain import little_structure_warning, plural
 from segjob.progress import Progress
 
 SILHOUETTE_GAIN, SILHOUETTE, MACRO_SILHOUETTE, GAP = "silhouette-gain", "silhouette", "macro-silhouette", "gap"
 ELBOW, DAVIES_BOULDIN, CALINSKI_HARABASZ, STABILITY = "elbow", "davies-bouldin", "calinski-harabasz", "stability"
-CRITERIA = (SILHOUETTE_GAIN, SILHOUETTE, MACRO_SILHOUETTE, GAP, ELBOW, DAVIES_BOULDIN, CALINSKI_HARABASZ, STABILITY)
-DEFAULT_CRITERION = SILHOUETTE_GAIN
+NEXT_PERIOD = "next-period"  # purchase histories: a backtest of later behaviour (segjob.model.backtest)
+CRITERIA = (
+    NEXT_PERIOD,
+    SILHOUETTE_GAIN,
+    SILHOUETTE,
+    MACRO_SILHOUETTE,
+    GAP,
+    ELBOW,
+    DAVIES_BOULDIN,
+    CALINSKI_HARABASZ,
+    STABILITY,
+)
+DEFAULT_CRITERION = SILHOUETTE_GAIN  # --transactions jobs default to NEXT_PERIOD (segjob.config)
 
 STABILITY_PAIRS = 3
 # Distances held at once by `silhouette` (8 bytes each): 2M cells are 16 MB.
@@ -392,8 +404,9 @@ def _summary(candidate: Candidate) -> str:
     return ", ".join(parts)
 
 
-# Why a criterion may name no k (then silhouette decides).
+# Why a criterion may name no k (then silhouette decides; for next-period, silhouette gain).
 _NO_ANSWER = {
+    NEXT_PERIOD: "no backtest of later behaviour (only --transactions jobs have one)",
     SILHOUETTE_GAIN: "the structureless reference could not be measured",
     GAP: "no k meets the gap statistic's rule (gap(k) >= gap(k+1) - sd(k+1))",
     ELBOW: "the inertia curve has no elbow",
@@ -413,9 +426,18 @@ _RANKED_BY = {
 }
 
 
-def choose(candidates: list[Candidate], criterion: str, min_segment_share: float, lowered_note: str = "") -> Choice:
+def choose(
+    candidates: list[Candidate],
+    criterion: str,
+    min_segment_share: float,
+    lowered_note: str = "",
+    backtest_period: str = "",
+    no_backtest: str = "",
+) -> Choice:
     """Pick k among the candidates that were not rejected, by `criterion`, and explain the pick.
 
+    `backtest_period` describes the backtest whose `backtest_score` metrics the candidates carry;
+    `no_backtest` says why there is none (the next-period rule then falls back to silhouette gain).
     Raises DataError when every candidate was rejected, or when no criterion can decide.
     """
     ks = f"k={candidates[0].k}..{candidates[-1].k}"
@@ -431,7 +453,7 @@ def choose(candidates: list[Candidate], criterion: str, min_segment_share: float
     chosen_by = {name: _choose_by(name, accepted) for name in CRITERIA}
     used = criterion
     if chosen_by[used] is None:
-        used = SILHOUETTE
+        used = SILHOUETTE_GAIN if used == NEXT_PERIOD and chosen_by[SILHOUETTE_GAIN] is not None else SILHOUETTE
     k = chosen_by[used]
     if k is None:
         raise DataError(
@@ -439,11 +461,24 @@ def choose(candidates: list[Candidate], criterion: str, min_segment_share: float
         )
     candidate = next(c for c in accepted if c.k == k)
     reason = f"k={k}: {_why(used, candidate)} over {ks}{lowered_note}"
+    if used == NEXT_PERIOD:
+        reason += _backtest_reason(k, accepted, backtest_period)
     if used != criterion:
-        reason += f" ({criterion} had no answer: {_NO_ANSWER[criterion]})"
+        reason += f" ({criterion} had no answer: {no_backtest or _NO_ANSWER[criterion]})"
     runner_up = margin = None
     ranking = _ranking(used, accepted)
-    if len(ranking) > 1:
+    if used == NEXT_PERIOD:
+        others = [(c_k, value) for c_k, value in _backtest_scores(accepted).items() if c_k != k]
+        if others:
+            runner_up, second = max(others, key=lambda item: (item[1], -item[0]))
+            margin = abs(second - (candidate.value("backtest_score") or 0.0))
+            ahead = (
+                "ahead: more segments that add little"
+                if second > (candidate.value("backtest_score") or 0.0)
+                else "behind"
+            )
+            reason += f"; runner-up k={runner_up} (backtest score {second:.3f}, {margin:.3f} {ahead})"
+    elif len(ranking) > 1:
         (_, best), (runner_up, second) = ranking[0], ranking[1]
         margin = abs(best - second)
         reason += (
@@ -451,7 +486,7 @@ def choose(candidates: list[Candidate], criterion: str, min_segment_share: float
         )
         reason += ": a close call)" if margin < CLOSE_CALL else ")"
     unstable = [c.k for c in _unstable(accepted)]
-    if used == SILHOUETTE_GAIN and unstable and len(unstable) < len(accepted):
+    if used in (SILHOUETTE_GAIN, NEXT_PERIOD) and unstable and len(unstable) < len(accepted):
         reason += f"; set aside as unstable (stability below {STABILITY_FLOOR}): k={', '.join(map(str, unstable))}"
     if rejected:
         reason += f"; rejected k={', '.join(str(r.k) for r in rejected)}"
@@ -472,6 +507,13 @@ def choose(candidates: list[Candidate], criterion: str, min_segment_share: float
 
 
 def _why(criterion: str, candidate: Candidate) -> str:
+    if criterion == NEXT_PERIOD:
+        return (
+            f"the fewest segments that reach {PAYING_SHARE:.0%} of the gain in separating later behaviour"
+            f" (backtest score {candidate.value('backtest_score'):.3f}: share of the variance of log next-period"
+            f" spend explained; raw spend {candidate.value('backtest_spend_explained'):.3f}, purchase-rate spread"
+            f" {candidate.value('backtest_rate_spread'):.1%})"
+        )
     if criterion == SILHOUETTE_GAIN:
         return (
             f"largest silhouette gain over structureless data ({candidate.value('silhouette_gain'):.3f}:"
@@ -490,6 +532,20 @@ def _why(criterion: str, candidate: Candidate) -> str:
     if criterion == CALINSKI_HARABASZ:
         return f"highest Calinski-Harabasz ({candidate.value('calinski_harabasz'):.1f})"
     return f"most detailed stable segmentation (stability {candidate.value('stability'):.3f})"
+
+
+def _backtest_reason(k: int, accepted: list[Candidate], period: str) -> str:
+    """The backtest period and its curve: "; backtest as of ...: score by k 2 0.151, 3 0.202, ..."."""
+    scores = _backtest_scores(accepted)
+    listed = ", ".join(f"{c_k} {value:.3f}" for c_k, value in scores.items())
+    return f"; backtest {period}: score by k {listed}"
+
+
+def _backtest_scores(accepted: list[Candidate]) -> dict[int, float]:
+    """k -> backtest score of the stable candidates (all of them when none is stable)."""
+    unstable = _unstable(accepted)
+    stable = [c for c in accepted if c not in unstable] or accepted
+    return {c.k: value for c in stable if (value := c.value("backtest_score")) is not None and np.isfinite(value)}
 
 
 def _unstable(accepted: list[Candidate]) -> list[Candidate]:
@@ -516,6 +572,8 @@ def _choose_by(criterion: str, accepted: list[Candidate]) -> int | None:
         return _elbow(accepted)
     if criterion == GAP:
         return _gap(accepted)
+    if criterion == NEXT_PERIOD:
+        return paying_k(_backtest_scores(accepted))
     if criterion == STABILITY:
         scored = [(c.k, value) for c in accepted if (value := c.value("stability")) is not None and np.isfinite(value)]
         if not scored:

@@ -27,6 +27,7 @@ from segjob.model.algorithms import (
     kmeans_from,
     wait_for_preload,
 )
+from segjob.model.backtest import Backtest, curve
 from segjob.model.choose_k import (
     DEFAULT_CRITERION,
     DEFAULT_MIN_SEGMENT_SHARE,
@@ -92,13 +93,17 @@ def fit(
     stability_sample: int = DEFAULT_STABILITY_SAMPLE,
     progress: Progress | None = None,
     describe_rows: RowDescriber = describe_row_numbers,
+    backtest: Backtest | None = None,
+    no_backtest: str = "",
 ) -> ModelResult:
     """Cluster X with `algorithm`, for a fixed k or choosing k in k_min..k_max when k is None.
 
     With k None every candidate k is fitted and scored (see `segjob.model.choose_k`); candidates whose
     smallest segment holds less than `min_segment_share` of the rows are rejected, and `select`
     picks among the rest; `describe_rows` names the customers of rows of X in the reasons for
-    rejected candidates. DBSCAN ignores k and finds the number of segments itself. Labels are
+    rejected candidates. `backtest` (purchase histories) scores every candidate k by later
+    behaviour for the next-period criterion (segjob.model.backtest); `no_backtest` says why a
+    purchase-history run has none. DBSCAN ignores k and finds the number of segments itself. Labels are
     renumbered so that 0 is the largest segment. The same X and seed always give the same result.
     Each fit is reported to `progress`.
 
@@ -124,6 +129,8 @@ def fit(
             stability_sample,
             progress or Silent(),
             describe_rows,
+            backtest,
+            no_backtest,
         )
 
 
@@ -141,6 +148,8 @@ def _fit(
     stability_sample: int,
     progress: Progress,
     describe_rows: RowDescriber,
+    backtest: Backtest | None = None,
+    no_backtest: str = "",
 ) -> ModelResult:
     if algorithm == DBSCAN_NAME:
         return _fit_dbscan(X, eps, seed, silhouette_sample, stability_sample, progress)
@@ -187,8 +196,23 @@ def _fit(
         algorithm,
         describe_swept,
     ).run(range(k_min, top + 1), progress)
+    if backtest is not None:
+        progress.stage(f"backtest: k={k_min}..{top} fitted {backtest.period}")
+        scores = curve(backtest, make_fitter, seed, range(k_min, top + 1))
+        for candidate in candidates:
+            candidate.metrics += [
+                Metric(name, value, candidate.k) for name, value in scores.get(candidate.k, {}).items()
+            ]
+        progress.done(", ".join(f"k={k} {s['backtest_score']:.3f}" for k, s in scores.items()))
     progress.stage("choosing k")
-    choice = choose(candidates, select, min_segment_share, lowered_note)
+    choice = choose(
+        candidates,
+        select,
+        min_segment_share,
+        lowered_note,
+        backtest_period=backtest.period if backtest else "",
+        no_backtest=no_backtest,
+    )
     progress.done(choice.reason)
     chosen = choice.candidate
     inside_note, inside_metrics = _inside_dominant_segment(

@@ -33,7 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from segjob.config import JobSpec
-from segjob.source.purchases import DateSql
+from segjob.source.purchases import DateSql, customer_key
 from segjob.source.tables import resolve_table
 from segjob.store import schema
 from segjob.store.db import is_postgres
@@ -96,15 +96,17 @@ def outcome_select(connection: sa.Connection, spec: JobSpec, run_id: int, start:
     against the reflected database and its names quoted; dates are bound values."""
     assert spec.transactions is not None  # only --transactions runs have a next period (see measurer)
     assert spec.customer is not None and spec.date is not None and spec.amount is not None  # as build_spec requires
-    table_schema, table_name = resolve_table(sa.inspect(connection), spec.transactions)
+    inspector = sa.inspect(connection)
+    table_schema, table_name = resolve_table(inspector, spec.transactions)
+    types = {column["name"]: column["type"] for column in inspector.get_columns(table_name, schema=table_schema)}
     names = dict.fromkeys([spec.customer, spec.date, spec.amount])
     t = sa.table(table_name, *(sa.column(name) for name in names), schema=table_schema)
     dialect = DateSql(is_postgres(connection))
     # PostgreSQL compares the column itself, so an index on it can serve the range.
     day = t.c[spec.date] if dialect.postgres else dialect.day(t.c[spec.date])
     amount = t.c[spec.amount]
-    # Assignment keys are the customer ids as text (a PostgreSQL read casts them the same way).
-    key = sa.cast(t.c[spec.customer], sa.Text)
+    # Assignment keys are the customer ids as the features key them, as text (the read casts them the same way).
+    key = sa.cast(customer_key(t.c[spec.customer], types[spec.customer], dialect), sa.Text)
     next_period = (
         sa.select(
             key.label("customer_key"),

@@ -7,6 +7,17 @@ Core and computed inside the database (no transaction rows reach Python), and wr
 unchanged. The definitions (FEATURES, RULES), the as-of date actually used, counts and the SQL are
 stored in the run's spec as `transaction_features`, so `segjob score` can rebuild the features.
 
+Transactions without a customer (guest checkouts) are left out and counted
+(`counts.rows_without_customer`); --require-customer refuses them instead (exit 3), for teams that
+use the run as a data-quality gate. Customer ids that arrive as numbers with a fractional zero
+("17850.0", a float column or text) become the integer's text ("17850"), so they join the same ids
+held as integers elsewhere (a --customers table, earlier runs' assignments).
+
+Fit runs that choose k by later behaviour (the default rule of --transactions jobs) also get the
+SQL of a backtest (`backtest`): the same features as of the as-of date moved back by a horizon,
+with each customer's net spend and whether they bought in that horizon (segjob.source.backtest
+reads it, segjob.model.backtest scores it).
+
 Frequency counts purchase days, not rows: order-line or split-payment tables hold several rows
 per shopping trip, and counting rows would count items, not visits. Returns (amount < 0) lower
 the spend but are no purchases. Customers with only returns or zero amounts in the window have no
@@ -15,8 +26,8 @@ recency: they are left out and counted, never dropped silently.
 Errors: wrong table, column or feature names, a date column that is not a date or timestamp (on
 SQLite: holds no ISO dates) or a non-numeric amount are configuration problems (UsageError, exit
 2). An empty table, no transactions in the window (e.g. an as-of date before every transaction),
-transactions without a customer, some unreadable dates or no customer with a purchase are
-unusable data (DataError, exit 3).
+transactions without a customer (with --require-customer), some unreadable dates or no customer
+with a purchase are unusable data (DataError, exit 3).
 """
 
 from __future__ import annotations
@@ -32,6 +43,8 @@ from sqlalchemy.engine.default import DefaultDialect
 
 from segjob.config import JobSpec
 from segjob.errors import DataError, UsageError, did_you_mean
+from segjob.model.algorithms import DBSCAN_NAME
+from segjob.model.choose_k import NEXT_PERIOD
 from segjob.progress import Progress
 from segjob.source.tables import Source, SourceColumn, resolve_table
 from segjob.store.db import is_postgres
@@ -61,8 +74,19 @@ RULES = {
     "purchase": "a row with amount > 0; all rows of a customer on one day are one purchase",
     "amount": "amount < 0 is a return: it lowers monetary_total but is no purchase; zero and NULL amounts add nothing",
     "customers_without_purchase": "customers with rows in the window but no purchase are left out and counted",
+    "rows_without_customer": "rows whose customer is NULL are left out and counted (--require-customer refuses them)",
+    "customer_key": "a number with a fractional zero (17850.0, as a float or as text) is the integer's text (17850)",
     "customers_table": "LEFT JOIN on the customer column: customers without a row get NULL attributes",
 }
+
+
+# The backtest's horizon without --validate-days: a quarter of the history before the as-of date,
+# in whole weeks (so weekdays weigh the same), within these bounds; a horizon that leaves less
+# than BACKTEST_MIN_DAYS of history to build features from means no backtest.
+BACKTEST_MIN_DAYS = 28
+BACKTEST_MAX_DAYS = 364
+# Columns of the backtest's SELECT next to the features (names no feature may have).
+NEXT_SPEND, NEXT_PURCHASE = "segjob_next_spend", "segjob_next_purchase"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +165,7 @@ def transaction_source(
 
     if progress:
         progress.stage(f"checking transactions in {tx.description}")
+    key = customer_key(t.c[spec.customer], tx.types[spec.customer], dialect)
     with _reading(engine, tx.description) as connection:
         if not dialect.postgres:
             _check_sqlite_values(connection, t, spec, tx)
@@ -148,15 +173,25 @@ def transaction_source(
         period = None
         if validate:
             as_of, as_of_rule, period = next_period(spec, as_of, as_of_rule, span, tx.description)
-        counts = _window_counts(connection, t, dialect, spec, tx, as_of, span)
-        select = _feature_select(t, customers, dialect, spec, derived, as_of)
+        counts = _window_counts(connection, t, key, dialect, spec, tx, as_of, span)
+        select = _feature_select(t, key, customers, dialect, spec, derived, as_of)
         # Planning the query (LIMIT 0) finds a join the database refuses before the run starts.
         connection.execute(sa.select(sa.literal(1)).select_from(select.subquery()).limit(0))
     if progress:
-        left_out = counts["customers_without_purchase"]
-        note = f"; {left_out:,} with only returns or zero amounts left out" if left_out else ""
+        left_out = [
+            f"{count:,} {what}"
+            for count, what in (
+                (counts["rows_without_customer"], "transactions without a customer"),
+                (counts["customers_without_purchase"], "customers with only returns or zero amounts"),
+            )
+            if count
+        ]
+        note = f"; left out {' and '.join(left_out)}" if left_out else ""
         progress.done(f"{counts['rows']:,} transactions, {counts['customers_with_purchase']:,} customers{note}")
 
+    backtest = None
+    if validate and spec.k is None and spec.select == NEXT_PERIOD and spec.algorithm != DBSCAN_NAME:
+        backtest = _backtest_plan(engine, t, key, customers, dialect, spec, derived, as_of, span)
     sql = _compile(engine, select)
     definitions = {
         "as_of": as_of.isoformat(),
@@ -166,6 +201,7 @@ def transaction_source(
         "rules": RULES,
         "counts": counts,
         "validation": period.to_json() if period else None,
+        "backtest": backtest,
         "dialect": engine.dialect.name,
         "sql": sql,
     }
@@ -175,6 +211,75 @@ def transaction_source(
         columns |= customers.columns
     source = Source(f"(\n{sql}\n) AS segjob_source", f"transactions in {tx.description}", columns)
     return dataclasses.replace(spec, transaction_features=definitions), source
+
+
+def backtest_days(spec: JobSpec, as_of: date, first: date) -> tuple[int | None, str]:
+    """The backtest's horizon in days and how it was chosen; (None, why) when the history before
+    the as-of date is too short for one."""
+    start = max(first, date.fromisoformat(spec.since)) if spec.since else first
+    history = (as_of - start).days
+    if spec.validate_days:
+        days, rule = spec.validate_days, f"--validate-days {spec.validate_days}"
+    else:
+        days = min(BACKTEST_MAX_DAYS, max(BACKTEST_MIN_DAYS, history // 4 // 7 * 7))
+        rule = (
+            f"a quarter of the {history:,} days of history, in whole weeks, {BACKTEST_MIN_DAYS} to {BACKTEST_MAX_DAYS}"
+        )
+    if history - days < BACKTEST_MIN_DAYS:
+        return None, (
+            f"the {history:,} days of history before {as_of} are too short for a backtest of {days} days"
+            f" (it needs {days + BACKTEST_MIN_DAYS:,}: {BACKTEST_MIN_DAYS} days of history before the horizon)"
+        )
+    return days, rule
+
+
+def _backtest_plan(
+    engine: sa.Engine,
+    t: sa.TableClause,
+    key: sa.ColumnElement,
+    customers: _CustomersTable | None,
+    dialect: DateSql,
+    spec: JobSpec,
+    derived: list[str],
+    as_of: date,
+    span: tuple[date, date],
+) -> dict[str, Any]:
+    """The backtest of a run that chooses k by later behaviour: its dates, horizon, rule and SQL
+    (the features as of the as-of date moved back by the horizon, each customer's net spend and
+    whether they bought in the horizon); {"none": why} when the history is too short."""
+    assert spec.date is not None and spec.amount is not None  # build_spec requires both with --transactions
+    days, rule = backtest_days(spec, as_of, span[0])
+    if days is None:
+        return {"none": rule}
+    moved = as_of - timedelta(days=days)
+    features = _feature_select(t, key, customers, dialect, spec, derived, moved).subquery("features")
+    amount = t.c[spec.amount]
+    outcome = (
+        sa.select(
+            key.label("customer"),
+            sa.func.sum(amount).label("spend"),
+            sa.func.max(sa.case((amount > 0, 1), else_=0)).label("purchased"),
+        )
+        .where(*dialect.in_window(t.c[spec.date], moved, as_of), t.c[spec.customer].is_not(None))
+        .group_by(key)
+        .subquery("outcome")
+    )
+    select = sa.select(
+        features,
+        _double(sa.func.coalesce(outcome.c.spend, 0)).label(NEXT_SPEND),
+        _double(sa.func.coalesce(outcome.c.purchased, 0)).label(NEXT_PURCHASE),
+    ).select_from(features.outerjoin(outcome, outcome.c.customer == features.c[spec.customer]))
+    numeric = {name: True for name in derived}
+    numeric |= {name: column.numeric for name, column in (customers.columns if customers else {}).items()}
+    return {
+        "as_of": moved.isoformat(),
+        "start": moved.isoformat(),
+        "end": (as_of - timedelta(days=1)).isoformat(),
+        "days": days,
+        "rule": rule,
+        "numeric": numeric,
+        "sql": _compile(engine, select),
+    }
 
 
 # --- checking the tables ---------------------------------------------------------------------
@@ -243,13 +348,7 @@ def _check_customers_table(inspector, spec: JobSpec, tx: _Table) -> _CustomersTa
     assert spec.customers is not None  # only called with --customers
     assert spec.customer is not None  # build_spec requires --customer with --transactions
     table = _reflect(inspector, spec.customers)
-    key_type = _require_column(table, "--customer", spec.customer)
-    families = {_family(key_type), _family(tx.types[spec.customer])}
-    if None not in families and len(families) > 1:
-        raise UsageError(
-            f'column "{spec.customer}" is {_family(tx.types[spec.customer])} in {tx.description} but'
-            f" {_family(key_type)} in {table.description}; the join needs the same kind of value"
-        )
+    _require_column(table, "--customer", spec.customer)
     wanted = [name for name in [*spec.features, *spec.categorical] if name not in FEATURES]
     for name in wanted:
         if name == spec.customer:
@@ -279,13 +378,28 @@ def _numeric(column_type: sa.types.TypeEngine) -> bool | None:
     return isinstance(column_type, (sa.Integer, sa.Numeric, sa.Float)) and not isinstance(column_type, sa.Boolean)
 
 
-def _family(column_type: sa.types.TypeEngine) -> str | None:
-    """The kind of a join key, "number" or "text"; None when the database does not say."""
+def customer_key(column: sa.ColumnElement, column_type: sa.types.TypeEngine, dialect: DateSql) -> sa.ColumnElement:
+    """The customer id as segjob keys it: an integer column as it is; anything else as text, with
+    a number's fractional zero dropped ("17850.0" and 17850.0 become "17850") so the same ids
+    join whether a table holds them as integers, floats or text. Other text (zero-padded ids,
+    codes) is kept exactly."""
+    if isinstance(column_type, sa.Integer):
+        return column
     if _numeric(column_type):
-        return "number"
-    if isinstance(column_type, sa.String):
-        return "text"
-    return None
+        whole = sa.cast(column, sa.BigInteger)
+        key = sa.case((whole == column, sa.cast(whole, sa.Text)), else_=sa.cast(column, sa.Text))
+        return sa.type_coerce(key, sa.Text)
+    text = sa.cast(column, sa.Text)
+    if dialect.postgres:  # LIKE first: cheaper than the regular expression on every row
+        stripped = sa.func.regexp_replace(text, r"^([0-9]+)\.0+$", r"\1", type_=sa.Text)
+        return sa.type_coerce(sa.case((text.like("%.0"), stripped), else_=text), sa.Text)
+    head = sa.func.substr(text, 1, sa.func.length(text) - 2)
+    key = sa.case((sa.and_(text.op("GLOB")("[0-9]*.0"), head.op("NOT GLOB")("*[^0-9]*")), head), else_=text)
+    return sa.type_coerce(key, sa.Text)
+
+
+def _as_text(key: sa.ColumnElement) -> sa.ColumnElement:
+    return key if isinstance(key.type, sa.Text) else sa.cast(key, sa.Text)
 
 
 def _type_name(column_type: sa.types.TypeEngine, engine: sa.Engine) -> str:
@@ -399,6 +513,7 @@ def _as_date(value: Any) -> date:
 def _window_counts(
     connection: sa.Connection,
     t: sa.TableClause,
+    key: sa.ColumnElement,
     dialect: DateSql,
     spec: JobSpec,
     tx: _Table,
@@ -418,8 +533,8 @@ def _window_counts(
             _count_if(amount < 0).label("return_rows"),
             _count_if(amount == 0).label("zero_amount_rows"),
             _count_if(amount.is_(None)).label("null_amount_rows"),
-            sa.func.count(sa.distinct(customer)).label("customers"),
-            sa.func.count(sa.distinct(sa.case((amount > 0, customer)))).label("customers_with_purchase"),
+            sa.func.count(sa.distinct(key)).label("customers"),
+            sa.func.count(sa.distinct(sa.case((amount > 0, key)))).label("customers_with_purchase"),
         ).where(*dialect.in_window(t.c[spec.date], since, as_of))
     ).one()
     counts = {key: int(value) for key, value in row._mapping.items()}
@@ -431,12 +546,15 @@ def _window_counts(
             f" (it holds transactions from {span[0]} to {span[1]})"
         )
     missing = counts["rows_without_customer"]
-    if missing:
+    if missing and spec.require_customer:
         raise DataError(
             f"{_count(missing, 'transaction')} in {tx.description} {_have(missing)} no customer"
-            f' ("{spec.customer}" is NULL); fix or delete them, or filter them out with a view'
+            f' ("{spec.customer}" is NULL) and --require-customer refuses them; fix or delete them,'
+            " or leave out --require-customer to leave them out and count them"
         )
     if counts["customers_with_purchase"] == 0:
+        if counts["customers"] == 0:
+            raise DataError(f'no transaction in the window has a customer ("{spec.customer}" is NULL in every row)')
         raise DataError(
             "no customer has a purchase (amount above 0) in the window: "
             + ("the only customer has" if counts["customers"] == 1 else f"all {counts['customers']:,} customers have")
@@ -487,6 +605,7 @@ class DateSql:
 
 def _feature_select(
     t: sa.TableClause,
+    key: sa.ColumnElement,
     customers: _CustomersTable | None,
     dialect: DateSql,
     spec: JobSpec,
@@ -498,17 +617,17 @@ def _feature_select(
     # build_spec requires --customer, --date and --amount with --transactions.
     assert spec.customer is not None and spec.date is not None and spec.amount is not None
     since = date.fromisoformat(spec.since) if spec.since else None
-    customer, amount = t.c[spec.customer], t.c[spec.amount]
+    amount = t.c[spec.amount]
     day = dialect.day(t.c[spec.date])
     customer_days = (
         sa.select(
-            customer.label("customer"),
+            key.label("customer"),
             day.label("day"),
             sa.func.sum(amount).label("spend"),
             sa.func.max(sa.case((amount > 0, 1), else_=0)).label("purchased"),
         )
-        .where(*dialect.in_window(t.c[spec.date], since, as_of))
-        .group_by(customer, day)
+        .where(*dialect.in_window(t.c[spec.date], since, as_of), t.c[spec.customer].is_not(None))
+        .group_by(key, day)
         .cte("customer_days")
     )
     cd = customer_days.c
@@ -558,7 +677,10 @@ def _feature_select(
     if customers:
         names = dict.fromkeys([spec.customer, *customers.wanted])
         k = sa.table(customers.table.name, *(sa.column(n) for n in names), schema=customers.table.schema)
-        joined = joined.outerjoin(k, k.c[spec.customer] == pc.customer)
+        their_key = customer_key(k.c[spec.customer], customers.table.types[spec.customer], dialect)
+        both_integers = not isinstance(their_key.type, sa.Text) and not isinstance(key.type, sa.Text)
+        on = their_key == pc.customer if both_integers else _as_text(their_key) == _as_text(pc.customer)
+        joined = joined.outerjoin(k, on)
         extra = [k.c[name] for name in customers.wanted]
     return (
         sa.select(
