@@ -1,7 +1,8 @@
 """Marketer's words for segment labels: "Lapsed, frequent, high spend" instead of "High recency".
 
-Two vocabularies with the signature `segjob.model.profile.Vocabulary` (feature name, "High"/"Low"/"Mid",
-segment mean in original units) -> words, or None for the generic "High <feature>":
+Two vocabularies with the signature `segjob.model.profile.Vocabulary` (feature name, "High"/"Low" or,
+to tell apart segments that share a label, "Higher"/"Lower", segment mean in original units) ->
+words, or None for the generic "High <feature>":
 
 - `marketer_words` for purchase-history features (`--transactions`), whose names segjob chose;
 - `column_words` for table and query sources, which guesses the meaning from the column name's
@@ -26,6 +27,24 @@ _CONCEPT_WORDS = {
     "age": ("Older", "Younger"),
     "birth_year": ("Younger", "Older"),
 }
+
+# concept -> words for ("Higher", "Lower"): how segments that share a label differ.
+_COMPARED_WORDS = {
+    "recency": ("Less recent", "More recent"),
+    "frequency": ("More frequent", "Less frequent"),
+    "spend": ("Higher spend", "Lower spend"),
+    "basket": ("Bigger baskets", "Smaller baskets"),
+    "tenure": ("Longer-standing", "Newer"),
+    "interval_mean": ("Slower to return", "Quicker to return"),
+    "interval_std": ("Less regular", "More regular"),
+    "income": ("Higher income", "Lower income"),
+    "age": ("Older", "Younger"),
+    "birth_year": ("Younger", "Older"),
+}
+COMPARED = {"High": "Higher", "Low": "Lower"}
+# The extreme one of segments that share "High ..." or "Low ...": "Very high ...", "Very low ...".
+VERY = {"High": "Very high", "Low": "Very low"}
+_VERY_WORDS = {"recency": ("Long lapsed", "Very recent"), "tenure": ("Very long-standing", "Newest")}
 
 # purchase-history feature (segjob.source.purchases.FEATURES) -> concept
 _TRANSACTION_CONCEPTS = {
@@ -56,12 +75,63 @@ def marketer_words(feature: str, word: str, value: float | None = None) -> str |
 
 
 def _concept_words(concept: str, word: str, value: float | None) -> str | None:
+    if word in ("Very high", "Very low"):
+        plain = _concept_words(concept, word.removeprefix("Very ").capitalize(), value)
+        if concept in _VERY_WORDS:
+            return _VERY_WORDS[concept][0 if word == "Very high" else 1]
+        return plain if plain == "One-off" or plain is None else f"Very {plain[0].lower()}{plain[1:]}"
+    if word in ("Higher", "Lower"):
+        higher, lower = _COMPARED_WORDS[concept]
+        return higher if word == "Higher" else lower
     if word not in ("High", "Low"):
         return None
     if concept == "frequency" and word == "Low" and value is not None and value < ONE_OFF_BELOW:
         return "One-off"
     high, low = _CONCEPT_WORDS[concept]
     return high if word == "High" else low
+
+
+# A segment's position on a feature (its centre against the population, in standard deviations of
+# the model column) at or beyond this is high or low for its persona.
+PERSONA_POSITION = 0.5
+
+
+def persona(positions: dict[str, float], frequency: float | None) -> str | None:
+    """The recency/frequency/monetary persona marketers use for a segment ("Champions", "At risk",
+    ...), from its positions on recency, frequency and spend (monetary_total, else monetary_avg;
+    centre minus population mean, in standard deviations of the model column) and its mean
+    frequency; None without recency and frequency.
+
+    Recent (recency at least PERSONA_POSITION below the mean): frequent and big-spending
+    "Champions", frequent or big-spending "Loyal customers", one purchase "New customers", else
+    "Potential loyalists". Long ago (as far above): frequent and big-spending "Can't lose them",
+    frequent or big-spending "At risk", one purchase "Lost", else "Hibernating". In between:
+    frequent and big-spending "Loyal customers", one of the two "Need attention", one purchase
+    "About to sleep", else "Promising".
+    """
+    if "recency" not in positions or "frequency" not in positions:
+        return None
+    recent = -positions["recency"]
+    spend = positions.get("monetary_total", positions.get("monetary_avg", 0.0))
+    often, big = positions["frequency"] >= PERSONA_POSITION, spend >= PERSONA_POSITION
+    one_off = frequency is not None and frequency < ONE_OFF_BELOW
+    if recent >= PERSONA_POSITION:
+        if often and big:
+            return "Champions"
+        if often or big:
+            return "Loyal customers" if not one_off else "New big spenders"
+        return "New customers" if one_off else "Potential loyalists"
+    if recent <= -PERSONA_POSITION:
+        if often and big:
+            return "Can't lose them"
+        if often or big:
+            return "At risk"
+        return "Lost" if one_off else "Hibernating"
+    if often and big:
+        return "Loyal customers"
+    if often or big:
+        return "Need attention"
+    return "About to sleep" if one_off else "Promising"
 
 
 def vocabulary_for(purchase_history: bool) -> Callable[[str, str, float | None], str | None]:
@@ -134,7 +204,7 @@ def column_words(feature: str, word: str, value: float | None = None) -> str | N
     ("frequency", "num_orders", "visits") "Frequent"/"Infrequent" ("One-off" below 1.5), or "Many
     web purchases" for "NumWebPurchases"; income "High income"/"Low income"; age "Older"/"Younger".
     """
-    if word not in ("High", "Low"):
+    if word not in ("High", "Low", "Higher", "Lower", "Very high", "Very low"):
         return None
     tokens = _words(feature)
     found = set(tokens)
@@ -161,7 +231,8 @@ def column_words(feature: str, word: str, value: float | None = None) -> str | N
         qualifier = [t for t in rest if t not in _PERIODS]
         if not qualifier:
             return _concept_words("frequency", word, value)
-        return f"{'Many' if word == 'High' else 'Few'} {' '.join(qualifier)} {_COUNTS[counts[-1]]}"
+        many = {"High": "Many", "Low": "Few", "Higher": "More", "Lower": "Fewer"}.get(word, f"{word[:4]} {word[5:]}")
+        return f"{many} {' '.join(qualifier)} {_COUNTS[counts[-1]]}"
     return None
 
 

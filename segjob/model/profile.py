@@ -10,21 +10,22 @@ import pandas as pd
 
 from segjob.errors import UsageError
 from segjob.model.fit import ModelResult
+from segjob.model.labels import COMPARED, VERY, persona
 from segjob.prepare.columns import FeatureParams, PreparedData, to_original_units
 
 # A numeric feature describes a segment when the segment mean is at least this many population
-# standard deviations from the overall mean ("High ..." / "Low ..."); closer is "Mid ...".
+# standard deviations from the overall mean ("High ..." / "Low ..."); closer, it is named only to
+# tell apart segments that share a label, and then comparatively ("Higher ...", "Lower ...").
 STANDOUT_Z = 0.5
 # A one-hot level describes a segment ("Gender: Female") only when clearly over-represented.
 STANDOUT_Z_LEVEL = 1.0
 LABEL_FEATURES = 2  # features in a label at first
-MAX_LABEL_FEATURES = 3  # features a label may grow to when two labels collide
 TOP_FEATURES = 3  # distinguishing features stored per segment
 NOISE_SEGMENT_ID = 0  # DBSCAN noise; real segments are 1..k
 NOISE_LABEL = "Outliers"
 
 
-# (feature name, "High"/"Low"/"Mid", segment mean in original units) -> words for the label, or
+# (feature name, "High"/"Low"/"Higher"/"Lower", segment mean in original units) -> words for the label, or
 # None for the generic "High <feature>"; see segjob.model.labels (marketer_words, column_words).
 Vocabulary = Callable[[str, str, float | None], str | None]
 
@@ -103,7 +104,11 @@ def profile(
     z = np.where(population_std > 0, (means - population_mean) / spread, 0.0)
 
     real = slice(1, None) if noise else slice(None)
-    auto = ([NOISE_LABEL] if noise else []) + _labels(features, z[real], means[real], vocabulary, ids[real])
+    spread_x = prepared.X.std(axis=0) if len(prepared.X) else np.ones(scaled.shape[1])
+    positions = (
+        (scaled - prepared.X.mean(axis=0)) / np.where(spread_x > 0, spread_x, 1.0) if len(prepared.X) else scaled
+    )
+    auto = ([NOISE_LABEL] if noise else []) + _labels(features, z[real], means[real], vocabulary, positions[real])
     final = _override(dict(zip(ids, auto)), labels or {})
     segments = [
         Segment(
@@ -164,51 +169,81 @@ def _labels(
     z: np.ndarray,
     means: np.ndarray,
     vocabulary: Vocabulary | None,
-    ids: list[int] | None = None,
+    positions: np.ndarray,
 ) -> list[str]:
-    """A short, unique label per segment from the features where it differs most.
+    """A short label per segment, distinct within the run, never numbered.
 
-    Each segment starts with its (up to) LABEL_FEATURES most distinctive features. Segments whose
-    labels collide get one more numeric feature, the one that best tells them apart (possibly
-    "Mid ..."), up to MAX_LABEL_FEATURES; any collision left is settled with " (segment N)",
-    N being the segment's id (`ids`, in row order; default row + 1). Before numbering, segments
-    whose labels collide only because the vocabulary gives two features the same words
-    ("Frequent" for orders and for num_orders) take the generic feature names instead.
+    With a vocabulary and recency and frequency among the features, a segment starts from its
+    recency/frequency/monetary persona (segjob.model.labels.persona: "Champions", "At risk", ...);
+    otherwise from its (up to) LABEL_FEATURES most distinctive features ("High income, low spend";
+    "Average" when none stands out). Segments that share a label get the numeric feature on which
+    their centres lie furthest apart (`positions`: centres against the population in model-column
+    standard deviations): the highest of them "High ..." (or "Higher ..." when it does not stand
+    out in the population), the lowest "Low ..." ("Lower ..."), until every label differs.
+    Segments with identical profiles, which no feature tells apart, end with "(group A)", "(group B)".
     """
     k, n_features = z.shape
-    chosen = []
-    for s in range(k):
-        standouts = [j for j in range(n_features) if _stands_out(features[j], z[s, j])]
-        standouts.sort(key=lambda j: -abs(z[s, j]))
-        chosen.append(standouts[:LABEL_FEATURES])
-
+    names = [f.name for f in features]
     numeric = [j for j, f in enumerate(features) if f.kind == "numeric"]
-    while True:
-        labels = [_render(features, z[s], means[s], chosen[s], vocabulary) for s in range(k)]
+    bases: list[str | None] = []
+    chosen: list[list[tuple[int, str]]] = []
+    for s in range(k):
+        base = None
+        if vocabulary is not None:
+            frequency = float(means[s, names.index("frequency")]) if "frequency" in names else None
+            base = persona({names[j]: float(positions[s, j]) for j in numeric}, frequency)
+        standouts = [] if base else [j for j in range(n_features) if _stands_out(features[j], z[s, j])]
+        standouts.sort(key=lambda j: -abs(z[s, j]))
+        bases.append(base)
+        chosen.append([(j, _word(z[s, j])) for j in standouts[:LABEL_FEATURES]])
+
+    def render(s: int) -> str:
+        return _render(features, means[s], bases[s], chosen[s], vocabulary)
+
+    for _ in range(k * len(numeric) + 1):  # each round names one more feature in a colliding group
+        labels = [render(s) for s in range(k)]
         groups = _collisions(labels)
         extended = False
         for group in groups:
-            # with a vocabulary, colliding labels may come from different features
-            used = set().union(*(chosen[s] for s in group))
-            if len(used) >= MAX_LABEL_FEATURES:
-                continue
-            split = _best_split([j for j in numeric if j not in used], z[group])
-            if split is not None:
-                for s in group:
-                    chosen[s].append(split)
+            if _tell_apart(group, chosen, numeric, positions, z):
                 extended = True
         if not extended:
             break
-    for group in groups:
-        generic = [_render(features, z[s], means[s], chosen[s], None) for s in group]
-        others = {label for s, label in enumerate(labels) if s not in group}
-        if vocabulary and len(set(generic)) == len(group) and not others & set(generic):
-            for s, label in zip(group, generic):
-                labels[s] = label
-            continue
-        for s in group:
-            labels[s] += f" (segment {ids[s] if ids else s + 1})"
+    labels = [render(s) for s in range(k)]
+    for group in _collisions(labels):
+        for rank, s in enumerate(group):
+            labels[s] += f" (group {chr(ord('A') + rank)})"
     return labels
+
+
+def _tell_apart(
+    group: list[int], chosen: list[list[tuple[int, str]]], numeric: list[int], positions: np.ndarray, z: np.ndarray
+) -> bool:
+    """Word one more feature for the segments of `group`, which share a label; False when no
+    feature tells them apart. A feature their labels do not name yet comes first: the highest
+    segment gets "High" ("Higher" when it does not stand out), the lowest "Low" ("Lower"). Else
+    the extreme one of a feature they all call "High" (or "Low") becomes "Very high" ("Very low")."""
+    used = {j for s in group for j, _ in chosen[s]}
+    spread = {j: float(np.ptp(positions[group, j])) for j in numeric if j not in used}
+    if spread and max(spread.values()) > 0:
+        j = max(spread, key=lambda j: spread[j])
+        order = sorted(group, key=lambda s: positions[s, j])
+        low, high = order[0], order[-1]
+        chosen[high].append((j, "High" if z[high, j] >= STANDOUT_Z else COMPARED["High"]))
+        chosen[low].append((j, "Low" if z[low, j] <= -STANDOUT_Z else COMPARED["Low"]))
+        return True
+    shared = {}
+    for j in used & set(numeric):
+        words = {dict(chosen[s]).get(j) for s in group}
+        if len(words) == 1 and (word := words.pop()) in VERY and np.ptp(positions[group, j]) > 0:
+            shared[j] = word
+    if not shared:
+        return False
+    j = max(shared, key=lambda j: float(np.ptp(positions[group, j])))
+    order = sorted(group, key=lambda s: positions[s, j])
+    extreme = order[-1] if shared[j] == "High" else order[0]
+    chosen[extreme] = [(i, VERY[word] if i == j else word) for i, word in chosen[extreme]]
+    return True
 
 
 def _stands_out(feature: FeatureParams, z: float) -> bool:
@@ -219,25 +254,25 @@ def _stands_out(feature: FeatureParams, z: float) -> bool:
 
 
 def _word(z: float) -> str:
-    if z >= STANDOUT_Z:
-        return "High"
-    if z <= -STANDOUT_Z:
-        return "Low"
-    return "Mid"
+    """The direction of a standout feature (only standouts are worded this way)."""
+    return "High" if z >= 0 else "Low"
 
 
 def _render(
-    features: list[FeatureParams], z: np.ndarray, means: np.ndarray, chosen: list[int], vocabulary: Vocabulary | None
+    features: list[FeatureParams],
+    means: np.ndarray,
+    base: str | None,
+    chosen: list[tuple[int, str]],
+    vocabulary: Vocabulary | None,
 ) -> str:
-    if not chosen:
+    if not base and not chosen:
         return "Average"
-    parts = []
-    for j in sorted(chosen):  # feature order reads the same way in every label
+    parts = [base] if base else []
+    for j, word in sorted(chosen):  # feature order reads the same way in every label
         feature = features[j]
         if feature.kind == "categorical":
             parts.append(f"{feature.source_column}: {feature.level}")
             continue
-        word = _word(z[j])
         words = vocabulary(feature.name, word, float(means[j])) if vocabulary else None
         if words is not None and words.lower() in (part.lower() for part in parts):
             words = None  # two features with the same words ("High spend") keep their names
@@ -254,18 +289,3 @@ def _collisions(labels: list[str]) -> list[list[int]]:
     for s, label in enumerate(labels):
         by_label.setdefault(label, []).append(s)
     return [group for group in by_label.values() if len(group) > 1]
-
-
-def _best_split(candidates: list[int], z: np.ndarray) -> int | None:
-    """The candidate feature whose words differ most across the rows of `z` (one per segment).
-
-    Ties go to the larger spread of z, then to the earlier feature; None when no candidate
-    gives the segments different words.
-    """
-    best, best_key = None, (1, 0.0)
-    for j in candidates:
-        words = len({_word(value) for value in z[:, j]})
-        key = (words, float(np.ptp(z[:, j])))
-        if key > best_key:
-            best, best_key = j, key
-    return best
