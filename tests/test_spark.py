@@ -435,3 +435,41 @@ def test_executors_in_processes_of_their_own_write_the_same_run(data_url):
     local = [row for row in query(data_url, "SELECT run_id FROM run_summary WHERE job = 'local-all'")]
     reference = local[0]["run_id"] if local else _run(data_url, "--source", "customers", "--job", "local-all")["run_id"]
     assert (_assignments(data_url, run["run_id"]) == _assignments(data_url, reference)).all()
+
+
+def test_null_and_blank_ids_are_counted_as_missing_ids_as_on_the_local_engine(spark, migrated_pg_url, tmp_path):
+    """A NULL id matches none of the JDBC read's hash predicates unless one takes it in: the Spark
+    run must read, drop and count such rows (and blank ids) exactly as the local engine does."""
+    frame = _groups(3000)
+    ids = frame["id"].tolist()
+    for row in (5, 17, 400, 2999):
+        ids[row] = None
+    ids[8] = ids[9] = ""
+    ids[100] = "   "
+    frame["id"] = pd.Series(ids, dtype=object)
+    _load(migrated_pg_url, frame, "customers")
+    path = tmp_path / "customers.parquet"
+    frame.to_parquet(path, index=False)
+    args = ("--k", "4")
+    local = _run(migrated_pg_url, "--source", "customers", "--job", "local-ids", *args)
+    runs = {
+        "jdbc": _run(
+            migrated_pg_url,
+            "--source",
+            "customers",
+            "--job",
+            "jdbc-ids",
+            *_spark("--spark-write-partitions", "3"),
+            *args,
+        ),
+        "parquet": _run(
+            migrated_pg_url, *_spark("--source-format", "parquet", "--source-path", str(path), "--job", "pq-ids"), *args
+        ),
+    }
+    counts = "SELECT rows_read, rows_used, rows_dropped, dropped_by_reason FROM run WHERE run_id = :r"
+    expected = [{"rows_read": 3000, "rows_used": 2993, "rows_dropped": 7, "dropped_by_reason": {"missing_id": 7}}]
+    assert query(migrated_pg_url, counts, r=local["run_id"]) == expected
+    local_assignments = _assignments(migrated_pg_url, local["run_id"])
+    for name, run in runs.items():
+        assert query(migrated_pg_url, counts, r=run["run_id"]) == expected, name
+        assert (_assignments(migrated_pg_url, run["run_id"]) == local_assignments).all(), name

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -233,36 +234,126 @@ def _cast_columns(frame: DataFrame, spec: JobSpec) -> list:
 
 def _read_jdbc(engine: sa.Engine, spec: JobSpec, spark: SparkSession, source: tables.Source, parts: int) -> DataFrame:
     """The source through Spark's JDBC source in `parts` partitions, split by a hash of the id
-    (works for text and number ids alike); the casts run in PostgreSQL."""
+    (works for text and number ids alike); the casts run in PostgreSQL. The only text of the user's
+    that Spark sends is the source's FROM clause, which `tables.describe_source` checked."""
+    return spark.read.jdbc(
+        jdbc_url(engine),
+        jdbc_table(engine, spec, source),
+        predicates=jdbc_predicates(spec, parts),
+        properties=jdbc_properties(engine, spec),
+    )
+
+
+def jdbc_table(engine: sa.Engine, spec: JobSpec, source: tables.Source) -> str:
+    """What Spark's JDBC source reads FROM: the job's columns of the checked source, cast."""
+    return f"({tables.cast_select(engine, spec, source)}) AS segjob_source"
+
+
+def jdbc_predicates(spec: JobSpec, parts: int) -> list[str]:
+    """One WHERE condition per partition, together covering every row once. A NULL id hashes to
+    NULL, which no partition would match: those rows go to partition 0, whose task counts them as
+    missing ids, as the local engine does."""
     from psycopg import sql
 
     key = sql.Identifier(spec.id).as_string(None)
-    predicates = [f"(hashtext({key}) & 2147483647) % {parts} = {part}" for part in range(parts)]
-    subquery = f"({tables.cast_select(engine, spec, source)}) AS segjob_source"
-    return spark.read.jdbc(jdbc_url(engine), subquery, predicates=predicates, properties=jdbc_properties(engine, spec))
+    return [f"coalesce((hashtext({key}) & 2147483647) % {parts}, 0) = {part}" for part in range(parts)]
+
+
+# libpq's connection parameters (as the database URL gives them) that PostgreSQL's JDBC driver
+# knows under another name or the same one; host, port, dbname, user, password and options are
+# translated on their own.
+_JDBC_NAMES = {
+    "sslmode": "sslmode",
+    "sslrootcert": "sslrootcert",
+    "sslcert": "sslcert",
+    "sslkey": "sslkey",
+    "sslpassword": "sslpassword",
+    "gssencmode": "gssEncMode",
+    "krbsrvname": "kerberosServerName",
+    "connect_timeout": "connectTimeout",
+    "target_session_attrs": "targetServerType",
+}
+_JDBC_SERVER_TYPES = {
+    "any": "any",
+    "read-write": "primary",
+    "primary": "primary",
+    "read-only": "secondary",
+    "standby": "secondary",
+    "prefer-standby": "preferSecondary",
+}
+# Tune the TCP or TLS transport only, not which server, database or user the read reaches or
+# what it may do: the JDBC driver's own behaviour stands in. application_name: the read names
+# itself, as every segjob connection does.
+_JDBC_IGNORED = {
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "sslcompression",
+    "sslsni",
+    "client_encoding",
+    "application_name",
+    "fallback_application_name",
+}
 
 
 def jdbc_url(engine: sa.Engine) -> str:
-    url = engine.url
-    return f"jdbc:postgresql://{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
+    """The JDBC URL of the engine's server and database; the URL's other settings travel in
+    `jdbc_properties` (which a JDBC URL's own parameters would override)."""
+    params = db.libpq_params(engine)
+    hosts = [host.strip() for host in str(params.get("host") or "localhost").split(",")]
+    ports = [port.strip() for port in str(params.get("port") or "5432").split(",")]
+    if len(ports) == 1:
+        ports *= len(hosts)
+    if len(ports) != len(hosts):
+        raise UsageError(f"the database URL names {len(hosts)} hosts but {len(ports)} ports")
+    for host in hosts:
+        if host.startswith(("/", "@")):
+            raise UsageError(
+                f"--engine spark reads the source through PostgreSQL's JDBC driver, which cannot connect"
+                f" through a Unix socket (host={host} in the database URL): give a TCP host and port"
+            )
+    addresses = ",".join(f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host, port in zip(hosts, ports))
+    return f"jdbc:postgresql://{addresses}/{quote(str(params.get('dbname') or ''), safe='')}"
 
 
 def jdbc_properties(engine: sa.Engine, spec: JobSpec) -> dict[str, str]:
-    url = engine.url
-    timeout_ms = int(spec.statement_timeout * 1000)
+    """The JDBC driver's connection properties: the database URL's settings (sslmode, options,
+    ...), and read-only sessions with the job's statement timeout."""
+    params = db.libpq_params(engine)
     properties = {
         "driver": "org.postgresql.Driver",
-        "user": url.username or os.environ.get("USER", ""),
+        "user": str(params.get("user") or os.environ.get("USER", "")),
+        "connectTimeout": "10",
+    }
+    for name, value in params.items():
+        if name in _JDBC_NAMES:
+            properties[_JDBC_NAMES[name]] = str(value)
+        elif name not in _JDBC_IGNORED and name not in ("host", "port", "dbname", "user", "password", "options"):
+            raise UsageError(
+                f"--engine spark reads the source through PostgreSQL's JDBC driver, which has no"
+                f" equivalent of {name}= in the database URL; leave it out or use --engine local"
+            )
+    if "targetServerType" in properties:
+        given = properties["targetServerType"]
+        if given not in _JDBC_SERVER_TYPES:
+            raise UsageError(f"target_session_attrs={given} in the database URL is not one of libpq's values")
+        properties["targetServerType"] = _JDBC_SERVER_TYPES[given]
+    if params.get("password"):
+        properties["password"] = str(params["password"])
+    settings = {"default_transaction_read_only": "on", "statement_timeout": db.timeout_ms(spec.statement_timeout)}
+    properties |= {
         "fetchsize": str(BATCH_ROWS),
         # Binary transfer from the first execution (a server-side prepared statement): pgjdbc
         # otherwise sends doubles as text, and parsing them made the read about 4x slower.
         "prepareThreshold": "-1",
         "ApplicationName": "segjob spark read",
-        # Read-only, as every segjob read is, so a --query cannot change anything.
-        "options": f"-c default_transaction_read_only=on -c statement_timeout={timeout_ms}",
+        # Read-only, as every segjob read is: the session by default (after the URL's own
+        # options, so they cannot turn it off) and each transaction the driver begins.
+        "options": db.server_options(engine.url, settings),
+        "readOnly": "true",
     }
-    if url.password:
-        properties["password"] = str(url.password)
     return properties
 
 
@@ -411,16 +502,13 @@ def _check_loads(connection: sa.Connection, run_id: int, parts: int, totals: Tot
 
 
 def executor_conninfo(engine: sa.Engine, statement_timeout: float) -> str:
-    """A libpq URI for the executors' write connections: the engine's server and credentials."""
-    from urllib.parse import quote, urlencode
+    """A libpq connection string for the executors' write connections: the engine's server,
+    credentials and settings, with the job's statement timeout."""
+    from psycopg.conninfo import make_conninfo
 
-    base = engine.url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
-    query = {
-        **engine.url.query,
-        "connect_timeout": "10",
-        "options": f"-c statement_timeout={int(statement_timeout * 1000)}",
-    }
-    return f"{base}?{urlencode(query, doseq=True, quote_via=quote)}"
+    settings = {"statement_timeout": db.timeout_ms(statement_timeout)}
+    params = {"connect_timeout": "10", **db.libpq_params(engine)}
+    return make_conninfo("", **{**params, "options": db.server_options(engine.url, settings)})
 
 
 @dataclass

@@ -6,9 +6,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -83,12 +84,53 @@ def make_engine(
         sa.event.listen(engine, "connect", _sqlite_on_connect)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        connect_args = {"application_name": "segjob", "connect_timeout": 10}
+        # Defaults only: what the URL says about these wins (connect_args would replace it).
+        connect_args: dict[str, object] = {
+            name: value
+            for name, value in (("application_name", "segjob"), ("connect_timeout", 10))
+            if name not in parsed.query
+        }
         if statement_timeout is not None:
             # A startup option rather than SET: it holds on every pooled connection from the start.
-            connect_args["options"] = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
+            connect_args["options"] = server_options(parsed, {"statement_timeout": timeout_ms(statement_timeout)})
         return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     raise UsageError(f"unsupported database {parsed.get_backend_name()!r}: segjob works with PostgreSQL and SQLite")
+
+
+def libpq_params(engine: sa.Engine) -> dict[str, Any]:
+    """The libpq connection parameters (host, port, dbname, user, password, sslmode, options, ...)
+    that the engine's URL gives, as SQLAlchemy's psycopg dialect reads it (multi-host URLs too)."""
+    from psycopg import pq
+
+    keywords = {default.keyword.decode() for default in pq.Conninfo.get_defaults()}
+    _, params = engine.dialect.create_connect_args(engine.url)
+    return {name: value for name, value in params.items() if name in keywords}
+
+
+def server_options(url: sa.URL, settings: Mapping[str, object]) -> str:
+    """libpq's `options` for a connection to `url` that also sets the server parameters `settings`.
+
+    The URL's own `options` come first (else $PGOPTIONS, which libpq would have sent), so a
+    search_path or work_mem given there still holds; then `-c name=value` for each setting. The
+    server applies them in order, so a setting here wins over the same name given before it.
+    """
+    given = url.query.get("options")
+    if given is None:
+        given = os.environ.get("PGOPTIONS", "")
+    if isinstance(given, tuple):  # ?options=...&options=...
+        given = " ".join(given)
+    ours = [f"-c {name}={_escape_option(str(value))}" for name, value in settings.items()]
+    return " ".join([given, *ours] if given.strip() else ours)
+
+
+def _escape_option(value: str) -> str:
+    """A value inside libpq's `options`, where a space separates arguments unless escaped."""
+    return value.replace("\\", "\\\\").replace(" ", "\\ ")
+
+
+def timeout_ms(seconds: float) -> int:
+    """PostgreSQL's statement_timeout (whole milliseconds, 0 would mean none) for `seconds`."""
+    return max(1, round(seconds * 1000))
 
 
 def _sqlite_file_exists(url: sa.URL) -> bool:
@@ -195,7 +237,7 @@ def alembic_config(connection: sa.Connection | None):
 
 # The schema revision this version of segjob expects: the newest migration. A constant, so a
 # command need not load every migration file to check the database (a test keeps it in step).
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0009"
 
 
 def head_revision() -> str:
