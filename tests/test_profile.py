@@ -94,20 +94,21 @@ def test_colliding_labels_get_the_feature_that_tells_them_apart():
     assert labels == ["High A, High B, High C", "High A, High B, Low C", "Low A, High C", "Low A, Low C"]
 
 
-def test_identical_segments_fall_back_to_segment_numbers():
+def test_identical_segments_are_told_apart_by_group_letters_not_segment_numbers():
     points = [(3.0, 1.0), (3.0, 1.0), (-3.0, -1.0)]
     labels = labels_of(*segmented(points, [10, 10, 20]))
-    assert labels == ["High A, High B (segment 1)", "High A, High B (segment 2)", "Low A, Low B"]
+    assert labels == ["High A, High B (group A)", "High A, High B (group B)", "Low A, Low B"]
 
 
-def test_mid_wording_separates_segments_only_when_needed():
-    # A and C stand out most everywhere; B (z -0.3 or -0.9 in segments 1 to 4) only splits the pairs.
+def test_comparative_wording_separates_segments_only_when_needed():
+    # A and C stand out most everywhere; B (z -0.3 or -0.9 in segments 1 to 4) only splits the pairs:
+    # the higher of each pair is "Higher B" (it does not stand out in the population), the lower "Low B".
     points = [(3.0, 0.0, 3.0), (3.0, -1.5, 3.0), (-3.0, 1.5, -3.0), (-3.0, -1.5, -3.0), (0.0, 6.0, 0.0)]
     labels = labels_of(*segmented(points, [10, 10, 10, 10, 10]))
     assert labels == [
-        "High A, Mid B, High C",
+        "High A, Higher B, High C",
         "High A, Low B, High C",
-        "Low A, Mid B, Low C",
+        "Low A, Higher B, Low C",
         "Low A, Low B, Low C",
         "High B",
     ]
@@ -130,7 +131,7 @@ def test_nothing_stands_out():
     assert labels_of(prepared, model) == ["High A", "Low A"]
     # two segments with no differences at all
     prepared, model = segmented([(1.0, 1.0), (1.0, 1.0)], [5, 5])
-    assert labels_of(prepared, model) == ["Average (segment 1)", "Average (segment 2)"]
+    assert labels_of(prepared, model) == ["Average (group A)", "Average (group B)"]
 
 
 # distinguishing features, user labels, noise, categorical shares
@@ -228,8 +229,8 @@ def test_vocabulary_puts_standout_features_into_domain_words():
         "Low recency",
     ]
     worded = [s.label for s in profile(prepared, model, vocabulary=marketer_words).segments]
-    # frequency 1 is below 1.5 purchases: "one-off"; words after the first read lower-case
-    assert worded == ["Lapsed, one-off", "Frequent, high spend", "Recent"]
+    # the RFM personas: one purchase long ago, recent frequent big spenders, recent repeat buyers
+    assert worded == ["Lost", "Champions", "Potential loyalists"]
 
 
 def named(prepared: PreparedData, *names: str) -> PreparedData:
@@ -268,13 +269,13 @@ def test_unknown_column_names_keep_generic_words():
 
 def test_columns_with_the_same_words_keep_labels_unique():
     # orders and num_orders both read "Frequent": segments 1 and 2 fall back to the column names,
-    # segment 3 (high on both) names the second one; identical segments are still numbered.
+    # segment 3 (high on both) names the second one; identical segments get group letters.
     prepared, model = segmented([(20, 5), (5, 20), (20, 20), (5, 5), (5, 5)], [10, 10, 10, 100, 100])
     named(prepared, "orders", "num_orders")
     assert worded(prepared, model) == [
         "High orders",
         "High num_orders",
         "Frequent, High num_orders",
-        "Average (segment 4)",
-        "Average (segment 5)",
+        "Average (group A)",
+        "Average (group B)",
     ]

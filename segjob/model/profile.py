@@ -197,15 +197,22 @@ def _labels(
         bases.append(base)
         chosen.append([(j, _word(z[s, j])) for j in standouts[:LABEL_FEATURES]])
 
+    generic = [False] * k  # the feature names instead of words two features share ("Frequent")
+
     def render(s: int) -> str:
-        return _render(features, means[s], bases[s], chosen[s], vocabulary)
+        return _render(features, means[s], bases[s], chosen[s], None if generic[s] else vocabulary)
 
     for _ in range(k * len(numeric) + 1):  # each round names one more feature in a colliding group
         labels = [render(s) for s in range(k)]
         groups = _collisions(labels)
         extended = False
         for group in groups:
-            if _tell_apart(group, chosen, numeric, positions, z):
+            names_differ = len({_render(features, means[s], bases[s], chosen[s], None) for s in group}) == len(group)
+            if vocabulary and names_differ and not any(generic[s] for s in group):
+                for s in group:
+                    generic[s] = True
+                extended = True
+            elif _tell_apart(group, chosen, numeric, positions, z):
                 extended = True
         if not extended:
             break
