@@ -9,6 +9,7 @@ Arrow) in chunks.
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 from collections.abc import Callable, Collection, Generator
 from contextlib import suppress
@@ -100,6 +101,9 @@ def _query_source(engine: sa.Engine, query: str) -> Source:
     if not query:
         raise UsageError("--query is empty")
     from_clause = f"(\n{query}\n) AS segjob_source"
+    if is_postgres(engine):
+        _, plan = _run_read_only(engine, f"EXPLAIN (VERBOSE, FORMAT JSON) SELECT * FROM {from_clause}", fetch=True)
+        _refuse_outside_effects(plan[0][0])
     description, _ = _run_read_only(engine, f"SELECT * FROM {from_clause} LIMIT 0", fetch=False)
     columns: dict[str, SourceColumn] = {}
     for column in description:
@@ -109,17 +113,64 @@ def _query_source(engine: sa.Engine, query: str) -> Source:
     return Source(from_clause, "the query", columns)
 
 
+# Functions whose effects a read-only transaction does not stop, because they act outside it
+# (segjob rolls every read back, which undoes writes to large objects, NOTIFY and set_config):
+# signalling other sessions, server administration and replication, files on the server
+# (lo_import/lo_export included), other connections (dblink) and session advisory locks.
+_OUTSIDE_EFFECTS = re.compile(
+    r"\b(pg_terminate_backend|pg_cancel_backend|pg_reload_conf|pg_rotate_logfile|pg_switch_wal"
+    r"|pg_create_restore_point|pg_promote|pg_backup_\w+|pg_wal_replay_\w+|pg_stat_reset\w*"
+    r"|pg_log_backend_memory_contexts|pg_logical_emit_message|pg_\w*replication_\w+|pg_file_\w+"
+    r"|pg_read_file|pg_read_binary_file|pg_ls_\w+|pg_stat_file|dblink\w*|lo_\w+|lo(?:read|write|open|close|creat)"
+    r"|pg_(?:try_)?advisory_lock(?:_shared)?)\s*\(",
+    re.IGNORECASE,
+)
+_STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
+
+
+def _refuse_outside_effects(plan) -> None:
+    """Refuse a query whose plan calls a function that acts outside its transaction.
+
+    The plan names every function the statement calls directly or through views, as the server
+    resolved it (whatever quoting or escapes the text used); a function called from inside another
+    function is not in it, which the role's privileges must cover (README: the writer role)."""
+    for expression in _plan_strings(plan):
+        found = _OUTSIDE_EFFECTS.search(_STRING_LITERAL.sub("''", expression))
+        if found:
+            raise UsageError(
+                f"reading the source failed: the query calls {found.group(1)}(), which acts outside"
+                " a read-only transaction; a source query may only read"
+            )
+
+
+def _plan_strings(node) -> Generator[str, None, None]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _plan_strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _plan_strings(value)
+
+
 def _run_read_only(engine: sa.Engine, statement: str, fetch: bool):
-    """Run one statement in a read-only transaction on a raw driver connection.
+    """Run one statement in a read-only transaction on a raw driver connection, then roll back.
 
     The raw cursor takes the SQL as is, so a `%` or `:name` in a user's query means nothing special.
+    On PostgreSQL the statement goes through the extended query protocol (binary=True), which
+    runs exactly one statement: a `;` that would stack a COMMIT or a write after the query is a
+    syntax error, not a second command. sqlite3 refuses a second statement on its own.
     """
     connection = engine.raw_connection()
     try:
         cursor = connection.cursor()
         try:
             _begin_read_only(engine, cursor)
-            cursor.execute(statement)
+            if is_postgres(engine):
+                cursor.execute(statement, binary=True)
+            else:
+                cursor.execute(statement)
             return cursor.description, (cursor.fetchall() if fetch else None)
         except Exception as exc:
             _raise_query_error(exc)
@@ -171,10 +222,22 @@ def _raise_query_error(exc: Exception) -> None:
             "reading the source failed: a value does not fit a double precision number"
             " (beyond about 1.8e308); rescale or filter the column in the source"
         ) from None
+    if _is_stacked(exc):
+        raise UsageError(
+            "reading the source failed: the query must be one SELECT statement; remove the ';' and what follows it"
+        ) from None
     if isinstance(exc, (psycopg.Error, sqlite3.Error)):
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"reading the source failed: {message}") from None
     raise exc
+
+
+def _is_stacked(exc: Exception) -> bool:
+    """The error the database gives for more than one statement in one query."""
+    message = str(exc)
+    return "cannot insert multiple commands into a prepared statement" in message or (
+        "You can only execute one statement at a time" in message
+    )
 
 
 def read_source(
