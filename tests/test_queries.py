@@ -39,6 +39,11 @@ class SeedRun:
     def started_at(self) -> datetime:
         return T0 + timedelta(days=self.days)
 
+    @property
+    def current_from(self) -> datetime:
+        """When the run became current (it published an hour after it started)."""
+        return self.started_at + timedelta(hours=1)
+
 
 def _story() -> list[SeedRun]:
     return [
@@ -140,6 +145,11 @@ def seed(url: str) -> list[SeedRun]:
                     connection.execute(sa.update(run).where(run.c.run_id == r.run_id).values(status=r.status))
                 if r.status == "succeeded":  # as publishing does: an ordinary run becomes current
                     promotion.record_success(connection, r.job, r.run_id)
+                    connection.execute(
+                        sa.update(schema.promotion)
+                        .where(schema.promotion.c.run_id == r.run_id)
+                        .values(promoted_at=r.current_from)
+                    )
     finally:
         engine.dispose()
     return story
@@ -194,7 +204,7 @@ def _succeeded(story: list[SeedRun], job: str = JOB) -> list[SeedRun]:
 
 
 def expected_history(story: list[SeedRun], customer: str) -> list[tuple]:
-    """(run, segment, previous segment, changed, valid_from, valid_to) of one customer."""
+    """(run, segment, previous segment, changed, valid_from, valid_to, segment_since) of one customer."""
     runs = _succeeded(story)
     rows, previous = [], None
     for position, r in enumerate(runs):
@@ -204,18 +214,16 @@ def expected_history(story: list[SeedRun], customer: str) -> list[tuple]:
         start = position  # walk back while the customer sat in the same segment in every run
         while start > 0 and runs[start - 1].assignments.get(customer) == segment:
             start -= 1
-        end = position
-        while end + 1 < len(runs) and runs[end + 1].assignments.get(customer) == segment:
-            end += 1
-        valid_to = _naive(runs[end + 1].started_at) if end + 1 < len(runs) else None
+        valid_to = _naive(runs[position + 1].current_from) if position + 1 < len(runs) else None
         rows.append(
             (
                 r.run_id,
                 segment,
                 previous,
                 previous is not None and previous != segment,
-                _naive(runs[start].started_at),
+                _naive(r.current_from),
                 valid_to,
+                _naive(runs[start].current_from),
             )
         )
         previous = segment
@@ -252,15 +260,18 @@ def test_customer_history_with_valid_from_and_valid_to(seeded):
                 bool(r["changed"]),
                 _ts(r["valid_from"]),
                 _ts(r["valid_to"]),
+                _ts(r["segment_since"]),
             )
             for r in rows
         ]
         assert got == expected_history(story, customer), customer
-    # c2 sat in 4 from the second run on: one open stretch; c6 left and came back: two stretches.
+    # c2 sat in 4 from the second run on: one stretch, open now; c6 left and came back: two stretches.
     c2 = run_query(url, "01_customer_history.sql", job=JOB, customer_key="c2")
     assert [_ts(r["valid_to"]) for r in c2][-1] is None
+    assert [_ts(r["segment_since"]) for r in c2][-2:] == [_naive(story[2].current_from)] * 2
     c6 = run_query(url, "01_customer_history.sql", job=JOB, customer_key="c6")
-    assert _ts(c6[0]["valid_to"]) == _naive(story[2].started_at)
+    assert _ts(c6[0]["valid_to"]) == _naive(story[2].current_from)
+    assert _ts(c6[1]["segment_since"]) == _naive(story[4].current_from)
 
 
 def test_migration_matrix_of_the_last_two_runs(seeded):

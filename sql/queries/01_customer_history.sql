@@ -1,6 +1,6 @@
 -- What segments has one customer been in, run after run, and for how long?
--- valid_from / valid_to bound each stretch the customer spent in one segment (valid_to NULL:
--- still there in the latest run).
+-- valid_from / valid_to: when each of these runs was the job's current run (valid_to NULL: it
+-- still is); segment_since: since when the customer has sat in that segment without a break.
 -- Parameters: :job, :customer_key
 SELECT
     run_id,
@@ -10,8 +10,9 @@ SELECT
     previous_segment_id,
     changed,
     valid_from,
-    valid_to
+    valid_to,
+    segment_since
 FROM customer_segment_history
 WHERE job = :job
   AND customer_key = :customer_key
-ORDER BY run_id;
+ORDER BY promotion_id;

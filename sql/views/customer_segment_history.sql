@@ -1,51 +1,49 @@
--- customer_segment_history: each customer's segment in every run (fit or score) of a job that
--- became current (every ordinary succeeded run; a candidate run only once promoted), with the
--- segment the customer had in the previous such run it appeared in (NULL the first time).
--- valid_from / valid_to bound the contiguous stretch of runs in which the customer stayed in this
--- segment (slowly-changing-dimension type 2): valid_from is the start of the stretch's first run,
--- valid_to the start of the first later run in which the customer was not in this segment (moved,
--- or not segmented at all); valid_to is NULL while the stretch reaches the job's latest such run.
+-- customer_segment_history: each customer's segment in every run (fit or score) of a job each
+-- time it became current, in the order dashboards showed them: an ordinary run when it
+-- succeeded, a candidate run when `segjob promote` made it current, and an earlier run again when
+-- `segjob promote --previous` rolled back to it (the run then appears once more, with the
+-- rollback's promotion_id). previous_segment_id is the customer's segment in the previous current
+-- run they appeared in (NULL the first time).
+-- Slowly-changing dimension type 2: valid_from is when this row's run became current, valid_to
+-- when the next run of the job became current (NULL while it is still current), so the rows with
+-- valid_to IS NULL are exactly current_segment's, and each moment falls in one row per customer.
+-- segment_since is when the contiguous stretch of current runs in which the customer has sat in
+-- this segment began (a customer not segmented by a run ends the stretch).
 CREATE VIEW customer_segment_history AS
-WITH succeeded AS (
+WITH steps AS (
     SELECT
-        run_id,
-        job,
-        started_at,
-        ROW_NUMBER() OVER (PARTITION BY job ORDER BY run_id) AS run_seq
-    FROM run
-    WHERE status = 'succeeded' AND run_id IN (SELECT run_id FROM promotion)
+        p.job,
+        p.promotion_id,
+        p.run_id,
+        p.promoted_at,
+        ROW_NUMBER() OVER (PARTITION BY p.job ORDER BY p.promotion_id) AS step
+    FROM promotion AS p
+    JOIN run AS r
+        ON r.run_id = p.run_id
+    WHERE r.status = 'succeeded'
 ),
 placed AS (
     SELECT
-        r.job,
+        s.job,
         a.customer_key,
         a.run_id,
         r.started_at AS run_started_at,
-        r.run_seq,
+        s.promotion_id,
+        s.promoted_at,
+        s.step,
         a.segment_id,
-        s.label AS segment_label,
-        LAG(a.segment_id) OVER (PARTITION BY r.job, a.customer_key ORDER BY r.run_seq) AS previous_segment_id,
-        r.run_seq - ROW_NUMBER() OVER (
-            PARTITION BY r.job, a.customer_key, a.segment_id ORDER BY r.run_seq
+        g.label AS segment_label,
+        LAG(a.segment_id) OVER (PARTITION BY s.job, a.customer_key ORDER BY s.step) AS previous_segment_id,
+        s.step - ROW_NUMBER() OVER (
+            PARTITION BY s.job, a.customer_key, a.segment_id ORDER BY s.step
         ) AS stretch
-    FROM succeeded AS r
+    FROM steps AS s
+    JOIN run AS r
+        ON r.run_id = s.run_id
     JOIN assignment AS a
-        ON a.run_id = r.run_id
-    JOIN segment AS s
-        ON s.run_id = a.run_id AND s.segment_id = a.segment_id
-),
-stretched AS (
-    SELECT
-        job,
-        customer_key,
-        run_id,
-        run_started_at,
-        segment_id,
-        segment_label,
-        previous_segment_id,
-        MIN(run_started_at) OVER (PARTITION BY job, customer_key, segment_id, stretch) AS valid_from,
-        MAX(run_seq) OVER (PARTITION BY job, customer_key, segment_id, stretch) AS last_seq
-    FROM placed
+        ON a.run_id = s.run_id
+    JOIN segment AS g
+        ON g.run_id = a.run_id AND g.segment_id = a.segment_id
 )
 SELECT
     h.job,
@@ -56,8 +54,10 @@ SELECT
     h.segment_label,
     h.previous_segment_id,
     (h.previous_segment_id IS NOT NULL AND h.previous_segment_id <> h.segment_id) AS changed,
-    h.valid_from,
-    after_stretch.started_at AS valid_to
-FROM stretched AS h
-LEFT JOIN succeeded AS after_stretch
-    ON after_stretch.job = h.job AND after_stretch.run_seq = h.last_seq + 1;
+    h.promoted_at AS valid_from,
+    next_step.promoted_at AS valid_to,
+    h.promotion_id,
+    MIN(h.promoted_at) OVER (PARTITION BY h.job, h.customer_key, h.segment_id, h.stretch) AS segment_since
+FROM placed AS h
+LEFT JOIN steps AS next_step
+    ON next_step.job = h.job AND next_step.step = h.step + 1;

@@ -1,14 +1,19 @@
--- segment_migration: how many customers went from each segment to each segment between two
--- consecutive runs (fit or score) of a job that became current (a candidate run only once
--- promoted). Only customers present in both runs are counted.
+-- segment_migration: how many customers went from each segment to each segment each time a
+-- job's current run changed (an ordinary run succeeding, `segjob promote`, or a rollback with
+-- `segjob promote --previous`): from the run that was current before to the run that became
+-- current, identified by that change's promotion_id. Only customers present in both runs are
+-- counted.
 CREATE VIEW segment_migration AS
-WITH succeeded AS (
+WITH steps AS (
     SELECT
-        run_id,
-        job,
-        LAG(run_id) OVER (PARTITION BY job ORDER BY run_id) AS previous_run_id
-    FROM run
-    WHERE status = 'succeeded' AND run_id IN (SELECT run_id FROM promotion)
+        p.job,
+        p.promotion_id,
+        p.run_id,
+        LAG(p.run_id) OVER (PARTITION BY p.job ORDER BY p.promotion_id) AS previous_run_id
+    FROM promotion AS p
+    JOIN run AS r
+        ON r.run_id = p.run_id
+    WHERE r.status = 'succeeded'
 )
 SELECT
     s.job,
@@ -16,10 +21,12 @@ SELECT
     s.run_id AS to_run_id,
     earlier.segment_id AS from_segment_id,
     later.segment_id AS to_segment_id,
-    COUNT(*) AS customers
-FROM succeeded AS s
+    COUNT(*) AS customers,
+    s.promotion_id
+FROM steps AS s
 JOIN assignment AS later
     ON later.run_id = s.run_id
 JOIN assignment AS earlier
     ON earlier.run_id = s.previous_run_id AND earlier.customer_key = later.customer_key
-GROUP BY s.job, s.previous_run_id, s.run_id, earlier.segment_id, later.segment_id;
+WHERE s.previous_run_id <> s.run_id
+GROUP BY s.job, s.promotion_id, s.previous_run_id, s.run_id, earlier.segment_id, later.segment_id;
