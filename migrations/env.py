@@ -4,6 +4,8 @@
 `alembic` command line, the URL comes from SEGJOB_DATABASE_URL (or the SQLite default).
 On PostgreSQL everything lives in the schema `segjob`, version table included; on SQLite there
 is no schema. Autogenerate compares only segjob's own tables, never the user's.
+Every migration's lock waits are capped by a short lock_timeout (segjob.store.locks), so a
+DROP VIEW or ALTER TABLE never leaves BI queries queued behind it; the caller retries.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from segjob.store import db
+from segjob.store import db, locks
 from segjob.store.schema import SCHEMA, metadata_for
 
 
 def run_migrations(connection: sa.Connection) -> None:
     postgres = db.is_postgres(connection)
     if postgres:
+        locks.set_lock_timeout(connection)
         connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
     target = metadata_for(connection.dialect.name)
     own_tables = {table.name for table in target.sorted_tables}
@@ -47,6 +50,5 @@ if connection is not None:
     run_migrations(connection)
 else:
     engine = db.make_engine(None)
-    with engine.begin() as own_connection:
-        run_migrations(own_connection)
+    locks.retrying(engine, run_migrations, "alembic")
     engine.dispose()

@@ -7,6 +7,7 @@ SegjobError                  1  unexpected failure
 +-- DatabaseError            5  database unreachable, connection lost, or its schema is not at head
 |   +-- SchemaOutOfDateError 5  run 'segjob db upgrade'
 |   +-- StatementTimeoutError 5 a statement ran longer than --statement-timeout
+|   +-- LockWaitError        5  other sessions held a lock segjob needs for longer than --lock-wait
 +-- Interrupted        130/143  stopped by Ctrl-C (SIGINT) or SIGTERM
 """
 
@@ -52,6 +53,10 @@ class SchemaOutOfDateError(DatabaseError):
 
 class StatementTimeoutError(DatabaseError):
     """PostgreSQL cancelled a statement that ran longer than the job's --statement-timeout."""
+
+
+class LockWaitError(DatabaseError):
+    """segjob gave up waiting for a lock that other sessions (long queries) held; nothing changed."""
 
 
 class Interrupted(SegjobError):

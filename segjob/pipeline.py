@@ -33,7 +33,7 @@ from segjob.results import lineage, publish, validation
 from segjob.source.backtest import read_backtest
 from segjob.source.purchases import transaction_source
 from segjob.source.tables import describe_source
-from segjob.store import db, schema
+from segjob.store import db, partitions, schema
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,7 @@ def run_lifecycle(
         spec, work = setup()
         with db.job_lock(engine, spec.job, lambda: _describe_running(engine, spec.job)):
             publish.mark_abandoned(engine, spec.job)
+            partitions.finish_pruned(engine, partitions.RUN_WAIT, wait_for_other_cleaner=False)
             if spec.run_key and not force:
                 previous = _succeeded_run_with_key(engine, spec.job, spec.run_key, kind)
                 if previous is not None:

@@ -42,6 +42,16 @@ DatabaseUrl = Annotated[
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+LockWait = Annotated[
+    float | None,
+    typer.Option(
+        "--lock-wait",
+        envvar="SEGJOB_LOCK_WAIT",
+        help="PostgreSQL: seconds to wait for other sessions' queries on segjob's tables before giving up"
+        " (default 60); dashboard queries never queue behind segjob meanwhile.",
+        show_default=False,
+    ),
+]
 LOG_FORMATS = ("auto", "text", "json")
 LogFormat = Annotated[
     str,
@@ -128,7 +138,7 @@ def _progress(quiet: bool, log_format: str = "auto"):
 
 @db_app.command("upgrade")
 @handle_errors
-def db_upgrade(database_url: DatabaseUrl = None) -> None:
+def db_upgrade(database_url: DatabaseUrl = None, lock_wait: LockWait = None) -> None:
     """Create segjob's schema, or migrate it to this version.
 
     Example: segjob db upgrade --database-url postgresql://postgres@127.0.0.1:5432/test
@@ -136,7 +146,7 @@ def db_upgrade(database_url: DatabaseUrl = None) -> None:
     from segjob.store import db, migrate
 
     url = db.resolve_url(database_url)
-    before, after = migrate.upgrade(url)
+    before, after = migrate.upgrade(url, lock_wait=lock_wait)
     where = db.display_url(url)
     if before == after:
         typer.echo(f"{where}: segjob schema already at {after}")
@@ -605,6 +615,7 @@ def prune(
         int, typer.Option(help="How many of the job's newest runs to keep (at least 1).", show_default=False)
     ],
     json_output: JsonFlag = False,
+    lock_wait: LockWait = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Delete a job's older runs and everything they wrote. Never deletes the job's current run, the
@@ -614,7 +625,7 @@ def prune(
     """
     from segjob.results.retention import prune as prune_runs
 
-    result = prune_runs(_engine(database_url), job, keep)
+    result = prune_runs(_engine(database_url), job, keep, lock_wait)
     if json_output:
         _print_json(asdict(result))
         return
@@ -626,6 +637,12 @@ def prune(
         )
     kept = ", ".join(map(str, result.kept))
     typer.echo(f"job {job!r}: deleted {len(result.deleted)} run(s), kept {kept}")
+    if result.partitions_left:
+        left = ", ".join(map(str, result.partitions_left))
+        typer.echo(
+            f"the assignments of deleted run(s) {left} are still read by queries that started earlier;"
+            " no view shows them, and the next prune or run drops them"
+        )
 
 
 def _print_run_details(details: dict[str, Any]) -> None:

@@ -1,0 +1,309 @@
+"""A long dashboard query never makes later dashboard queries wait for segjob (PostgreSQL).
+
+PostgreSQL grants locks in arrival order, so a segjob statement waiting for a lock that a long
+query holds would make every later query wait behind it too (issue 24: one 35 s extract froze
+every dashboard while `segjob prune` waited). Each test here starts one long query that reads
+the BI views and holds its locks (one statement: the views, then pg_sleep), runs a real segjob
+process beside it (prune, a publishing run, promote and rollback, db upgrade with a migration
+that re-creates views) while a second thread sends short dashboard queries one after another,
+and checks that every short query answered within 1 s and that the operation finished, or gave
+up cleanly, within its documented bound.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+
+import psycopg
+import pytest
+from helpers import invoke, query
+from test_faults import SEGJOB, _make_big_table
+
+from segjob.store import db, migrate, partitions
+
+ROWS = 20_000
+JOB = ("--source", "big", "--id", "id", "--features", "a,b,c", "--k", "4", "--quiet")
+MAX_DASHBOARD_SECONDS = 1.0
+# The migration before the one that re-creates the history views (0009, promotion-aware history).
+BEFORE_VIEW_CHANGE = "0008"
+HISTORY_VIEWS = ("current_segment", "customer_segment_history", "segment_migration", "segment_size_history")
+
+pytestmark = pytest.mark.slow
+
+
+def _driver_url(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+class LongQuery(threading.Thread):
+    """One dashboard query that reads the history views and holds their locks until `end()`."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.connection = psycopg.connect(_driver_url(url), autocommit=True)
+        self.pid = self.connection.info.backend_pid
+        self.url = url
+        self.reading = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.connection.execute(
+                "SELECT (SELECT COUNT(*) FROM segjob.current_segment)"
+                " + (SELECT COUNT(*) FROM segjob.customer_segment_history)"
+                " + (SELECT COUNT(*) FROM segjob.segment_migration), pg_sleep(600)"
+            )
+        except psycopg.errors.QueryCanceled:
+            pass  # end() cancelled it, as a user closing a dashboard would
+        except BaseException as exc:  # surfaced by the test
+            self.error = exc
+        finally:
+            self.connection.close()
+
+    def start_reading(self) -> None:
+        self.start()
+        deadline = time.monotonic() + 30
+        while not query(
+            self.url, "SELECT 1 AS x FROM pg_stat_activity WHERE pid = :p AND wait_event = 'PgSleep'", p=self.pid
+        ):
+            assert time.monotonic() < deadline, "the long query never started sleeping"
+            time.sleep(0.05)
+
+    def end(self) -> None:
+        with psycopg.connect(_driver_url(self.url), autocommit=True) as other:
+            other.execute("SELECT pg_cancel_backend(%s)", (self.pid,))
+        self.join(30)
+        assert self.error is None, self.error
+
+
+class Dashboards(threading.Thread):
+    """Short dashboard queries, one after another on one connection, each timed."""
+
+    STATEMENTS = (
+        "SELECT run_id, COUNT(*) FROM segjob.current_segment WHERE job = 'big' GROUP BY run_id",
+        "SELECT COUNT(*) FROM segjob.customer_segment_history WHERE job = 'big' AND customer_key = 'c42'",
+        "SELECT run_id, status FROM segjob.run_summary WHERE job = 'big'",
+    )
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.connection = psycopg.connect(_driver_url(url), autocommit=True)
+        self.stop = threading.Event()
+        self.seconds: list[float] = []
+        self.current: list[list[tuple]] = []  # what current_segment showed, read by read
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                for number, statement in enumerate(self.STATEMENTS):
+                    started = time.perf_counter()
+                    rows = self.connection.execute(statement).fetchall()
+                    self.seconds.append(time.perf_counter() - started)
+                    if number == 0:
+                        self.current.append(rows)
+                time.sleep(0.05)
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.connection.close()
+
+    def finish(self, what: str) -> float:
+        """Stop; check every read answered in time and saw one whole run; returns the slowest."""
+        self.stop.set()
+        self.join(30)
+        assert self.error is None, self.error
+        assert len(self.seconds) > 20, self.seconds  # it really read throughout
+        slowest = max(self.seconds)
+        print(f"{what}: {len(self.seconds)} dashboard queries, slowest {slowest:.3f} s")
+        assert slowest < MAX_DASHBOARD_SECONDS, f"{what}: a dashboard query took {slowest:.2f} s"
+        for rows in self.current:
+            assert len(rows) == 1 and rows[0][1] == ROWS, rows  # one whole run, never two or part of one
+        return slowest
+
+
+def _segjob(url: str, *args: str) -> tuple[subprocess.CompletedProcess, float]:
+    started = time.monotonic()
+    done = subprocess.run([SEGJOB, *args, "--database-url", url], capture_output=True, text=True, timeout=300)
+    return done, time.monotonic() - started
+
+
+def _runs(url: str, count: int) -> list[int]:
+    ids = []
+    for seed in range(count):
+        result = invoke(url, "run", *JOB, "--seed", str(seed), "--json")
+        assert result.exit_code == 0, result.stderr
+        ids.append(query(url, "SELECT MAX(run_id) AS r FROM run")[0]["r"])
+    return ids
+
+
+def _assignment_tables(url: str) -> list[str]:
+    rows = query(url, "SELECT relname FROM pg_class WHERE relname ~ '^assignment_r[0-9]+$' AND relkind = 'r'")
+    return sorted(row["relname"] for row in rows)
+
+
+def _leftovers(url: str) -> list[partitions.Leftover]:
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return partitions.leftovers(connection)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def big_url(migrated_pg_url):
+    _make_big_table(migrated_pg_url, ROWS)
+    return migrated_pg_url
+
+
+def test_prune_waits_for_the_long_query_without_blocking_dashboards(big_url):
+    url = big_url
+    first, second, third = _runs(url, 3)
+    long_query, dashboards = LongQuery(url), Dashboards(url)
+    long_query.start_reading()
+    dashboards.start()
+    ending = threading.Timer(4.0, long_query.end)  # the extract ends 4 s after prune starts
+    ending.start()
+    pruned, seconds = _segjob(url, "prune", "--job", "big", "--keep", "1")
+    ending.join()
+    dashboards.finish("prune beside a long query")
+    assert pruned.returncode == 0, pruned.stderr
+    assert f"deleted run {first} " in pruned.stdout and "partition dropped" in pruned.stdout
+    # Bound: the queries that were reading when prune started, plus a start-up and a moment.
+    print(f"prune took {seconds:.2f} s (the long query ended 4 s after it started)")
+    assert 3.5 <= seconds < 4.0 + 10
+    assert _assignment_tables(url) == sorted(partitions.partition_name(r) for r in (second, third))
+
+
+def test_prune_leaves_what_readers_still_read_to_the_next_run_and_shows_none_of_it(big_url):
+    url = big_url
+    first, second, third = _runs(url, 3)
+    long_query, dashboards = LongQuery(url), Dashboards(url)
+    long_query.start_reading()
+    dashboards.start()
+    try:
+        pruned, seconds = _segjob(url, "prune", "--job", "big", "--keep", "1", "--lock-wait", "1", "--json")
+        assert pruned.returncode == 0, pruned.stderr
+        print(f"prune with --lock-wait 1 took {seconds:.2f} s")
+        assert seconds < 1 + 10
+        assert json.loads(pruned.stdout)["partitions_left"] == [first]
+        # Half-pruned: the run is gone from every view while its partition waits, detach pending.
+        assert [(left.run_id, left.detach_pending) for left in _leftovers(url)] == [(first, True)]
+        for view in ("run_summary", "current_segment", "customer_segment_history", "segment_size_history"):
+            assert query(url, f"SELECT COUNT(*) AS n FROM {view} WHERE run_id = :r", r=first)[0]["n"] == 0, view
+        moves = "SELECT COUNT(*) AS n FROM segment_migration WHERE :r IN (from_run_id, to_run_id)"
+        assert query(url, moves, r=first)[0]["n"] == 0
+    finally:
+        long_query.end()
+    dashboards.finish("prune --lock-wait 1 beside a long query")
+    fourth = _runs(url, 1)[0]  # the next run finishes the detach and drops the table
+    assert _leftovers(url) == []
+    assert _assignment_tables(url) == sorted(partitions.partition_name(r) for r in (second, third, fourth))
+
+
+def test_a_run_publishes_while_a_long_query_reads(big_url):
+    url = big_url
+    (first,) = _runs(url, 1)
+    long_query, dashboards = LongQuery(url), Dashboards(url)
+    long_query.start_reading()
+    dashboards.start()
+    try:
+        ran, seconds = _segjob(url, "run", *JOB, "--seed", "7")
+        assert ran.returncode == 0, ran.stderr
+        assert long_query.is_alive()  # it published without waiting for the long query to end
+    finally:
+        long_query.end()
+    dashboards.finish("a run publishing beside a long query")
+    print(f"the run took {seconds:.2f} s")
+    shown = {run_id for rows in dashboards.current for run_id, _ in rows}
+    assert shown == {first, first + 1}  # the dashboards saw the old run, then the whole new one
+
+
+def test_promote_and_roll_back_while_a_long_query_reads(big_url):
+    url = big_url
+    first, second = _runs(url, 2)
+    long_query, dashboards = LongQuery(url), Dashboards(url)
+    long_query.start_reading()
+    dashboards.start()
+    try:
+        back, back_seconds = _segjob(url, "promote", "--job", "big", "--previous")
+        assert back.returncode == 0, back.stderr
+        assert query(url, "SELECT DISTINCT run_id FROM current_segment") == [{"run_id": first}]
+        forth, forth_seconds = _segjob(url, "promote", str(second))
+        assert forth.returncode == 0, forth.stderr
+        assert long_query.is_alive()  # neither waited for it
+    finally:
+        long_query.end()
+    dashboards.finish("promote and rollback beside a long query")
+    print(f"rollback took {back_seconds:.2f} s, promote {forth_seconds:.2f} s")
+    assert query(url, "SELECT DISTINCT run_id FROM current_segment") == [{"run_id": second}]
+
+
+def _view_definitions(url: str) -> dict[str, str]:
+    rows = query(
+        url,
+        "SELECT viewname, definition FROM pg_views WHERE schemaname = 'segjob' AND viewname = ANY(:names)",
+        names=list(HISTORY_VIEWS),
+    )
+    return {row["viewname"]: row["definition"] for row in rows}
+
+
+def _revision(url: str) -> str | None:
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return db.current_revision(connection)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def before_view_change(big_url):
+    """Runs of the job, then the schema taken back to before the migration that re-creates views."""
+    _runs(url=big_url, count=2)
+    at_head = _view_definitions(big_url)
+    migrate.downgrade(big_url, BEFORE_VIEW_CHANGE)
+    older = _view_definitions(big_url)
+    assert older != at_head  # the upgrade below really re-creates views
+    return big_url, older, at_head
+
+
+def test_db_upgrade_retries_until_the_long_query_ends_without_blocking_dashboards(before_view_change):
+    url, _, at_head = before_view_change
+    long_query, dashboards = LongQuery(url), Dashboards(url)
+    long_query.start_reading()
+    dashboards.start()
+    ending = threading.Timer(4.0, long_query.end)
+    ending.start()
+    upgraded, seconds = _segjob(url, "db", "upgrade")
+    ending.join()
+    dashboards.finish("db upgrade beside a long query")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert f"upgraded from {BEFORE_VIEW_CHANGE} to {db.SCHEMA_REVISION}" in upgraded.stdout
+    print(f"db upgrade took {seconds:.2f} s (the long query ended 4 s after it started)")
+    # Bound: until the long query ends, plus at most one back-off pause (2 s), start-up and a moment.
+    assert 3.5 <= seconds < 4.0 + 2 + 10
+    assert _view_definitions(url) == at_head
+
+
+def test_db_upgrade_gives_up_cleanly_after_lock_wait(before_view_change):
+    url, older, _ = before_view_change
+    long_query, dashboards = LongQuery(url), Dashboards(url)
+    long_query.start_reading()
+    dashboards.start()
+    try:
+        upgraded, seconds = _segjob(url, "db", "upgrade", "--lock-wait", "2")
+    finally:
+        long_query.end()
+    dashboards.finish("db upgrade --lock-wait 2 beside a long query")
+    print(f"db upgrade --lock-wait 2 gave up after {seconds:.2f} s")
+    assert upgraded.returncode == 5, upgraded.stderr
+    assert upgraded.stderr.count("\n") == 1, upgraded.stderr
+    assert upgraded.stderr.startswith("Error: segjob db upgrade gave up after 2 s waiting for other sessions' queries")
+    assert f"pid {long_query.pid}" in upgraded.stderr and "nothing was changed" in upgraded.stderr
+    assert seconds < 2 + 10
+    assert _revision(url) == BEFORE_VIEW_CHANGE and _view_definitions(url) == older
