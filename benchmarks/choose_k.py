@@ -1,7 +1,15 @@
 """Validation of how segjob chooses k: one table over real and generated customer data.
 
     .venv/bin/python benchmarks/choose_k.py [--select CRITERION] [--transform none|auto|log1p:...]
-        [--only NAME] [--markdown-out docs/choose_k.md]
+        [--only NAME] [--cdnow PATH] [--markdown-out docs/validation.md]
+
+Purchase histories (the bundled sample, a generated log whose customer types and next period are
+known, and the CDNOW log of Fader & Hardie, 23,570 customers over 18 months, which the `lifetimes`
+package ships: `pip install --no-deps lifetimes==0.11.3`, or give --cdnow PATH) run the whole
+pipeline into a temporary SQLite database with a next period left in the table, and print what
+their segments' customers did in it: the share of the variance of next-period spend the segments
+explain, the spread of purchase rates between segments, and the same share for the practitioners'
+RFM quintile scheme (recency, frequency and spend quintiles: 125 cells) on the same customers.
 
 Every case goes through the library the way `segjob run` goes by default: a job spec from
 `segjob.config.build_spec` (so the CLI's defaults apply as they change), `JobSpec.prepare_options`,
@@ -48,6 +56,7 @@ MALL_INCOME, MALL_SPENDING = "Annual Income (k$)", "Spending Score (1-100)"
 MARKETING_FEATURES = ["Income", "Recency", "MntWines", "MntMeatProducts", "NumWebPurchases", "NumStorePurchases"]
 SEED = 20240614  # generated data
 VALIDATE_DAYS = 90
+CDNOW_AS_OF = "1998-01-01"  # the last six months of the 18 are the next period
 
 
 @dataclass
@@ -78,6 +87,9 @@ class Row:
     seconds: float
     warning: str | None
     notes: list[str] = field(default_factory=list)
+    next_explained: float | None = None  # share of next-period spend variance the segments explain
+    rate_spread: float | None = None  # largest minus smallest next-period purchase rate of a segment
+    rfm_explained: float | None = None  # the same share for the RFM quintile cells
 
 
 # --- cases -----------------------------------------------------------------------------------
@@ -189,6 +201,7 @@ CASES: dict[str, Callable[[], Case]] = {
     "blobs": gaussian_blobs,
 }
 TRANSACTION_CASES = ("transactions", "transactions-validate")
+PURCHASE_CASES = ("generated-log", "sample-log", "cdnow")
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -335,6 +348,215 @@ def _number(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
+# --- purchase histories ------------------------------------------------------------------------
+
+
+@dataclass
+class Log:
+    """A purchase log (customer_id, order_date, amount) and how a run on it is set up."""
+
+    name: str
+    frame: pd.DataFrame
+    options: dict
+    types: pd.Series | None = None  # known customer type by customer id (generated logs)
+    expected: str = ""
+
+
+GENERATED_START, GENERATED_AS_OF, GENERATED_END = "2023-01-01", "2024-10-01", "2024-12-31"
+# customer type: (share, first purchase in days after the start (low, high), mean days between
+# purchases or None for once, median basket, day the buying stops or None)
+CUSTOMER_TYPES = {
+    "one-off": (0.40, (0, 520), None, 35.0),
+    "regular": (0.30, (0, 120), 30, 45.0),
+    "lapsing whale": (0.10, (0, 120), 10, 300.0),
+    "new": (0.20, (579, 638), 15, 55.0),
+}
+
+
+def generated_log(customers: int = 4_000, seed: int = SEED + 3) -> Log:
+    """Customers of four known types; the next period (the 91 days after the as-of date) follows
+    from the type: one-offs never come back, regulars keep buying every ~30 days, lapsing whales
+    (big, frequent buyers until day 300-450) come back once in six, new customers keep buying
+    every ~15 days after their first purchases in the last 60 days before the as-of date."""
+    rng = np.random.default_rng(seed)
+    start, as_of, end = (pd.Timestamp(d) for d in (GENERATED_START, GENERATED_AS_OF, GENERATED_END))
+    last_day = (end - start).days
+    rows, types = [], {}
+    names = list(CUSTOMER_TYPES)
+    drawn = rng.choice(len(names), customers, p=[CUSTOMER_TYPES[n][0] for n in names])
+    for number, which in enumerate(drawn, start=1):
+        name = names[which]
+        _, (low, high), gap, basket = CUSTOMER_TYPES[name]
+        customer = f"G{number:05d}"
+        types[customer] = name
+        day = int(rng.integers(low, high))
+        stop = int(rng.integers(300, 450)) if name == "lapsing whale" else last_day
+        while day <= min(stop, last_day):
+            rows.append((customer, start + pd.Timedelta(days=day), round(float(rng.lognormal(np.log(basket), 0.3)), 2)))
+            if gap is None:
+                break
+            day += max(1, int(rng.gamma(4.0, gap / 4.0)))
+        if name == "lapsing whale" and rng.random() < 1 / 6:
+            when = (as_of - start).days + int(rng.integers(0, (end - as_of).days))
+            rows.append(
+                (customer, start + pd.Timedelta(days=when), round(float(rng.lognormal(np.log(basket), 0.3)), 2))
+            )
+    frame = pd.DataFrame(rows, columns=["customer_id", "order_date", "amount"])
+    frame["order_date"] = frame["order_date"].dt.strftime("%Y-%m-%d")
+    return Log(
+        "generated purchase log (4 known types)",
+        frame,
+        {"as_of": GENERATED_AS_OF},
+        pd.Series(types),
+        expected="4",
+    )
+
+
+def sample_log() -> Log:
+    """The bundled sample (segjob demo --transactions), its last 90 days as the next period."""
+    frame = pd.read_csv(TRANSACTIONS_SAMPLE, dtype={"customer_id": str})
+    return Log(f"transactions sample --validate-days {VALIDATE_DAYS}", frame, {"validate_days": VALIDATE_DAYS})
+
+
+def cdnow_path(given: Path | None = None) -> Path | None:
+    """CDNOW_master.txt: `given`, else the copy the installed lifetimes package ships (found
+    without importing lifetimes, whose dependencies need not be installed)."""
+    import importlib.util
+
+    if given:
+        return given
+    found = importlib.util.find_spec("lifetimes")
+    if found is None or not found.submodule_search_locations:
+        return None
+    path = Path(list(found.submodule_search_locations)[0]) / "datasets" / "CDNOW_master.txt"
+    return path if path.exists() else None
+
+
+def cdnow_log(path: Path) -> Log:
+    """CDNOW (a music retailer, 1997-01 to 1998-06; most customers bought once): features as of
+    1998-01-01, the last six months the next period."""
+    raw = pd.read_csv(path, sep=r"\s+", header=None, names=["customer_id", "date", "cds", "amount"], dtype=str)
+    frame = pd.DataFrame(
+        {
+            "customer_id": raw["customer_id"].str.lstrip("0"),
+            "order_date": pd.to_datetime(raw["date"], format="%Y%m%d").dt.strftime("%Y-%m-%d"),
+            "amount": raw["amount"].astype(float),
+        }
+    )
+    return Log(f"CDNOW music retailer (--as-of {CDNOW_AS_OF})", frame, {"as_of": CDNOW_AS_OF})
+
+
+def rfm_explained(log: Log, as_of: str, end: str, customers: pd.Index) -> float:
+    """Share of the variance of next-period net spend (as_of..end) that the RFM quintile cells
+    explain, over `customers` (a run's assigned customers): recency (days since the last purchase
+    day), frequency (purchase days) and net spend, each cut into quintiles of its ranks."""
+    frame = log.frame.assign(day=pd.to_datetime(log.frame["order_date"]))
+    history = frame[frame["day"] < pd.Timestamp(as_of)]
+    bought = history[history["amount"] > 0]
+    features = pd.DataFrame(
+        {
+            "recency": (pd.Timestamp(as_of) - bought.groupby("customer_id")["day"].max()).dt.days,
+            "frequency": bought.groupby("customer_id")["day"].nunique(),
+            "monetary": history.groupby("customer_id")["amount"].sum(),
+        }
+    ).reindex(customers)
+    cells = sum(
+        pd.qcut(features[c].rank(method="first"), 5, labels=False).to_numpy() * 5**i
+        for i, c in enumerate(features.columns)
+    )
+    later = frame[(frame["day"] >= pd.Timestamp(as_of)) & (frame["day"] <= pd.Timestamp(end))]
+    spend = later.groupby("customer_id")["amount"].sum().reindex(customers).fillna(0.0).to_numpy()
+    return eta_squared(spend, np.asarray(cells, dtype=int))
+
+
+def eta_squared(values: np.ndarray, groups: np.ndarray) -> float:
+    total = ((values - values.mean()) ** 2).sum()
+    means = pd.Series(values).groupby(groups).transform("mean").to_numpy()
+    return float(((means - values.mean()) ** 2).sum() / total) if total > 0 else float("nan")
+
+
+def purchase_row(log: Log, **overrides) -> Row:
+    """A purchase log through the real pipeline into a temporary SQLite file, checked against its next period."""
+    import sqlalchemy as sa
+
+    from segjob.pipeline import run_job
+    from segjob.store import db, migrate
+
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{folder}/segjob.db"
+        migrate.upgrade(url)
+        engine = db.make_engine(url)
+        try:
+            with engine.begin() as connection:
+                connection.exec_driver_sql("CREATE TABLE purchases (customer_id TEXT, order_date TEXT, amount REAL)")
+                connection.exec_driver_sql(
+                    "INSERT INTO purchases VALUES (?, ?, ?)", list(log.frame.itertuples(index=False, name=None))
+                )
+            spec = build_spec(
+                transactions="purchases",
+                customer="customer_id",
+                date="order_date",
+                amount="amount",
+                **log.options,
+                **overrides,
+            )
+            started = time.perf_counter()
+            run_id = run_job(engine, spec).run_id
+            seconds = time.perf_counter() - started
+            with engine.connect() as connection:
+                run = dict(
+                    connection.execute(sa.text("SELECT * FROM run WHERE run_id = :r"), {"r": run_id}).mappings().one()
+                )
+                chosen = connection.execute(
+                    sa.text(
+                        "SELECT name, value FROM run_metric WHERE run_id = :r AND k IS NULL"
+                        " AND name LIKE 'chosen_k_by_%' ORDER BY name"
+                    ),
+                    {"r": run_id},
+                ).all()
+                segments = [
+                    dict(s)
+                    for s in connection.execute(
+                        sa.text("SELECT * FROM segment WHERE run_id = :r ORDER BY segment_id"), {"r": run_id}
+                    ).mappings()
+                ]
+                assigned = pd.read_sql(
+                    sa.text("SELECT customer_key, segment_id FROM assignment WHERE run_id = :r"),
+                    connection,
+                    params={"r": run_id},
+                ).set_index("customer_key")["segment_id"]
+        finally:
+            engine.dispose()
+    labels = [s["label"] for s in segments]
+    notes = ["segments: " + "; ".join(f"{s['segment_id']} {s['label']} ({s['share']:.0%})" for s in segments)]
+    if len(set(labels)) < len(labels):
+        notes.append("labels NOT distinct")
+    notes.append(next_period_note(run, segments))
+    rates = [s["next_purchase_rate"] for s in segments if s.get("next_purchase_rate") is not None]
+    start, end = run.get("validation_start"), run.get("validation_end")
+    rfm = rfm_explained(log, str(start), str(end), assigned.index) if start else None
+    ari = None
+    if log.types is not None:
+        truth = log.types.reindex(assigned.index).to_numpy()
+        ari = adjusted_rand_score(truth, assigned.to_numpy())
+    return Row(
+        log.name,
+        int(run.get("rows_used") or 0),
+        {n.removeprefix("chosen_k_by_").replace("_", "-"): None if v is None else int(v) for n, v in chosen},
+        int(run["k"]),
+        str(run.get("k_criterion") or ""),
+        log.expected,
+        ari,
+        min(s["share"] for s in segments),
+        seconds,
+        None,
+        notes,
+        next_explained=run.get("next_spend_explained"),
+        rate_spread=(max(rates) - min(rates)) if rates else None,
+        rfm_explained=rfm,
+    )
+
+
 # --- output ----------------------------------------------------------------------------------
 
 
@@ -349,6 +571,9 @@ def table(rows: list[Row]) -> str:
         "expected",
         "ARI",
         "smallest",
+        "next-period spend explained",
+        "purchase-rate spread",
+        "RFM quintiles (125 cells)",
         "seconds",
         "warning",
     ]
@@ -362,6 +587,9 @@ def table(rows: list[Row]) -> str:
             row.expected or "-",
             "-" if row.ari is None else f"{row.ari:.3f}",
             "-" if row.smallest is None else f"{row.smallest:.1%}",
+            "-" if row.next_explained is None else f"{row.next_explained:.3f}",
+            "-" if row.rate_spread is None else f"{row.rate_spread:.1%}",
+            "-" if row.rfm_explained is None else f"{row.rfm_explained:.3f}",
             f"{row.seconds:.1f}",
             (row.warning or "").split(":")[0],  # in full below the table
         ]
@@ -379,7 +607,7 @@ def notes(rows: list[Row]) -> str:
 
 HEADER = """# Choosing k: validation
 
-Produced by `{command}` (benchmarks/choose_k.py; defaults of `segjob run`).
+Produced by `{command}` (benchmarks/choose_k.py; defaults of `segjob run`; CDNOW from `pip install --no-deps lifetimes==0.11.3`).
 
 Columns: **dataset** the case; **rows** rows used after preparation; **k by ...** the k each
 criterion would choose among the accepted candidates (`ModelResult.chosen_by`; "-": no answer);
@@ -400,16 +628,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--select", help="criterion that chooses k (default: segjob run's)")
     parser.add_argument("--transform", help="passed to the job spec as --transform")
     parser.add_argument(
-        "--only", action="append", choices=[*CASES, *TRANSACTION_CASES], help="run only this case (repeatable)"
+        "--only",
+        action="append",
+        choices=[*CASES, *TRANSACTION_CASES, *PURCHASE_CASES],
+        help="run only this case (repeatable)",
     )
+    parser.add_argument("--cdnow", type=Path, help="CDNOW_master.txt (default: the installed lifetimes package's)")
     parser.add_argument("--markdown-out", type=Path, help="also write the table and notes to this file")
     args = parser.parse_args(argv)
     overrides = {key: value for key, value in (("select", args.select), ("transform", args.transform)) if value}
 
     rows = []
-    for name in args.only or [*CASES, *TRANSACTION_CASES]:
+    for name in args.only or [*CASES, *TRANSACTION_CASES, *PURCHASE_CASES]:
         if name in CASES:
             rows.append(run_case(CASES[name](), **overrides))
+        elif name in PURCHASE_CASES:
+            if name == "cdnow" and cdnow_path(args.cdnow) is None:
+                print("cdnow: skipped (pip install --no-deps lifetimes==0.11.3, or --cdnow PATH)", file=sys.stderr)
+                continue
+            log = {"generated-log": generated_log, "sample-log": sample_log}.get(name)
+            rows.append(purchase_row(log() if log else cdnow_log(cdnow_path(args.cdnow)), **overrides))
         else:
             rows.append(transactions_row(validate=name == "transactions-validate", **overrides))
         print(f"{rows[-1].name}: k={rows[-1].k} ({rows[-1].seconds:.1f} s)", file=sys.stderr)
