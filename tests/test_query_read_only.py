@@ -163,3 +163,14 @@ def test_transactional_side_effects_are_rolled_back(migrated_pg_url):
         assert list(listener.notifies(timeout=0.5, stop_after=1)) == []
     finally:
         listener.close()
+
+
+def test_the_streaming_read_keeps_the_url_settings(migrated_pg_url):
+    """The rows stream over a connection of their own (ADBC): it must carry the URL's options
+    too (issue 22.8), or this query, which keeps its rows only under the URL's work_mem, reads none."""
+    url = sa.make_url(migrated_pg_url).update_query_dict({"options": "-c work_mem=7MB"})
+    rendered = url.render_as_string(hide_password=False)
+    text = "SELECT g AS id, g * 1.5 AS a FROM generate_series(1, 30) AS g WHERE current_setting('work_mem') = '7MB'"
+    result = _run_query(rendered, text, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert query(migrated_pg_url, "SELECT rows_used FROM run_summary")[0]["rows_used"] == 30

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from segjob.background import read_ahead
 from segjob.config import JobSpec
 from segjob.errors import DataError, UsageError, did_you_mean
-from segjob.store.db import is_postgres
+from segjob.store.db import is_postgres, server_options
 
 # PostgreSQL type OIDs that cast cleanly to float8: int2, int4, int8, oid, float4, float8, numeric.
 _NUMERIC_OIDS = {21, 23, 20, 26, 700, 701, 1700}
@@ -405,8 +405,8 @@ def _libpq_uri(engine: sa.Engine, **settings: str) -> str:
     with engine.connect() as connection:
         timeout = connection.exec_driver_sql("SELECT current_setting('statement_timeout')").scalar_one()
     settings = {"statement_timeout": timeout, "default_transaction_read_only": "on", **settings}
-    options = " ".join(f"-c {name}={value}" for name, value in settings.items())
-    query = {**engine.url.query, "application_name": "segjob", "connect_timeout": "10", "options": options}
+    options = server_options(engine.url, settings)
+    query = {"application_name": "segjob", "connect_timeout": "10", **engine.url.query, "options": options}
     base = engine.url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
     # libpq reads %20, not +, as a space in a URI.
     return f"{base}?{urlencode(query, doseq=True, quote_via=quote)}"
