@@ -358,6 +358,7 @@ def run(
     Checked against the last 90 days: add --validate-days 90
     """
     from segjob.config import build_spec
+    from segjob.model.explain import left_out
     from segjob.pipeline import run_job
     from segjob.results import history
 
@@ -416,6 +417,7 @@ def run(
                 "k_explanation": details["k_explanation"],
                 "segments": history.segments_of(details),
                 "reused": outcome.reused,
+                "left_out": left_out((details.get("spec") or {}).get("transaction_features")),
             }
         )
         return

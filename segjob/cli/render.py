@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from segjob.model.explain import plural
+from segjob.model.explain import left_out_text, plural
 from segjob.results.history import validation_summary
 
 
@@ -122,8 +122,11 @@ def run_details(details: dict[str, Any], console: Console | None = None) -> None
             "davies_bouldin": "Davies-Bouldin",
             "calinski_harabasz": "Calinski-Harabasz",
             "smallest_segment_share": "smallest share",
+            "backtest_score": "backtest score",
         }
+        backtest = ("backtest_score",) if any("backtest_score" in row for row in details["k_sweep"]) else ()
         names = (
+            *backtest,
             "silhouette_gain",
             "silhouette",
             "davies_bouldin",
@@ -139,6 +142,7 @@ def run_details(details: dict[str, Any], console: Console | None = None) -> None
             share = row.get("smallest_segment_share")
             sweep.add_row(
                 f"{row['k']}{marker}",
+                *(_number(row.get(name)) for name in backtest),
                 _number(row.get("silhouette_gain")),
                 _number(row.get("silhouette")),
                 _number(row.get("davies_bouldin")),
@@ -323,8 +327,7 @@ def _transaction_lines(definitions: dict[str, Any] | None) -> list[str]:
     if counts:
         lines.append(
             f"  {counts.get('rows', 0):,} transaction rows ({counts.get('return_rows', 0):,} returns);"
-            f" {counts.get('customers_with_purchase', 0):,} customers with a purchase,"
-            f" {counts.get('customers_without_purchase', 0):,} with only returns or zero amounts left out"
+            f" {counts.get('customers_with_purchase', 0):,} customers with a purchase; {left_out_text(definitions)}"
         )
     return lines
 

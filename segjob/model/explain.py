@@ -1,9 +1,11 @@
-"""Plain words for how k was chosen, shared by the model (which decides) and the history and
-report (which read the stored numbers back). No numpy here: `segjob runs show` imports it."""
+"""Plain words for how k was chosen and what a run left out, shared by the model and source (which
+decide) and the history and report (which read the stored numbers back). No numpy here: `segjob
+runs show` imports it."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 # Silhouette gain (the silhouette minus that of one Gaussian blob of the data's spread, at the
 # same k) below which a run warns that its data has little cluster structure. Measured: a
@@ -28,4 +30,27 @@ def little_structure_warning(k: int, metrics: Mapping[str, float]) -> str | None
         f"little cluster structure: the silhouette of these {k} segments ({silhouette:.3f}) is {comparison}"
         f" that of {k} segments cut from one Gaussian blob of the same spread;"
         " the segments are ranges of one continuum, not distinct groups (try other features)"
+    )
+
+
+def left_out(definitions: dict[str, Any] | None) -> dict[str, int] | None:
+    """What a purchase-history run's stored definitions say it left out, None for other runs:
+    transactions without a customer and customers with only returns or zero amounts."""
+    counts = (definitions or {}).get("counts")
+    if counts is None:
+        return None
+    return {
+        "transactions_without_customer": int(counts.get("rows_without_customer") or 0),
+        "customers_without_purchase": int(counts.get("customers_without_purchase") or 0),
+    }
+
+
+def left_out_text(definitions: dict[str, Any] | None) -> str | None:
+    """`left_out` in words for `runs show` and the report."""
+    counts = left_out(definitions)
+    if counts is None:
+        return None
+    return (
+        f"{counts['transactions_without_customer']:,} transactions without a customer and"
+        f" {counts['customers_without_purchase']:,} customers with only returns or zero amounts left out"
     )

@@ -11,6 +11,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+from segjob.model.explain import left_out_text
 from segjob.report.customers import CustomerSample
 from segjob.report.plots import Picture
 from segjob.results.history import validation_summary
@@ -126,6 +127,7 @@ def _run_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
         ("decided by", str(d.get("k_criterion") or "")),
         ("rows read / used", f"{_num(d.get('rows_read'))} / {_num(d.get('rows_used'))}"),
         ("rows dropped", dropped_text),
+        *([("left out", text)] if (text := left_out_text(spec.get("transaction_features"))) else []),
         ("started / finished", f"{_when(d.get('started_at'))} / {_when(d.get('finished_at'))}"),
         ("seed", str(d.get("seed"))),
         ("input fingerprint", str(d.get("input_fingerprint") or "")),
@@ -179,6 +181,9 @@ def _choice(d: dict[str, Any]) -> str:
         names = [
             n
             for n in (
+                "backtest_score",
+                "backtest_spend_explained",
+                "backtest_rate_spread",
                 "inertia",
                 "silhouette",
                 "davies_bouldin",

@@ -102,6 +102,19 @@ def _k_explanation(
     }
 
 
+def _backtest(spec: dict[str, Any] | None, sweep: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
+    """A purchase-history run's backtest of later behaviour (segjob.model.backtest): its period and
+    each k's figures; {"none": why} when the history was too short; None without one."""
+    plan = ((spec or {}).get("transaction_features") or {}).get("backtest")
+    if not plan or "none" in plan:
+        return plan or None
+    names = ("backtest_score", "backtest_spend_explained", "backtest_rate_spread")
+    return {
+        **{key: plan[key] for key in ("as_of", "start", "end", "days", "rule")},
+        "by_k": {k: {name: row[name] for name in names if name in row} for k, row in sweep.items() if names[0] in row},
+    }
+
+
 def show_run(engine: sa.Engine, run_id: int) -> dict[str, Any]:
     """Everything about one run: summary, spec, how k was chosen (the k each criterion would choose,
     rejected candidates), the K sweep, features with their transforms, segments."""
@@ -177,7 +190,10 @@ def show_run(engine: sa.Engine, run_id: int) -> dict[str, Any]:
         "k_sweep": list(sweep.values()),
         "chosen_k_by": chosen_by,
         "criteria_disagree": len(set(chosen_by.values())) > 1,
-        "k_explanation": _k_explanation(summary, details.k_reason, chosen_by, model_metrics),
+        "k_explanation": {
+            **_k_explanation(summary, details.k_reason, chosen_by, model_metrics),
+            "backtest": _backtest(details.spec, sweep),
+        },
         "rejected_k": [_plain(row) for row in rejected],
         "model_metrics": model_metrics,
         "features": [{key: value for key, value in _plain(row).items() if key != "run_id"} for row in features],
