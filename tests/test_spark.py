@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -473,3 +474,89 @@ def test_null_and_blank_ids_are_counted_as_missing_ids_as_on_the_local_engine(sp
     for name, run in runs.items():
         assert query(migrated_pg_url, counts, r=run["run_id"]) == expected, name
         assert (_assignments(migrated_pg_url, run["run_id"]) == local_assignments).all(), name
+
+
+def test_the_jdbc_read_keeps_the_url_settings_and_its_sessions_are_read_only(spark, migrated_pg_url):
+    """What the server says the JDBC read's connections got: the URL's own options next to
+    segjob's read-only default and statement timeout; a write from inside the read fails."""
+    engine = db.make_engine(migrated_pg_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE SCHEMA elsewhere")
+        connection.exec_driver_sql("CREATE TABLE elsewhere.scribbles (x int)")
+        connection.exec_driver_sql(
+            "CREATE FUNCTION elsewhere.scribble() RETURNS int LANGUAGE sql"
+            " AS 'INSERT INTO elsewhere.scribbles VALUES (1) RETURNING x'"
+        )
+    engine.dispose()
+    options = quote("-c work_mem=12MB -c search_path=elsewhere,public", safe="")
+    engine = db.make_engine(f"{migrated_pg_url}?options={options}")
+    spec = build_spec(source="customers", id="id", features="a", engine="spark", statement_timeout=7)
+
+    def read(table: str, url: sa.Engine = engine) -> list:
+        return spark.read.jdbc(
+            spark_engine.jdbc_url(url), table, properties=spark_engine.jdbc_properties(url, spec)
+        ).collect()
+
+    names = ("work_mem", "search_path", "statement_timeout", "default_transaction_read_only", "transaction_read_only")
+    shown = ", ".join(f"current_setting('{name}') AS {name}" for name in names)
+    (settings,) = read(f"(SELECT {shown}) AS s")
+    assert settings.asDict() == {
+        "work_mem": "12MB",
+        "search_path": "elsewhere,public",
+        "statement_timeout": "7s",
+        "default_transaction_read_only": "on",
+        "transaction_read_only": "on",
+    }
+    with pytest.raises(Exception, match="cannot execute INSERT in a read-only transaction"):
+        read("(SELECT scribble() AS x) AS s")  # found through the URL's search_path
+    assert query(migrated_pg_url, "SELECT count(*) AS n FROM elsewhere.scribbles") == [{"n": 0}]
+    # sslmode travels too: this server has no TLS, so a URL that requires it cannot read.
+    strict = db.make_engine(f"{migrated_pg_url}?sslmode=require")
+    spark.conf.set("spark.sql.pyspark.jvmStacktrace.enabled", "true")  # the driver's reason is a cause
+    try:
+        with pytest.raises(Exception, match="The server does not support SSL"):
+            read("(SELECT 1 AS x) AS s", strict)
+    finally:
+        spark.conf.unset("spark.sql.pyspark.jvmStacktrace.enabled")
+    engine.dispose()
+    strict.dispose()
+
+
+def test_spark_sends_no_text_of_the_query_but_what_the_driver_checked(spark, data_url):
+    """Every statement the JDBC read runs (the query sees its own text in current_query()) is
+    segjob's fixed SQL around the FROM clause that tables.describe_source checked, once."""
+    sql = "SELECT id, a, current_query() AS q FROM customers /* ; */ WHERE a > -100 -- )"
+    spec = build_spec(
+        query=sql, id="id", features="a", categorical="q", job="texts", engine="spark", spark_write_partitions=2
+    )
+    engine = db.make_engine(data_url)
+    source = spark_engine.describe(engine, spec, spark)
+    assert source.database is not None
+    checked = source.database.from_clause
+    assert sql in checked
+    sent = {row["q"] for row in source.frame.select("q").distinct().collect()}
+    table = spark_engine.jdbc_table(engine, spec, source.database)
+    assert table.count(checked) == 1
+    # Spark reads only the column asked for; the layout around the WHERE is Spark's own.
+    prefix = f'SELECT "q" FROM {table}'
+    assert all(text.startswith(prefix) for text in sent), sent
+    assert {text.removeprefix(prefix).strip() for text in sent} == {
+        f"WHERE {p}" for p in spark_engine.jdbc_predicates(spec, 2)
+    }
+    engine.dispose()
+
+
+def test_a_query_that_stacks_statements_is_refused_before_spark_reads_it(spark, migrated_pg_url):
+    engine = db.make_engine(migrated_pg_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE public.canary (x int)")
+    engine.dispose()
+    stacked = (
+        "SELECT '1' AS id, 1.0 AS a) s; COMMIT; DROP TABLE public.canary; SELECT * FROM (SELECT '1' AS id, 1.0 AS a"
+    )
+    result = invoke(
+        migrated_pg_url, "run", "--query", stacked, "--id", "id", "--features", "a", "--job", "x", *_spark()
+    )
+    assert result.exit_code == 2, result.stderr
+    assert "one SELECT statement" in one_error_line(result.stderr)
+    assert query(migrated_pg_url, "SELECT count(*) AS n FROM public.canary") == [{"n": 0}]
