@@ -29,7 +29,7 @@ from segjob.model.labels import vocabulary_for
 from segjob.model.profile import Profile, profile
 from segjob.prepare.columns import PreparedData, prepare
 from segjob.progress import Progress, Silent
-from segjob.results import lineage, publish, validation
+from segjob.results import lineage, lineage_events, publish, validation
 from segjob.source.backtest import read_backtest
 from segjob.source.purchases import transaction_source
 from segjob.source.tables import describe_source
@@ -113,24 +113,25 @@ def run_lifecycle(
                     return RunOutcome(previous, spec.job, reused=True)
             run_id = publish.start_run(engine, spec, kind=kind, model_run_id=model_run_id)
             stop = _StopSignals()
-            try:
-                with stop.raise_interrupted():
-                    work(run_id)
-            except SegjobError as exc:
-                _mark_failed_if_reachable(engine, run_id, str(exc))
-                raise
-            except Exception as exc:
-                if stop.received is not None:
-                    # The signal hit a database call, whose cleanup raised a driver error instead.
-                    interrupted = Interrupted(stop.received)
-                    _mark_failed_if_reachable(engine, run_id, str(interrupted))
-                    raise interrupted from exc
-                trouble = db.database_trouble(engine, exc, spec.statement_timeout)
-                if trouble is not None:
-                    _mark_failed_if_reachable(engine, run_id, str(trouble))
-                    raise trouble from exc
-                _mark_failed_if_reachable(engine, run_id, f"{type(exc).__name__}: {exc}")
-                raise
+            with lineage_events.emitted(engine, spec, run_id, kind):
+                try:
+                    with stop.raise_interrupted():
+                        work(run_id)
+                except SegjobError as exc:
+                    _mark_failed_if_reachable(engine, run_id, str(exc))
+                    raise
+                except Exception as exc:
+                    if stop.received is not None:
+                        # The signal hit a database call, whose cleanup raised a driver error instead.
+                        interrupted = Interrupted(stop.received)
+                        _mark_failed_if_reachable(engine, run_id, str(interrupted))
+                        raise interrupted from exc
+                    trouble = db.database_trouble(engine, exc, spec.statement_timeout)
+                    if trouble is not None:
+                        _mark_failed_if_reachable(engine, run_id, str(trouble))
+                        raise trouble from exc
+                    _mark_failed_if_reachable(engine, run_id, f"{type(exc).__name__}: {exc}")
+                    raise
             return RunOutcome(run_id, spec.job, reused=False)
 
 
