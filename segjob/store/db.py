@@ -290,6 +290,14 @@ def drop_views(connection: sa.Connection, names: list[str] | tuple[str, ...]) ->
 # --- per-job lock -------------------------------------------------------------------------
 
 
+def _still_at(path: Path, handle) -> bool:
+    """Whether the open file `handle` is still the file at `path`."""
+    try:
+        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False
+
+
 def lock_key(name: str) -> int:
     """A signed 64-bit advisory-lock key for `name` (a job), namespaced so other apps' keys don't clash."""
     digest = hashlib.sha256(f"segjob:{name}".encode()).digest()
@@ -327,14 +335,21 @@ def job_lock(engine: sa.Engine, job: str, describe_holder) -> Iterator[None]:
         yield
         return
     lock_path = Path(f"{database}.lock-{lock_key(job) & 0xFFFFFFFF:08x}")
-    with open(lock_path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise JobLockedError(
-                f"job {job!r} is already running ({describe_holder()}); wait for it to finish"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    while True:
+        with open(lock_path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise JobLockedError(
+                    f"job {job!r} is already running ({describe_holder()}); wait for it to finish"
+                ) from None
+            if not _still_at(lock_path, handle):
+                continue  # the holder before us removed this file as we opened it: lock the new one
+            try:
+                yield
+            finally:
+                # Removed while still locked, so no file is left beside the database; a process
+                # that opened it meanwhile sees it is gone once it gets the lock, and starts over.
+                lock_path.unlink(missing_ok=True)
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            return
