@@ -33,6 +33,12 @@ DEFAULT_FIT_SAMPLE = 200_000
 DEFAULT_STATEMENT_TIMEOUT = 6 * 3600  # seconds
 # --transactions jobs without --features (segjob.source.purchases defines them all)
 DEFAULT_PURCHASE_FEATURES = ("recency", "frequency", "monetary_total")
+# Stored in PostgreSQL integer columns (run.seed; assignment_load.part for Spark's partitions).
+MAX_INT4 = 2**31 - 1
+# PostgreSQL's statement_timeout is whole milliseconds up to the largest integer.
+MAX_STATEMENT_TIMEOUT = MAX_INT4 / 1000  # seconds, about 24.8 days
+# A century: longer than any purchase history, and far from the end of Python's calendar.
+MAX_VALIDATE_DAYS = 36_500
 
 
 @dataclass
@@ -153,20 +159,40 @@ def _split_names(value: Any, key: str) -> list[str]:
 def _parse_k(value: Any) -> int | None:
     if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
         return None
+    number = _whole_number(value)
+    if number is None:
+        raise UsageError(f"k must be a whole number or 'auto', not {value!r}")
+    return number
+
+
+def _as_int(value: Any, key: str, minimum: int | None = None, maximum: int | None = None, unit: str = "") -> int:
+    """A whole number from an option or the TOML file, within minimum..maximum: not a boolean
+    (TOML `k = true`) and not a fraction (`k = 2.5`), which int() would take as 1 and 2."""
+    number = _whole_number(value)
+    if number is None:
+        raise UsageError(f"{key} must be a whole number, not {value!r}")
+    if minimum is not None and maximum is None and number < minimum:
+        raise UsageError(f"--{key} must be at least {minimum}{unit}, not {number}")
+    if minimum is not None and maximum is not None and not minimum <= number <= maximum:
+        raise UsageError(f"--{key} must be from {minimum} to {maximum}{unit}, not {number}")
+    return number
+
+
+def _whole_number(value: Any) -> int | None:
+    """`value` as an int when it is one (3, 3.0, "3"); None for booleans, fractions and other text."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise UsageError(f"k must be a whole number or 'auto', not {value!r}") from None
-
-
-def _as_int(value: Any, key: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"{key} must be a whole number, not {value!r}") from None
+        return None
 
 
 def _as_float(value: Any, key: str) -> float:
+    if isinstance(value, bool):  # float(True) is 1.0
+        raise UsageError(f"{key} must be a number, not {value!r}")
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -262,9 +288,7 @@ def _transaction_settings(settings: dict[str, Any]) -> dict[str, Any]:
         raise UsageError(f"--since {since} must be before --as-of {as_of}")
     validate_days = settings.get("validate_days")
     if validate_days is not None:
-        validate_days = _as_int(validate_days, "validate-days")
-        if validate_days < 1:
-            raise UsageError(f"--validate-days must be at least 1 (days of later behaviour), not {validate_days}")
+        validate_days = _as_int(validate_days, "validate-days", 1, MAX_VALIDATE_DAYS, " days of later behaviour")
     table = str(settings["transactions"]).strip()
     return {
         "transactions": table,
@@ -343,12 +367,10 @@ def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
         raise UsageError(f"--k must be at least 2, not {k}")
     if k is None and not 2 <= k_min <= k_max:
         raise UsageError(f"--k-min and --k-max must satisfy 2 <= k-min <= k-max (got {k_min}..{k_max})")
-    silhouette_sample = _as_int(settings.get("silhouette_sample", DEFAULT_SILHOUETTE_SAMPLE), "silhouette-sample")
-    if silhouette_sample < 100:
-        raise UsageError("--silhouette-sample must be at least 100")
-    fit_sample = _as_int(settings.get("fit_sample", DEFAULT_FIT_SAMPLE), "fit-sample")
-    if fit_sample < 1000:
-        raise UsageError(f"--fit-sample must be at least 1000 rows, not {fit_sample}")
+    silhouette_sample = _as_int(
+        settings.get("silhouette_sample", DEFAULT_SILHOUETTE_SAMPLE), "silhouette-sample", 100, unit=" rows"
+    )
+    fit_sample = _as_int(settings.get("fit_sample", DEFAULT_FIT_SAMPLE), "fit-sample", 1000, unit=" rows")
     full_fit, candidate = settings.get("full_fit", False), settings.get("candidate", False)
     for name, flag in (("full_fit", full_fit), ("candidate", candidate)):
         if not isinstance(flag, bool):
@@ -393,17 +415,20 @@ def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
         raise UsageError(
             f"--min-segment-share must be at least 0 and below 0.5 (a share: 0.01 = 1%), not {min_segment_share:g}"
         )
-    stability_sample = _as_int(settings.get("stability_sample", DEFAULT_STABILITY_SAMPLE), "stability-sample")
-    if stability_sample < 100:
-        raise UsageError("--stability-sample must be at least 100")
+    stability_sample = _as_int(
+        settings.get("stability_sample", DEFAULT_STABILITY_SAMPLE), "stability-sample", 100, unit=" rows"
+    )
     clip_outliers = settings.get("clip_outliers")
     if clip_outliers is not None:
         clip_outliers = _as_float(clip_outliers, "clip-outliers")
         if clip_outliers <= 0:
             raise UsageError(f"--clip-outliers must be greater than 0 (standard deviations), not {clip_outliers:g}")
     statement_timeout = _as_float(settings.get("statement_timeout", DEFAULT_STATEMENT_TIMEOUT), "statement-timeout")
-    if statement_timeout < 0.001:
-        raise UsageError(f"--statement-timeout must be a positive number of seconds, not {statement_timeout:g}")
+    if not 0.001 <= statement_timeout <= MAX_STATEMENT_TIMEOUT:
+        raise UsageError(
+            f"--statement-timeout must be a positive number of seconds up to {MAX_STATEMENT_TIMEOUT}"
+            f" (PostgreSQL's limit), not {statement_timeout:g}"
+        )
     labels = load_labels(settings["labels"]) if settings.get("labels") is not None else {}
 
     return JobSpec(
@@ -417,7 +442,7 @@ def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
         k=k,
         k_min=k_min,
         k_max=k_max,
-        seed=_as_int(settings.get("seed", 0), "seed"),
+        seed=_as_int(settings.get("seed", 0), "seed", 0, MAX_INT4),
         silhouette_sample=silhouette_sample,
         fit_sample=fit_sample,
         full_fit=full_fit,
@@ -464,9 +489,7 @@ def _engine_settings(settings: dict[str, Any]) -> dict[str, Any]:
     spark_conf = _spark_conf(settings.get("spark_conf") or {})
     partitions = settings.get("spark_write_partitions")
     if partitions is not None:
-        partitions = _as_int(partitions, "spark-write-partitions")
-        if partitions < 1:
-            raise UsageError(f"--spark-write-partitions must be at least 1, not {partitions}")
+        partitions = _as_int(partitions, "spark-write-partitions", 1, MAX_INT4)
     master = str(settings.get("spark_master") or "local[*]").strip()
     if engine == "local":
         given = [name for name in ("spark_master", "spark_conf", "spark_write_partitions") if settings.get(name)]

@@ -73,7 +73,7 @@ def test_config_file_with_inline_labels_and_a_labels_file(tmp_path):
         ),
         (dict(min_segment_share="lots"), "min-segment-share must be a number, not 'lots'"),
         (dict(clip_outliers=-1), "--clip-outliers must be greater than 0 (standard deviations), not -1"),
-        (dict(stability_sample=10), "--stability-sample must be at least 100"),
+        (dict(stability_sample=10), "--stability-sample must be at least 100 rows, not 10"),
         (dict(transform="sqrt:spend"), "--transform must be auto, none or log1p:COL,COL, not 'sqrt:spend'"),
         (
             dict(transform="log1p:income"),
