@@ -184,7 +184,7 @@ def _fit_and_publish(engine: sa.Engine, spec: JobSpec, execution: Engine, run_id
     if spec.full_fit:
         model = execution.refine(prepared, model, heartbeat)
 
-    segment_ids = lineage.stable_segment_ids(engine, spec.job, prepared.features, model)  # matched to the last fit
+    segment_ids = lineage.stable_segment_ids(engine, spec.job, prepared.features, model, prepared.keys)
     fitted = Fitted(prepared, model, segment_ids)
     vocabulary = vocabulary_for(purchase_history=bool(spec.transactions))
 

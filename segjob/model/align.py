@@ -1,11 +1,15 @@
-"""Stable segment ids: match a new run's segments to the job's previous run by centroid.
+"""Stable segment ids: match a new run's segments to the job's previous run, by centroid and by
+the customers they share.
 
 Both runs' centroids are compared in the previous run's scaled space (so "far" means the same
 as it did when the previous model was fit). An optimal one-to-one assignment (Hungarian
 algorithm) pairs them, and a pair counts only when the new centroid is clearly closer to its
 previous centroid than that centroid is to any other previous centroid: closer than
-MATCH_FRACTION of the gap to its nearest neighbour. Unmatched segments get ids never used before
-in the job. Segment 0 (DBSCAN's outliers) always keeps id 0.
+MATCH_FRACTION of the gap to its nearest neighbour. When the runs have no shared feature space
+(a feature added or dropped), or a segment found no centroid match, a segment continues a
+previous one that holds mostly the same customers: their overlap (Jaccard index over customers
+in both runs) is above OVERLAP_TO_MATCH, which no other pair can then reach. Unmatched segments
+get ids never used before in the job. Segment 0 (DBSCAN's outliers) always keeps id 0.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ OUTLIER_SEGMENT = 0
 # that previous centroid to its nearest other previous centroid: half-way means it is closer to
 # this segment than to any neighbour, and then some.
 MATCH_FRACTION = 0.5
+# Above one half, a segment shares most of its customers with exactly one previous segment.
+OVERLAP_TO_MATCH = 0.5
 
 
 @dataclass(frozen=True)
@@ -34,12 +40,14 @@ def align(
     previous_ids: list[int],
     previous_centroids: np.ndarray,
     next_unused_id: int,
+    overlap: dict[tuple[int, int], float] | None = None,
 ) -> dict[int, Match]:
     """Map each new segment id (as fitted) to its stable id.
 
     `new_centroids` and `previous_centroids` are (segments, features) in the previous run's
-    scaled space, rows in the order of `new_ids` / `previous_ids`. `next_unused_id` is one more
-    than the largest segment id the job has ever used.
+    scaled space, rows in the order of `new_ids` / `previous_ids` (no rows: no shared space).
+    `overlap` maps (new id, previous id) to the Jaccard index of their customers. `next_unused_id`
+    is one more than the largest segment id the job has ever used.
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -59,6 +67,13 @@ def align(
                 new_index, previous_index = fitted[row], known[column]
                 previous_id = previous_ids[previous_index]
                 matches[new_ids[new_index]] = Match(previous_id, previous_id, float(distances[row, column]))
+
+    taken = {match.previous_id for match in matches.values()}
+    for (new_id, previous_id), share in sorted((overlap or {}).items(), key=lambda item: -item[1]):
+        if share > OVERLAP_TO_MATCH and new_id not in matches and previous_id not in taken:
+            if new_id != OUTLIER_SEGMENT and previous_id != OUTLIER_SEGMENT:
+                matches[new_id] = Match(previous_id, previous_id, None)
+                taken.add(previous_id)
 
     for i in fitted:  # fresh ids, in fitted order (largest segment first)
         if new_ids[i] not in matches:

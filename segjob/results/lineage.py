@@ -32,22 +32,62 @@ from segjob.store import schema
 
 
 def stable_segment_ids(
-    engine: sa.Engine, job: str, features: list[FeatureParams], model: ModelResult
+    engine: sa.Engine, job: str, features: list[FeatureParams], model: ModelResult, keys
 ) -> dict[int, int]:
-    """Stable segment id of each of `model`'s clusters (raw index; -1 is DBSCAN noise)."""
+    """Stable segment id of each of `model`'s clusters (raw index; -1 is DBSCAN noise), matched to
+    the job's current run by centroid and by the customers they share (`keys`: the customer key
+    of each row `model` was fitted on)."""
     raw = ([-1] if model.noise_center is not None else []) + list(range(model.k))
     scaled = np.vstack([model.noise_center, model.centers]) if model.noise_center is not None else model.centers
     with engine.connect() as connection:
         last_used = _last_segment_id(connection, job)
         current_id = promotion.current_run_id(connection, job)
         previous = read_centroids(connection, current_id) if current_id is not None else None
+        overlap = _overlap(connection, current_id, keys, model.labels + 1) if current_id is not None else {}
     if previous is not None and _names(previous.features) == _names(features):
         new_centroids = _to_scaled(previous.features, to_original_units(features, scaled))
         previous_ids, previous_centroids = previous.segment_ids.tolist(), previous.centroids
-    else:  # nothing comparable: every segment is new
+    else:  # no shared feature space: only the customers they share can match segments
         new_centroids, previous_ids, previous_centroids = scaled, [], np.empty((0, scaled.shape[1]))
-    matches = align.align([index + 1 for index in raw], new_centroids, previous_ids, previous_centroids, last_used + 1)
+    new_ids = [index + 1 for index in raw]
+    matches = align.align(new_ids, new_centroids, previous_ids, previous_centroids, last_used + 1, overlap)
     return {index: matches[index + 1].new_id for index in raw}
+
+
+# Customers whose previous segment is looked up to measure overlap: a seeded subset of the fit
+# sample, enough to tell "most of the same customers" apart from a coincidence, read in batches
+# small enough for SQLite's limit on bound parameters.
+_OVERLAP_SAMPLE = 20_000
+_OVERLAP_BATCH = 5_000
+
+
+def _overlap(connection: sa.Connection, previous_run: int, keys, labels: np.ndarray) -> dict[tuple[int, int], float]:
+    """Jaccard index of each (new segment, previous segment) pair over customers in both runs."""
+    keys = np.asarray(keys, dtype=object)
+    if len(keys) > _OVERLAP_SAMPLE:
+        chosen = np.sort(np.random.default_rng(0).choice(len(keys), _OVERLAP_SAMPLE, replace=False))
+        keys, labels = keys[chosen], labels[chosen]
+    new_segment = dict(zip(keys.tolist(), labels.tolist()))
+    assignment = schema.assignment
+    pairs: dict[tuple[int, int], int] = {}
+    for start in range(0, len(keys), _OVERLAP_BATCH):
+        batch = keys[start : start + _OVERLAP_BATCH].tolist()
+        for key, previous_segment in connection.execute(
+            sa.select(assignment.c.customer_key, assignment.c.segment_id).where(
+                assignment.c.run_id == previous_run, assignment.c.customer_key.in_(batch)
+            )
+        ):
+            pair = (new_segment[key], previous_segment)
+            pairs[pair] = pairs.get(pair, 0) + 1
+    new_sizes: dict[int, int] = {}
+    previous_sizes: dict[int, int] = {}
+    for (new, previous), count in pairs.items():
+        new_sizes[new] = new_sizes.get(new, 0) + count
+        previous_sizes[previous] = previous_sizes.get(previous, 0) + count
+    return {
+        (new, previous): count / (new_sizes[new] + previous_sizes[previous] - count)
+        for (new, previous), count in pairs.items()
+    }
 
 
 def record(connection: sa.Connection, run_id: int, features: list[FeatureParams], original: np.ndarray) -> None:
