@@ -168,7 +168,7 @@ def _run_read_only(engine: sa.Engine, statement: str, fetch: bool):
         try:
             _begin_read_only(engine, cursor)
             if is_postgres(engine):
-                cursor.execute(statement, binary=True)
+                cursor.execute(statement, binary=True)  # type: ignore[call-arg]  # psycopg's own keyword
             else:
                 cursor.execute(statement)
             return cursor.description, (cursor.fetchall() if fetch else None)
