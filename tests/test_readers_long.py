@@ -16,9 +16,11 @@ import json
 import subprocess
 import threading
 import time
+import uuid
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 from helpers import invoke, query
 from test_faults import SEGJOB, _make_big_table
 
@@ -330,3 +332,60 @@ def test_db_upgrade_gives_up_cleanly_after_lock_wait(before_view_change):
     assert upgraded.stderr.startswith("Error: segjob db upgrade gave up after 2 s waiting for other sessions' queries")
     assert f"pid {long_query.pid}" in upgraded.stderr and "nothing was changed" in upgraded.stderr
     assert _revision(url) == BEFORE_VIEW_CHANGE and _view_definitions(url) == older
+
+
+def test_a_writer_role_prunes_without_queueing_dashboards(big_url, pg_admin_engine):
+    """A role that does not own `assignment` cannot detach concurrently: it drops the partition
+    through segjob's function, each attempt under the short lock timeout, until the query ends."""
+    url = big_url
+    writer = f"segjob_w_{uuid.uuid4().hex[:8]}"
+    with pg_admin_engine.connect() as connection:
+        connection.exec_driver_sql(f"CREATE ROLE {writer} LOGIN")
+    try:
+        assert invoke(url, "db", "grant", "--writer", writer).exit_code == 0
+        first, second, third = _runs(url, 3)
+        as_writer = sa.make_url(url).set(username=writer).render_as_string(hide_password=False)
+        long_query, dashboards = LongQuery(url), Dashboards(url)
+        long_query.start_reading()
+        dashboards.start()
+        ender = long_query.end_once_segjob_works(4.0)
+        pruned, finished_at = _segjob(as_writer, "prune", "--job", "big", "--keep", "1")
+        ender.join(30)
+        dashboards.finish("prune by a writer role beside a long query")
+        assert pruned.returncode == 0, pruned.stderr
+        assert f"deleted run {first} " in pruned.stdout and "partition dropped" in pruned.stdout
+        after = finished_at - long_query.ended_at
+        print(f"the writer's prune ended {after:.2f} s after the long query")
+        assert 0 < after < 2.0 + 2.0  # one back-off pause at most, and the same margin as above
+        assert _assignment_tables(url) == sorted(partitions.partition_name(r) for r in (second, third))
+    finally:
+        cleanup = db.make_engine(url)
+        with cleanup.begin() as connection:
+            connection.exec_driver_sql(f"DROP OWNED BY {writer}")
+        cleanup.dispose()
+        with pg_admin_engine.connect() as connection:
+            connection.exec_driver_sql(f"DROP ROLE IF EXISTS {writer}")
+
+
+def test_what_an_interrupted_prune_left_is_invisible_and_the_next_prune_drops_it(big_url):
+    url = big_url
+    first, second, third, fourth = _runs(url, 4)
+    engine = db.make_engine(url)
+    with engine.begin() as connection:
+        # As a prune killed after deleting the runs (first), and one killed after detaching (second).
+        connection.exec_driver_sql(f"DELETE FROM segjob.run WHERE run_id IN ({first}, {second})")
+        connection.exec_driver_sql(f"ALTER TABLE segjob.assignment DETACH PARTITION segjob.assignment_r{second}")
+    engine.dispose()
+    assert [left.run_id for left in _leftovers(url)] == [first]
+    assert _assignment_tables(url) == sorted(partitions.partition_name(r) for r in (first, second, third, fourth))
+    for view in ("run_summary", "current_segment", "customer_segment_history", "segment_size_history"):
+        shown = query(url, f"SELECT COUNT(*) AS n FROM {view} WHERE run_id IN (:a, :b)", a=first, b=second)
+        assert shown[0]["n"] == 0, view
+    moves = "SELECT COUNT(*) AS n FROM segment_migration WHERE from_run_id IN (:a, :b) OR to_run_id IN (:a, :b)"
+    assert query(url, moves, a=first, b=second)[0]["n"] == 0
+
+    pruned = invoke(url, "prune", "--job", "big", "--keep", "10", "--json")
+    assert pruned.exit_code == 0, pruned.stderr
+    assert json.loads(pruned.stdout)["deleted"] == [] and json.loads(pruned.stdout)["partitions_left"] == []
+    assert _leftovers(url) == []
+    assert _assignment_tables(url) == sorted(partitions.partition_name(r) for r in (third, fourth))
