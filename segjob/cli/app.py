@@ -68,9 +68,9 @@ def _print_version(asked: bool) -> None:
         return
     from importlib.metadata import version  # the packages' versions without importing them (start-up)
 
-    import segjob
+    from segjob.version import __version__
 
-    typer.echo(f"segjob {segjob.__version__} (scikit-learn {version('scikit-learn')}, numpy {version('numpy')})")
+    typer.echo(f"segjob {__version__} (scikit-learn {version('scikit-learn')}, numpy {version('numpy')})")
     raise typer.Exit()
 
 
@@ -279,6 +279,7 @@ def run(
         typer.Option(
             help="Criterion choosing k: silhouette-gain"
             " (default: silhouette above that of one blob of the same spread),"
+            " next-period (default with --transactions: a backtest of what customers did next),"
             " silhouette, macro-silhouette, gap, elbow, davies-bouldin, calinski-harabasz, stability."
         ),
     ] = None,

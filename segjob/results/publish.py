@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import sqlalchemy as sa
 
-import segjob
 from segjob import background
 from segjob.config import JobSpec
 from segjob.errors import JobLockedError, UsageError
@@ -29,6 +28,7 @@ from segjob.results import lineage, promotion, validation
 from segjob.results.validation import Validation
 from segjob.store import partitions, pgcopy, schema
 from segjob.store.db import is_postgres
+from segjob.version import __version__
 
 if TYPE_CHECKING:
     import psycopg
@@ -82,7 +82,7 @@ def start_run(engine: sa.Engine, spec: JobSpec, kind: str = "fit", model_run_id:
                 features=json.dumps([*spec.features, *spec.categorical]),
                 seed=spec.seed,
                 algorithm=spec.algorithm,
-                segjob_version=segjob.__version__,
+                segjob_version=__version__,
                 sklearn_version=importlib.metadata.version("scikit-learn"),  # without importing it
                 numpy_version=np.__version__,
                 host=socket.gethostname(),
