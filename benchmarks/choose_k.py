@@ -200,8 +200,8 @@ CASES: dict[str, Callable[[], Case]] = {
     "blob": one_blob,
     "blobs": gaussian_blobs,
 }
-TRANSACTION_CASES = ("transactions", "transactions-validate")
-PURCHASE_CASES = ("generated-log", "sample-log", "cdnow")
+TRANSACTION_CASES = ("transactions",)
+PURCHASE_CASES = ("sample-log", "generated-log", "cdnow")
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -363,53 +363,52 @@ class Log:
 
 
 GENERATED_START, GENERATED_AS_OF, GENERATED_END = "2023-01-01", "2024-10-01", "2024-12-31"
-# customer type: (share, first purchase in days after the start (low, high), mean days between
-# purchases or None for once, median basket, day the buying stops or None)
-CUSTOMER_TYPES = {
-    "one-off": (0.40, (0, 520), None, 35.0),
-    "regular": (0.30, (0, 120), 30, 45.0),
-    "lapsing whale": (0.10, (0, 120), 10, 300.0),
-    "new": (0.20, (579, 638), 15, 55.0),
+NEW_DAYS = 60  # a customer whose first purchase is this recent is "new", whatever comes next
+# How customers buy: (share, mean days between purchases or None for once, median basket, days
+# of buying before they lapse (low, high) or None for never).
+CUSTOMER_KINDS = {
+    "one-off": (0.45, None, 35.0, None),
+    "regular": (0.35, 30, 45.0, None),
+    "lapsing whale": (0.20, 10, 300.0, (30, 60)),
 }
 
 
-def generated_log(customers: int = 4_000, seed: int = SEED + 3) -> Log:
-    """Customers of four known types; the next period (the 91 days after the as-of date) follows
-    from the type: one-offs never come back, regulars keep buying every ~30 days, lapsing whales
-    (big, frequent buyers until day 300-450) come back once in six, new customers keep buying
-    every ~15 days after their first purchases in the last 60 days before the as-of date."""
+def generated_log(customers: int = 6_000, seed: int = SEED + 3) -> Log:
+    """A purchase log whose customers have four known types at any date, and a next period (the 91
+    days after the as-of date) that follows from how each type buys.
+
+    First purchases arrive evenly from a year before the log starts to its end, so the as-of date
+    and the backtest's earlier date see the same mix. One-offs buy once; regulars every ~30 days
+    with no end; whales big baskets every ~10 days for one or two months, then lapse (back once
+    in six per quarter). At a date, a customer whose first purchase is at most NEW_DAYS old is
+    "new" (what comes next depends on how they buy); the others are "one-off", "regular" or
+    "lapsing whale". The truth is the type at the as-of date."""
     rng = np.random.default_rng(seed)
-    start, as_of, end = (pd.Timestamp(d) for d in (GENERATED_START, GENERATED_AS_OF, GENERATED_END))
-    last_day = (end - start).days
+    start = pd.Timestamp(GENERATED_START)
+    last_day = (pd.Timestamp(GENERATED_END) - start).days
+    as_of_day = (pd.Timestamp(GENERATED_AS_OF) - start).days
+    kinds = list(CUSTOMER_KINDS)
+    drawn = rng.choice(len(kinds), customers, p=[CUSTOMER_KINDS[n][0] for n in kinds])
     rows, types = [], {}
-    names = list(CUSTOMER_TYPES)
-    drawn = rng.choice(len(names), customers, p=[CUSTOMER_TYPES[n][0] for n in names])
     for number, which in enumerate(drawn, start=1):
-        name = names[which]
-        _, (low, high), gap, basket = CUSTOMER_TYPES[name]
+        kind = kinds[which]
+        _, gap, basket, life = CUSTOMER_KINDS[kind]
+        first = int(rng.integers(-365, last_day + 1))
+        days = [first]
+        if gap is not None:
+            stop = first + int(rng.integers(*life)) if life else last_day
+            while days[-1] + gap <= min(stop, last_day):
+                days.append(days[-1] + max(1, int(rng.gamma(4.0, gap / 4.0))))
+            if life:
+                days += [d + int(rng.integers(0, 91)) for d in range(stop + 91, last_day, 91) if rng.random() < 1 / 6]
         customer = f"G{number:05d}"
-        types[customer] = name
-        day = int(rng.integers(low, high))
-        stop = int(rng.integers(300, 450)) if name == "lapsing whale" else last_day
-        while day <= min(stop, last_day):
+        for day in (d for d in days if 0 <= d <= last_day):
             rows.append((customer, start + pd.Timedelta(days=day), round(float(rng.lognormal(np.log(basket), 0.3)), 2)))
-            if gap is None:
-                break
-            day += max(1, int(rng.gamma(4.0, gap / 4.0)))
-        if name == "lapsing whale" and rng.random() < 1 / 6:
-            when = (as_of - start).days + int(rng.integers(0, (end - as_of).days))
-            rows.append(
-                (customer, start + pd.Timedelta(days=when), round(float(rng.lognormal(np.log(basket), 0.3)), 2))
-            )
+        if any(0 <= d < as_of_day for d in days):
+            types[customer] = "new" if as_of_day - first <= NEW_DAYS else kind
     frame = pd.DataFrame(rows, columns=["customer_id", "order_date", "amount"])
     frame["order_date"] = frame["order_date"].dt.strftime("%Y-%m-%d")
-    return Log(
-        "generated purchase log (4 known types)",
-        frame,
-        {"as_of": GENERATED_AS_OF},
-        pd.Series(types),
-        expected="4",
-    )
+    return Log("generated purchase log (4 known types)", frame, {"as_of": GENERATED_AS_OF}, pd.Series(types), "4")
 
 
 def sample_log() -> Log:
@@ -435,7 +434,7 @@ def cdnow_path(given: Path | None = None) -> Path | None:
 def cdnow_log(path: Path) -> Log:
     """CDNOW (a music retailer, 1997-01 to 1998-06; most customers bought once): features as of
     1998-01-01, the last six months the next period."""
-    raw = pd.read_csv(path, sep=r"\s+", header=None, names=["customer_id", "date", "cds", "amount"], dtype=str)
+    raw = pd.read_csv(path, sep=r"\s+", header=0, names=["customer_id", "date", "cds", "amount"], dtype=str)
     frame = pd.DataFrame(
         {
             "customer_id": raw["customer_id"].str.lstrip("0"),
@@ -532,6 +531,7 @@ def purchase_row(log: Log, **overrides) -> Row:
     if len(set(labels)) < len(labels):
         notes.append("labels NOT distinct")
     notes.append(next_period_note(run, segments))
+    notes.append(f"how k was chosen: {run['k_reason']}")
     rates = [s["next_purchase_rate"] for s in segments if s.get("next_purchase_rate") is not None]
     start, end = run.get("validation_start"), run.get("validation_end")
     rfm = rfm_explained(log, str(start), str(end), assigned.index) if start else None
@@ -605,21 +605,30 @@ def notes(rows: list[Row]) -> str:
     return "\n".join(f"- **{row.name}**: {note}" for row in rows for note in row.notes)
 
 
-HEADER = """# Choosing k: validation
+HEADER = """# Validation: choosing k, labels, and purchase histories against later behaviour
 
-Produced by `{command}` (benchmarks/choose_k.py; defaults of `segjob run`; CDNOW from `pip install --no-deps lifetimes==0.11.3`).
+Produced by `{command}` (benchmarks/choose_k.py; the defaults of `segjob run`; the CDNOW log from
+`pip install --no-deps lifetimes==0.11.3`).
 
-Columns: **dataset** the case; **rows** rows used after preparation; **k by ...** the k each
-criterion would choose among the accepted candidates (`ModelResult.chosen_by`; "-": no answer);
-**k (rule)** the k the run uses and, in brackets, the rule that chose it; **expected** the true k of
-generated data, the published answer (Mall Customers on income and spending: 5) or "warning" when
-the data has no structure and the run must say so; **ARI** adjusted Rand index of the segments
-against the true groups (generated data only); **smallest** the smallest segment's share of rows;
-**seconds** prepare + fit (the transactions rows: the whole run into SQLite); **warning** the
-run's little-structure warning, if any.
+Columns: **dataset** the case; **rows** rows (customers) used; **k by ...** the k each criterion
+would choose among the accepted candidates ("-": no answer; next-period only for purchase
+histories); **k (rule)** the k the run uses and the rule that chose it; **expected** the true k of
+generated data, the published answer (Mall Customers on income and spending: 5) or "warning"
+when the data has no structure; **ARI** adjusted Rand index against the true groups (generated
+data); **smallest** the smallest segment's share; **next-period spend explained** the share of the
+variance of next-period net spend per customer that the published segments explain (eta squared,
+`run.next_spend_explained`); **purchase-rate spread** the largest minus the smallest next-period
+purchase rate of a segment; **RFM quintiles** the same share for the practitioners' scheme of
+recency, frequency and spend quintiles (125 cells) on the same customers and period; **seconds**
+prepare + fit (purchase histories: the whole run into SQLite); **warning** the little-structure
+warning, if any.
 
-Below the table: each case's segment labels, and for telco (`Churn`) and marketing (`Response`)
-the outcome's rate per segment, an outside check (not a feature, not the selector).
+Purchase histories: the bundled sample with `--validate-days 90`; a generated log of four known
+customer types whose next period follows from the type (`generated_log`); CDNOW (a music retailer,
+23,570 customers, 1997-01 to 1998-06, most of whom bought once) as of 1998-01-01, the last six
+months the next period. Below the table: each case's labels, the outcome rates of telco (`Churn`)
+and marketing (`Response`), and for purchase histories the next period per segment and how k was
+chosen (the backtest's period and its score per k).
 """
 
 
@@ -649,7 +658,7 @@ def main(argv: list[str] | None = None) -> None:
             log = {"generated-log": generated_log, "sample-log": sample_log}.get(name)
             rows.append(purchase_row(log() if log else cdnow_log(cdnow_path(args.cdnow)), **overrides))
         else:
-            rows.append(transactions_row(validate=name == "transactions-validate", **overrides))
+            rows.append(transactions_row(validate=False, **overrides))
         print(f"{rows[-1].name}: k={rows[-1].k} ({rows[-1].seconds:.1f} s)", file=sys.stderr)
     text = table(rows) + "\n\n" + notes(rows)
     print(text)

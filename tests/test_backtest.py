@@ -152,3 +152,20 @@ def test_every_label_is_distinct_without_numbers_or_mid_words(data_dir, k):
         labels = [s.label for s in profile(data, fit(data.X, k, seed=0), vocabulary=vocabulary).segments]
         assert len(set(labels)) == k, labels
         assert not any("(segment" in label or "Mid " in label or "(group" in label for label in labels), labels
+
+
+@pytest.mark.slow  # a whole generated purchase log through the pipeline: most of a minute
+def test_the_default_recovers_the_generated_customer_types():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "choose_k.py"
+    spec = importlib.util.spec_from_file_location("choose_k_validation", path)
+    script = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = script
+    spec.loader.exec_module(script)
+    row = script.purchase_row(script.generated_log())
+    assert (row.k, row.criterion) == (4, NEXT_PERIOD)
+    assert row.ari > 0.6 and row.rate_spread > 0.9
+    assert "labels NOT distinct" not in row.notes

@@ -141,15 +141,6 @@ def bad_inputs(postgres: bool) -> list[tuple[str, pd.DataFrame, dict, tuple[str,
             'Error: --amount column "amount" of table tx is TEXT, not numeric',
         ),
         (
-            "NULL customer",
-            _rows(("a", datetime(2024, 1, 1), 10.0), (None, datetime(2024, 1, 2), 5.0)),
-            typed,
-            (),
-            3,
-            'Error: 1 transaction in table tx has no customer ("customer_id" is NULL); fix or delete them,'
-            " or filter them out with a view",
-        ),
-        (
             "as-of before every transaction",
             GOOD,
             typed,
@@ -244,6 +235,27 @@ def test_bad_input_gives_one_error_line_and_publishes_nothing(migrated_db_url):
     assert query(migrated_db_url, "SELECT COUNT(*) AS n FROM run")[0]["n"] == 0
 
 
+def test_a_raw_log_with_guest_checkouts_runs_and_says_what_it_left_out(migrated_db_url):
+    engine = db.make_engine(migrated_db_url)
+    try:
+        rows = [(f"c{n % 40}", datetime(2024, 1, 1 + n % 28), 10.0 + n % 7) for n in range(200)]
+        rows += [(None, datetime(2024, 2, 1), 5.0)] * 3
+        create_table(engine, "tx", _rows(*rows), {"customer_id": sa.Text(), "ordered_at": sa.DateTime()})
+    finally:
+        engine.dispose()
+    summary = run_json(migrated_db_url, *TX_RUN, "--k", "3")
+    assert summary["status"] == "succeeded" and summary["rows_used"] == 40
+    assert summary["left_out"] == {"transactions_without_customer": 3, "customers_without_purchase": 0}
+    shown = invoke(migrated_db_url, "runs", "show", str(summary["run_id"]))
+    assert "3 transactions without a customer and 0 customers with only returns" in shown.stdout
+    refused = invoke(migrated_db_url, "run", *TX_RUN, "--k", "3", "--require-customer")
+    assert refused.exit_code == 3
+    assert one_error_line(refused.stderr) == (
+        'Error: 3 transactions in table tx have no customer ("customer_id" is NULL) and --require-customer'
+        " refuses them; fix or delete them, or leave out --require-customer to leave them out and count them"
+    )
+
+
 def test_transactions_with_source_is_refused(sqlite_url):
     result = invoke(sqlite_url, "run", *TX_RUN, "--source", "customers")
     assert result.exit_code == 2
@@ -262,9 +274,12 @@ def test_demo_transactions_on_sqlite(sqlite_url):
     assert definitions["counts"]["customers_without_purchase"] == 6  # the sample's return-only customers
     labels = query(sqlite_url, "SELECT DISTINCT segment_label FROM current_segment WHERE job = 'transactions_demo'")
     assert len(labels) == runs[0]["k"]
-    words = {"Lapsed", "Recent", "Frequent", "Infrequent", "One-off", "High spend", "Low spend"}
-    assert all(label["segment_label"].split(", ")[0] in words for label in labels), labels
+    personas = {"Champions", "Loyal customers", "New customers", "New big spenders", "Potential loyalists"}
+    personas |= {"Can't lose them", "At risk", "Lost", "Hibernating", "Need attention", "About to sleep", "Promising"}
+    assert all(label["segment_label"].split(", ")[0] in personas for label in labels), labels
     shown = invoke(sqlite_url, "runs", "show", str(runs[0]["run_id"]))
     assert "purchase history as of 2025-01-01" in shown.stdout
     assert "recency [days]: days from the last purchase day" in shown.stdout
-    assert "6 with only returns or zero amounts left out" in shown.stdout
+    assert (
+        "0 transactions without a customer and 6 customers with only returns or zero amounts left out" in shown.stdout
+    )

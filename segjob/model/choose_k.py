@@ -18,6 +18,12 @@ draws give the gap statistic (the `gap` criterion). Unstable k (stability below 
 are set aside before the default rule picks: stability filters, it does not select, because the
 most reproducible answer is usually the coarsest (von Luxburg 2010).
 
+Purchase histories choose by later behaviour instead (`next-period`, the default of --transactions
+jobs): each candidate k is also fitted on the same features as of an earlier date and scored by how
+well its segments separate what customers did afterwards (segjob.model.backtest); the fewest
+segments that reach most of the gain win, among the stable candidates. Without a backtest (a short
+history) the run falls back to silhouette gain and says why.
+
 Stability is the mean adjusted Rand index between refits on random subsamples: STABILITY_PAIRS
 pairs of subsamples, each STABILITY_FRACTION of the rows (drawn from at most `stability_sample`
 rows), are clustered independently and compared on the rows the two share. The same pairs serve
