@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import struct
@@ -66,6 +67,12 @@ def profile_table(html: str) -> str:
     return match.group(1)
 
 
+def card_of(html: str, segment_id: int) -> str:
+    match = re.search(rf'<section class="card" id="segment-{segment_id}"[^>]*>(.*?)</section>', html, re.S)
+    assert match, f"no card for segment {segment_id}"
+    return match.group(1)
+
+
 def segments(url: str, run_id: int) -> list[dict]:
     return query(url, "SELECT segment_id, label, size FROM segment WHERE run_id = :r ORDER BY segment_id", r=run_id)
 
@@ -95,7 +102,8 @@ def test_two_feature_report(migrated_db_url, tmp_path):
     embedded = embedded_images(html)
     assert sorted(embedded) == sorted(files.values())  # exactly the PNG files, each once
     assert not re.search(r"https?://", html)
-    assert not re.search(r"""(?:src|href)\s*=\s*(?!["']?data:)""", html, re.I)
+    # Nothing leaves the file: sources are data: URIs, links point into the page (#appendix).
+    assert not re.search(r"""(?:src|href)\s*=\s*(?!["']?(?:data:|#))""", html, re.I)
     assert "<script" not in html.lower() and "@import" not in html and "url(" not in html
 
     table = profile_table(html)
@@ -105,6 +113,21 @@ def test_two_feature_report(migrated_db_url, tmp_path):
         assert f"{segment['segment_id']}: {escape(segment['label'])}</th>" in table
         assert f"<td class='num'>{segment['size']:,}</td>" in table
     assert table.count("<td class='num'>") >= 5 * (2 + 2 * 4)  # size, share; per feature 4 statistics
+
+    # A marketer's order: segment cards, then pictures, then the diagnostics appendix (run metadata,
+    # how k was chosen, the full profile, feature preparation) at the end.
+    markers = ['class="cards"', "<figure", 'id="appendix"', "input fingerprint", "The K sweep", 'class="profile"']
+    assert [html.index(marker) for marker in markers] == sorted(html.index(marker) for marker in markers)
+    assert html.index('class="features"') > html.index('class="profile"')
+    for segment in stored:
+        card = card_of(html, segment["segment_id"])
+        assert f"<h3>{segment['segment_id']}: {escape(segment['label'])}</h3>" in card
+        assert f"{segment['size']:,} customers &middot; {segment['size'] / 200:.1%} of all" in card
+    high = next(s for s in stored if s["label"] == "High income, high spend")
+    description = re.search(r'<p class="description">(.*?)</p>', card_of(html, high["segment_id"])).group(1)
+    assert escape(INCOME) in description and escape(SPENDING) in description
+    assert description.count("above the average") + description.count("x the average") == 2
+    assert "describe these 200 customers against each other" in html
 
     scatter = caption(html, "customers.png")
     assert f'Horizontal axis: <span class="axis">{escape(INCOME)}</span>' in scatter
@@ -357,7 +380,18 @@ def test_a_structureless_run_warns_in_runs_show_json_and_the_report(sqlite_db, t
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "<p class='warning'><strong>Warning:</strong> little cluster structure" in html
     assert f"<p>Chosen: k={run['k']} by silhouette-gain; runner-up k={run['k_explanation']['runner_up_k']}" in html
-    assert "<th>clipped count</th>" in html
+    # The warning comes before the segment cards, where a marketer reads first.
+    assert html.index("little cluster structure") < html.index('class="cards"')
+    # What the fence did, not where it stood: one value moved, the range kept; visits lost nothing.
+    (spend, visits) = query(
+        sqlite_db,
+        "SELECT clip_high, clipped_count FROM run_feature WHERE run_id = :r ORDER BY position",
+        r=run["run_id"],
+    )
+    assert spend["clipped_count"] == 1 and visits["clipped_count"] == 0
+    assert "<th>outliers clipped</th>" in html
+    assert "<td>1 value above " in html and " (observed max 1,000,000) moved to the bound; kept as observed: " in html
+    assert html.count("<td>none</td>") == 1
 
 
 def test_an_outlier_is_drawn_at_the_edge_and_the_caption_says_so(migrated_db_url, tmp_path):
@@ -403,3 +437,50 @@ def test_heatmap_keeps_feature_names_whole_and_its_width_bounded():
     names = [f"NumStorePurchases{i}" for i in range(20)]
     width, height = png_size(heatmap(np.random.default_rng(1).normal(size=(4, 20)), styles, names))
     assert width <= HEATMAP_MAX_WIDTH * DPI and height < width
+
+
+def test_a_criterion_without_an_answer_says_why(sqlite_db, tmp_path):
+    """Twelve tight groups and k at most 5: every k beats the one before it, so the gap statistic and
+    the elbow name no k. The report, `runs show` and --json say so instead of leaving them out."""
+    rng = np.random.default_rng(5)
+    centers = np.array([(x * 10 + 50, y * 10 + 50) for x in range(4) for y in range(3)], dtype=float)
+    points = np.concatenate([rng.normal(center, 0.6, size=(25, 2)) for center in centers])
+    csv = tmp_path / "groups.csv"
+    csv.write_text("id,a,b\n" + "".join(f"c{i},{a:.3f},{b:.3f}\n" for i, (a, b) in enumerate(points)))
+    assert invoke(sqlite_db, "load-csv", str(csv), "--table", "groups").exit_code == 0
+    run = run_json(sqlite_db, "--source", "groups", "--id", "id", "--features", "a,b", "--k-max", "5", "--quiet")
+    no_answer = run["k_explanation"]["no_answer"]
+    assert no_answer == {"gap": "gap keeps rising up to k=5", "elbow": "the inertia curve has no elbow"}
+    assert "gap" not in run["k_explanation"]["chosen_k_by"]
+    shown = json.loads(invoke(sqlite_db, "runs", "show", str(run["run_id"]), "--json").stdout)
+    assert shown["k_explanation"]["no_answer"] == no_answer
+    text = " ".join(invoke(sqlite_db, "runs", "show", str(run["run_id"])).stdout.split())
+    assert "gap: no answer (gap keeps rising up to k=5), elbow: no answer (the inertia curve has no elbow)" in text
+
+    out = tmp_path / "report"
+    assert report(sqlite_db, run["run_id"], out).exit_code == 0
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "<tr><td>gap</td><td>no answer (gap keeps rising up to k=5)</td></tr>" in html
+    assert "<tr><td>elbow</td><td>no answer (the inertia curve has no elbow)</td></tr>" in html
+    # The K sweep shows the metric of the rule that chose k, and the gap that had no answer.
+    sweep = html[html.index('<table class="sweep">') :]
+    assert "<th>silhouette gain (decides)</th>" in sweep and "<th>gap</th>" in sweep
+
+
+def test_a_long_axis_label_is_wrapped_to_fit_the_picture():
+    """marketing_campaign's second principal component, on the vertical axis of the customer scatter:
+    one line of it ran past the top of the picture."""
+    from segjob.report.plots import DPI, clipped_texts, fit_text, scatter_figure, segment_styles
+
+    vertical = "PC2 (12% of variance): +0.60 NumDealsPurchases, +0.51 Teenhome, +0.36 NumWebPurchases"
+    horizontal = "PC1 (46% of variance): +0.35 MntMeatProducts, +0.33 NumCatalogPurchases, +0.32 MntWines"
+    rng = np.random.default_rng(0)
+    styles = segment_styles([(1, "Few web purchases, few store purchases", False), (2, "Many deals purchases", False)])
+    figure, _ = scatter_figure(
+        rng.normal(size=(300, 2)), rng.integers(1, 3, 300), {}, styles, horizontal, vertical, "Customers by segment"
+    )
+    figure.set_dpi(DPI)
+    assert clipped_texts(figure) == [vertical]
+    fit_text(figure)
+    assert clipped_texts(figure) == []
+    assert figure.axes[0].get_ylabel().replace("\n", " ") == vertical and figure.axes[0].get_xlabel() == horizontal

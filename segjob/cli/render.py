@@ -292,6 +292,8 @@ def _criteria_line(details: dict[str, Any]) -> str:
     choices = ", ".join(
         f"{name} k={k}" + (" (used)" if name == used else "") for name, k in details["chosen_k_by"].items()
     )
+    no_answer = (details.get("k_explanation") or {}).get("no_answer") or {}
+    choices += "".join(f", {name}: no answer ({why})" for name, why in no_answer.items())
     verdict = "criteria disagree" if details.get("criteria_disagree") else "all criteria agree"
     return f"k by criterion: {choices}; {verdict}"
 

@@ -1,5 +1,9 @@
 """The report page: one HTML file with inline CSS and every picture embedded as a data: URI.
 
+It reads top down from what a marketer needs to what an analyst checks: one card per segment
+(segjob.report.cards), the next period for purchase histories, the pictures, then an appendix of
+diagnostics (the run, how k was chosen, the full profile, how each feature was prepared).
+
 It opens offline, from a mail attachment or a file share: no script, no font, no link leaves the
 file. Every value from the database is HTML-escaped.
 """
@@ -11,25 +15,36 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from segjob.model.explain import left_out_text
+from segjob.model.explain import left_out_text, plural
+from segjob.report.cards import Card, cards, number, relative_note
 from segjob.report.customers import CustomerSample
 from segjob.report.plots import Picture
-from segjob.results.history import validation_summary
+from segjob.results.history import CRITERION_METRICS, validation_summary
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
-       margin: 2rem auto; max-width: 1200px; padding: 0 1rem; color: #1d1d1f; line-height: 1.45; }
-h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
+       margin: 1.5rem auto; max-width: 1200px; padding: 0 1rem; color: #1d1d1f; line-height: 1.45; }
+h1 { font-size: 1.6rem; margin: 0 0 0.2rem; }
 h2 { font-size: 1.25rem; margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; }
+h3 { font-size: 1.05rem; margin-top: 1.6rem; }
 .subtitle { color: #555; margin-top: 0; }
 table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.9rem; }
 th, td { border: 1px solid #d8d8d8; padding: 0.3rem 0.55rem; text-align: left; vertical-align: top; }
 th { background: #f3f4f6; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.kv th { width: 13rem; }
-.profile-wrap { overflow-x: auto; }
+.wide { overflow-x: auto; }
 .swatch { display: inline-block; width: 0.8rem; height: 0.8rem; border-radius: 2px; margin-right: 0.35rem;
           vertical-align: -0.1rem; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 1rem;
+         margin: 0.8rem 0 1.2rem; }
+.card { border: 1px solid #d8d8d8; border-top-width: 6px; border-radius: 6px; padding: 0.7rem 0.9rem;
+        overflow-wrap: break-word; }
+.card h3 { margin: 0; font-size: 1.05rem; }
+.card .size { color: #555; margin: 0.1rem 0 0.5rem; font-size: 0.9rem; }
+.card p { margin: 0.4rem 0; }
+.card table { width: 100%; margin: 0.5rem 0; font-size: 0.85rem; }
+.card .next { font-size: 0.9rem; }
 figure { margin: 1.2rem 0 2rem; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #444; font-size: 0.9rem; margin-top: 0.3rem; }
@@ -49,55 +64,87 @@ def render(
     """The whole page for run `details` (history.show_run) with `pictures` embedded."""
     colors = colors or {}
     title = f"segjob run {details['run_id']} of job {details['job']}"
+    warning = (details.get("k_explanation") or {}).get("warning")
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
-        f'<p class="subtitle">{escape(details["source"])} &middot; {escape(str(details.get("algorithm") or ""))}'
-        f" &middot; k={details['k']} &middot; {escape(_when(details.get('finished_at')))}</p>",
-        "<h2>Run</h2>",
-        _key_values(_run_rows(details)),
-        "<h2>How k was chosen</h2>",
-        _choice(details),
-        "<h2>Segment profiles</h2>",
-        _profile_table(details, colors),
+        f'<p class="subtitle">{len(details["segments"])} segments of'
+        f" {escape(plural(sum(s['size'] for s in details['segments']), 'customer'))}"
+        f" &middot; {escape(details['source'])} &middot; {escape(_when(details.get('finished_at')))}"
+        ' &middot; <a href="#appendix">diagnostics</a></p>',
+        f"<p class='warning'><strong>Warning:</strong> {escape(warning)}</p>" if warning else "",
+        '<h2 id="segments">Segments</h2>',
+        f'<p class="muted">{escape(relative_note(details))}</p>',
+        _cards(cards(details), colors),
         _validation_section(details),
-        "<h2>Pictures</h2>",
+        '<h2 id="pictures">Pictures</h2>',
         _sample_note(customers),
         *(f'<p class="note">{escape(reason)}</p>' for reason in missing),
         *(_figure(picture) for picture in pictures),
-        "<h2>Features</h2>",
+        '<h2 id="appendix">Appendix: diagnostics</h2>',
+        "<h3>Run</h3>",
+        _key_values(_run_rows(details)),
+        "<h3>How k was chosen</h3>",
+        _choice(details),
+        "<h3>Segment profiles</h3>",
+        _profile_table(details, colors),
+        "<h3>Feature preparation</h3>",
         _features_table(details),
         '<p class="muted">Written by segjob report.</p>',
         "</body></html>",
     ]
-    return "\n".join(parts) + "\n"
+    return "\n".join(part for part in parts if part) + "\n"
+
+
+def _cards(segment_cards: list[Card], colors: dict[int, str]) -> str:
+    return '<div class="cards">' + "".join(_card(c, colors.get(c.segment_id)) for c in segment_cards) + "</div>"
+
+
+def _card(card: Card, color: str | None) -> str:
+    style = f' style="border-top-color: {escape(color)}"' if color else ""
+    rows = "".join(
+        f"<tr><td>{escape(d.feature)}</td><td class='num'>{_amount(d.segment, d.share)}</td>"
+        f"<td class='num'>{'' if d.rest is None else _amount(d.rest, d.share)}</td></tr>"
+        for d in card.differences
+    )
+    table = (
+        f"<table><tr><th>differs most on</th><th>this segment</th><th>all others</th></tr>{rows}</table>"
+        if rows
+        else ""
+    )
+    return (
+        f'<section class="card" id="segment-{card.segment_id}"{style}>'
+        f"<h3>{card.segment_id}: {escape(card.label)}</h3>"
+        f'<p class="size">{escape(plural(card.size, "customer"))} &middot; {card.share:.1%} of all</p>'
+        f'<p class="description">{escape(card.description)}</p>'
+        + table
+        + (f'<p class="next">{escape(card.next_period)}</p>' if card.next_period else "")
+        + (
+            f'<p class="muted">Only {escape(plural(card.size, "customer"))}: a description of these few,'
+            " not yet a type of customer.</p>"
+            if card.small
+            else ""
+        )
+        + "</section>"
+    )
+
+
+def _amount(value: float, share: bool) -> str:
+    """A mean in original units, or the share of customers for a categorical level."""
+    return f"{value:.0%}" if share else number(value, 3)
 
 
 def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip() if isinstance(value, datetime) else str(value or "")
 
 
-def _num(value: Any, digits: int = 4) -> str:
-    """A number as a person reads it: thousands separators, about `digits` significant digits."""
-    if value is None:
-        return ""
-    if isinstance(value, int):
-        return f"{value:,}"
-    value = float(value)
-    if value != value:
-        return ""
-    if abs(value) >= 10**digits:
-        return f"{value:,.0f}"
-    return f"{value:,.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3g}"
-
-
 def _metric(name: str, value: Any) -> str:
     if name.endswith("share") and value is not None:
         return f"{value:.1%}"
-    return _num(value)
+    return number(value)
 
 
 def _key_values(rows: list[tuple[str, str]]) -> str:
@@ -108,7 +155,7 @@ def _key_values(rows: list[tuple[str, str]]) -> str:
 def _run_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
     spec = d.get("spec") or {}
     dropped = d.get("dropped_by_reason") or {}
-    dropped_text = f"{_num(d.get('rows_dropped') or 0)}" + (
+    dropped_text = f"{number(d.get('rows_dropped') or 0)}" + (
         " (" + ", ".join(f"{reason}: {count:,}" for reason, count in dropped.items()) + ")" if dropped else ""
     )
     rows = [
@@ -125,7 +172,7 @@ def _run_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
         ("algorithm", str(d.get("algorithm") or "")),
         ("k and why", d.get("k_reason") or str(d["k"])),
         ("decided by", str(d.get("k_criterion") or "")),
-        ("rows read / used", f"{_num(d.get('rows_read'))} / {_num(d.get('rows_used'))}"),
+        ("rows read / used", f"{number(d.get('rows_read'))} / {number(d.get('rows_used'))}"),
         ("rows dropped", dropped_text),
         *([("left out", text)] if (text := left_out_text(spec.get("transaction_features"))) else []),
         ("started / finished", f"{_when(d.get('started_at'))} / {_when(d.get('finished_at'))}"),
@@ -142,10 +189,10 @@ def _run_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _choice(d: dict[str, Any]) -> str:
+    """The rule, its runner-up, each criterion's k (or why it has none), rejections, the chosen
+    model's metrics and the K sweep with every criterion's metric."""
     explanation = d.get("k_explanation") or {}
     parts = []
-    if explanation.get("warning"):
-        parts.append(f"<p class='warning'><strong>Warning:</strong> {escape(explanation['warning'])}</p>")
     if explanation.get("rule") and explanation.get("runner_up_k") is not None:
         parts.append(
             f"<p>Chosen: k={explanation['k']} by {escape(explanation['rule'])}; runner-up"
@@ -153,11 +200,14 @@ def _choice(d: dict[str, Any]) -> str:
         )
     parts.append(f"<p>{escape(d.get('k_reason') or '')}</p>")
     chosen_by = d.get("chosen_k_by") or {}
+    used = d.get("k_criterion")
     if chosen_by:
-        used = d.get("k_criterion")
+        no_answer = explanation.get("no_answer") or {}
         cells = "".join(
             f"<tr><td>{escape(name)}{' (used)' if name == used else ''}</td><td class='num'>{k}</td></tr>"
             for name, k in chosen_by.items()
+        ) + "".join(
+            f"<tr><td>{escape(name)}</td><td>no answer ({escape(why)})</td></tr>" for name, why in no_answer.items()
         )
         verdict = (
             "The criteria disagree: they would choose different k."
@@ -178,32 +228,44 @@ def _choice(d: dict[str, Any]) -> str:
         parts.append(f"<p>The chosen model:</p><table><tr><th>metric</th><th>value</th></tr>{cells}</table>")
     sweep = d.get("k_sweep") or []
     if len(sweep) > 1:
-        names = [
-            n
-            for n in (
-                "backtest_score",
-                "backtest_spend_explained",
-                "backtest_rate_spread",
-                "inertia",
-                "silhouette",
-                "davies_bouldin",
-                "calinski_harabasz",
-                "stability",
-                "smallest_segment_share",
-            )
-            if any(n in row for row in sweep)
-        ]
-        rejected_ks = {r["k"] for r in rejected}
-        head = "".join(f"<th>{escape(n)}</th>" for n in ["k", *names])
-        body = "".join(
-            f"<tr><td class='num'>{row['k']}{' (chosen)' if row['k'] == d['k'] else ''}"
-            f"{' (rejected)' if row['k'] in rejected_ks else ''}</td>"
-            + "".join(f"<td class='num'>{_metric(n, row.get(n))}</td>" for n in names)
-            + "</tr>"
-            for row in sweep
-        )
-        parts.append(f"<p>The K sweep:</p><table><tr>{head}</tr>{body}</table>")
+        parts.append(_sweep_table(sweep, d["k"], {r["k"] for r in rejected}, used))
     return "\n".join(parts)
+
+
+# The K sweep's columns: every criterion's metric (segjob.results.history.CRITERION_METRICS) and
+# what qualifies a k, in reading order.
+_SWEEP_COLUMNS = (
+    "backtest_score",
+    "backtest_spend_explained",
+    "backtest_rate_spread",
+    "silhouette_gain",
+    "silhouette",
+    "macro_silhouette",
+    "gap",
+    "inertia",
+    "davies_bouldin",
+    "calinski_harabasz",
+    "stability",
+    "smallest_segment_share",
+)
+
+
+def _sweep_table(sweep: list[dict[str, Any]], k: int, rejected_ks: set[int], used: str | None) -> str:
+    names = [n for n in _SWEEP_COLUMNS if any(row.get(n) is not None for row in sweep)]
+    deciding = CRITERION_METRICS.get(used or "")
+
+    def header(name: str) -> str:
+        return escape(name.replace("_", " ")) + (" (decides)" if name == deciding else "")
+
+    head = "".join(f"<th>{header(n)}</th>" for n in ["k", *names])
+    body = "".join(
+        f"<tr><td class='num'>{row['k']}{' (chosen)' if row['k'] == k else ''}"
+        f"{' (rejected)' if row['k'] in rejected_ks else ''}</td>"
+        + "".join(f"<td class='num'>{_metric(n, row.get(n))}</td>" for n in names)
+        + "</tr>"
+        for row in sweep
+    )
+    return f'<p>The K sweep:</p><div class="wide"><table class="sweep"><tr>{head}</tr>{body}</table></div>'
 
 
 def _profile_table(d: dict[str, Any], colors: dict[int, str]) -> str:
@@ -235,7 +297,7 @@ def _profile_table(d: dict[str, Any], colors: dict[int, str]) -> str:
     return (
         '<p class="muted">Centroid, mean and median in original units; z-score: segment mean against all'
         " customers, in population standard deviations.</p>"
-        f'<div class="profile-wrap"><table class="profile">{"".join(rows)}</table></div>'
+        f'<div class="wide"><table class="profile">{"".join(rows)}</table></div>'
     )
 
 
@@ -244,7 +306,7 @@ def _value(value: Any, kind: str, stat: str) -> str:
         return ""
     if stat == "z_score":
         return f"{value:+.2f}"
-    return f"{value:.1%}" if kind != "numeric" else _num(value)
+    return f"{value:.1%}" if kind != "numeric" else number(value)
 
 
 def _sample_note(customers: CustomerSample | None) -> str:
@@ -276,34 +338,46 @@ def _figure(picture: Picture) -> str:
 
 
 def _features_table(d: dict[str, Any]) -> str:
-    names = [
-        "feature",
-        "kind",
-        "transform",
-        "skewness",
-        "impute_value",
-        "missing_count",
-        "mean",
-        "std",
-        "min",
-        "max",
-        "clip_low",
-        "clip_high",
-        "clipped_count",
-    ]
-    head = "".join(f"<th>{escape(n.replace('_', ' '))}</th>" for n in names)
+    names = ["feature", "kind", "transform", "skewness", "impute_value", "missing_count", "mean", "std", "min", "max"]
+    head = "".join(f"<th>{escape(n.replace('_', ' '))}</th>" for n in names) + "<th>outliers clipped</th>"
     body = "".join(
         "<tr>"
         + "".join(
-            f"<td class='num'>{_num(f.get(n))}</td>"
+            f"<td class='num'>{number(f.get(n))}</td>"
             if isinstance(f.get(n), (int, float))
             else f"<td>{escape(str(f.get(n) or ''))}</td>"
             for n in names
         )
-        + "</tr>"
+        + f"<td>{escape(_clipping(f))}</td></tr>"
         for f in d["features"]
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return (
+        '<p class="muted">Min and max are the values observed among the customers used. Outliers clipped: the'
+        " values moved to a bound before scaling, and the range kept as observed; a bound beyond the observed"
+        " values clipped nothing and is not shown.</p>"
+        f'<div class="wide"><table class="features"><tr>{head}</tr>{body}</table></div>'
+    )
+
+
+def _clipping(f: dict[str, Any]) -> str:
+    """What clipping did to a feature, in original units, from the bounds, the observed min and max
+    and the count of moved values: nothing is said of a bound outside the observed values."""
+    low, high, count = f.get("clip_low"), f.get("clip_high"), f.get("clipped_count")
+    if f.get("kind") != "numeric" or (low is None and high is None):
+        return ""
+    low_cut = low is not None and low > f["min"]
+    high_cut = high is not None and high < f["max"]
+    if count == 0 or (count is None and not (low_cut or high_cut)):
+        return "none"
+    if not (low_cut or high_cut):
+        return f"{plural(count, 'value')} moved to a bound"
+    moved = "some values (count not stored)" if count is None else plural(count, "value")
+    sides = [
+        *([f"below {number(low)} (observed min {number(f['min'])})"] if low_cut else []),
+        *([f"above {number(high)} (observed max {number(f['max'])})"] if high_cut else []),
+    ]
+    kept = f"{number(low if low_cut else f['min'])} to {number(high if high_cut else f['max'])}"
+    return f"{moved} {' or '.join(sides)} moved to the bound; kept as observed: {kept}"
 
 
 def _validation_section(d: dict[str, Any]) -> str:
@@ -318,7 +392,7 @@ def _validation_section(d: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><td>{s['segment_id']}: {escape(s['label'])}</td><td class='num'>{s['size']:,}</td>"
         f"<td class='num'>{_share(s.get('next_purchase_rate'))}</td>"
-        f"<td class='num'>{_num(s.get('next_spend_mean'))}</td>"
+        f"<td class='num'>{number(s.get('next_spend_mean'))}</td>"
         f"<td class='num'>{_share(s.get('next_revenue_share'))}</td></tr>"
         for s in d["segments"]
     )

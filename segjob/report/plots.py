@@ -68,9 +68,50 @@ def _hex(rgba) -> str:
 
 def _png(figure: Figure) -> bytes:
     FigureCanvasAgg(figure)
+    figure.set_dpi(DPI)
+    fit_text(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()
+
+
+def fit_text(figure: Figure) -> None:
+    """Re-wrap each axis label that runs past the figure's edge, narrower until it fits. The
+    constrained layout makes room for a label's depth, never for its length: a long label along a
+    short axis (the principal components' loadings on the vertical axis) would be cut off."""
+    labels = [axis.label for ax in figure.axes for axis in (ax.xaxis, ax.yaxis)]
+    for label in _outside(figure, labels):
+        text = " ".join(label.get_text().split())
+        width = len(text)
+        while width > 20 and label in _outside(figure, [label]):
+            width = int(width * 0.8)
+            label.set_text(_wrap(text, width))
+
+
+def clipped_texts(figure: Figure) -> list[str]:
+    """The titles, axis labels, legend entries and annotations that do not lie wholly inside the figure."""
+    texts = list(figure.texts)  # a suptitle is one of them
+    for ax in figure.axes:
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.texts]
+        if (legend := ax.get_legend()) is not None:
+            texts += legend.get_texts()
+    return [text.get_text() for text in _outside(figure, texts)]
+
+
+def _outside(figure: Figure, texts: list) -> list:
+    """Those of `texts` (shown, not empty) that reach beyond the figure, as the figure is now laid out."""
+    canvas = figure.canvas if isinstance(figure.canvas, FigureCanvasAgg) else FigureCanvasAgg(figure)
+    figure.draw_without_rendering()
+    renderer = canvas.get_renderer()
+    box = figure.bbox
+    outside = []
+    for text in texts:
+        if not text.get_visible() or not text.get_text().strip():
+            continue
+        extent = text.get_window_extent(renderer)
+        if extent.x0 < box.x0 - 0.5 or extent.y0 < box.y0 - 0.5 or extent.x1 > box.x1 + 0.5 or extent.y1 > box.y1 + 0.5:
+            outside.append(text)
+    return outside
 
 
 def _wrap(text: str, width: int = 28) -> str:
@@ -208,6 +249,21 @@ def scatter(
 ) -> tuple[bytes, str]:
     """Customers coloured by segment, centroids as large crosses, legend outside the axes, and a
     note ("" when none) naming the customers drawn at an edge because they lie far outside the rest."""
+    figure, note = scatter_figure(points, labels, centers, styles, x_label, y_label, title, log_axes)
+    return _png(figure), note
+
+
+def scatter_figure(
+    points: np.ndarray,
+    labels: np.ndarray,
+    centers: dict[int, tuple[float, float]],
+    styles: list[SegmentStyle],
+    x_label: str,
+    y_label: str,
+    title: str,
+    log_axes: tuple[bool, bool] = (False, False),
+) -> tuple[Figure, str]:
+    """`scatter` before it becomes a PNG."""
     figure = Figure(figsize=(9.5, 6.0), layout="constrained")
     ax = figure.add_subplot()
     size = 22 if len(points) <= 1000 else 8
@@ -276,7 +332,7 @@ def scatter(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8, markerscale=1.5)
-    return _png(figure), note
+    return figure, note
 
 
 # An axis is cut to the central 99% of the customers (plus a margin) only when the customers

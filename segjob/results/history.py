@@ -55,6 +55,19 @@ run_summary_view = sa.Table(
 )
 
 CHOSEN_BY_PREFIX = "chosen_k_by_"
+# The K-sweep metric each criterion for k reads (segjob.model.choose_k.CRITERIA, which this module
+# does not import: it needs numpy, and `runs list` starts without it; a test keeps the two equal).
+CRITERION_METRICS = {
+    "next-period": "backtest_score",
+    "silhouette-gain": "silhouette_gain",
+    "silhouette": "silhouette",
+    "macro-silhouette": "macro_silhouette",
+    "gap": "gap",
+    "elbow": "inertia",
+    "davies-bouldin": "davies_bouldin",
+    "calinski-harabasz": "calinski_harabasz",
+    "stability": "stability",
+}
 
 
 def _plain(row: sa.Row) -> dict[str, Any]:
@@ -100,6 +113,38 @@ def _k_explanation(
         "null_silhouette": model_metrics.get("null_silhouette"),
         "warning": warning,
     }
+
+
+def _no_answer(
+    spec: dict[str, Any] | None, chosen_by: dict[str, int], sweep: list[dict[str, Any]], rejected: set[int]
+) -> dict[str, str]:
+    """Each criterion for k that named no k in a run's K sweep, and why, from the stored sweep; {}
+    without a sweep. next-period counts only for purchase histories (only they have a backtest)."""
+    if not chosen_by:
+        return {}
+    definitions = (spec or {}).get("transaction_features")
+    reasons = {}
+    for criterion, metric in CRITERION_METRICS.items():
+        if criterion in chosen_by or (criterion == "next-period" and not definitions):
+            continue
+        measured = [row for row in sweep if row.get(metric) is not None and row["k"] not in rejected]
+        plan = (definitions or {}).get("backtest") or {}
+        if criterion == "next-period" and "none" in plan:
+            reasons[criterion] = plan["none"]
+        elif not measured:
+            reasons[criterion] = f"{metric.replace('_', ' ')} was not measured"
+        elif criterion == "gap" and len(measured) > 1 and all(map(_gap_rises, measured, measured[1:])):
+            reasons[criterion] = f"gap keeps rising up to k={measured[-1]['k']}"
+        elif criterion == "elbow":
+            reasons[criterion] = "the inertia curve has no elbow"
+        else:
+            reasons[criterion] = f"{metric.replace('_', ' ')} ranks no k"
+    return reasons
+
+
+def _gap_rises(row: dict[str, Any], after: dict[str, Any]) -> bool:
+    """The gap statistic's rule does not stop at row's k: the next k's gap is higher beyond its noise."""
+    return row["gap"] < after["gap"] - (after.get("gap_sd") or 0.0)
 
 
 def _backtest(spec: dict[str, Any] | None, sweep: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
@@ -193,6 +238,7 @@ def show_run(engine: sa.Engine, run_id: int) -> dict[str, Any]:
         "k_explanation": {
             **_k_explanation(summary, details.k_reason, chosen_by, model_metrics),
             "backtest": _backtest(details.spec, sweep),
+            "no_answer": _no_answer(details.spec, chosen_by, list(sweep.values()), {row.k for row in rejected}),
         },
         "rejected_k": [_plain(row) for row in rejected],
         "model_metrics": model_metrics,
