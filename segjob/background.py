@@ -65,7 +65,7 @@ def read_ahead(items: Generator[T, None, None], interrupt: Callable[[], None]) -
 
 
 def _put(ready: queue.Queue, entry, stop: threading.Event) -> bool:
-    """Put `entry` once there is room; False if the consumer stopped first."""
+    """Put `entry` once there is room; False if `stop` is set first (the other side has gone)."""
     while not stop.is_set():
         with suppress(queue.Full):
             ready.put(entry, timeout=_POLL_SECONDS)
@@ -78,40 +78,52 @@ class Sender:
 
     At most DEPTH buffers wait, so memory stays bounded when the server is slower than the
     producer. An error in the thread is raised by the next `send` or by `finish`.
+
+    Both sides wait with a timeout and look again, never on a wake-up alone: Ctrl-C raises in
+    the main thread wherever it is, and inside a queue's notify it can leave a stale waiter that
+    takes the next wake-up, so a thread waiting without a timeout would wait for ever.
     """
 
     def __init__(self, write: Callable[[bytes], None]) -> None:
         self._write = write
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=DEPTH)
         self._error: BaseException | None = None
+        self._stop = threading.Event()  # set by `abandon`: write nothing more
+        self._ended = threading.Event()  # set by the thread as it ends, after an error too
         self._thread = threading.Thread(target=self._run, name="segjob-copy-sender", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            while (data := self._queue.get()) is not None:
-                self._write(data)
+            while not self._stop.is_set():
+                with suppress(queue.Empty):
+                    data = self._queue.get(timeout=_POLL_SECONDS)
+                    if data is None:
+                        return
+                    self._write(data)
         except BaseException as exc:
             self._error = exc
-            while self._queue.get() is not None:  # keep taking, so `send` never blocks for ever
-                pass
+        finally:
+            self._ended.set()
 
     def send(self, data: bytes) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(data)
+        if not _put(self._queue, data, self._ended):
+            raise self._error or RuntimeError("the sender was abandoned")
 
     def finish(self) -> None:
         """Wait until everything sent has been written; raise the thread's error if any."""
-        self._queue.put(None)
-        self._thread.join()
+        try:
+            _put(self._queue, None, self._ended)
+            self._thread.join()
+        except BaseException:
+            # Interrupted while the thread still writes: it must stop before the caller uses the
+            # connection it writes to (ending a COPY while a buffer is still being sent).
+            self.abandon()
+            raise
         if self._error is not None:
             raise self._error
 
     def abandon(self) -> None:
         """Drop what waits, and wait for the thread to stop (the caller is failing anyway)."""
-        with suppress(queue.Empty):
-            while True:
-                self._queue.get_nowait()
-        self._queue.put(None)
+        self._stop.set()
         self._thread.join()

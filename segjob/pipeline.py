@@ -120,6 +120,10 @@ def run_lifecycle(
                 except SegjobError as exc:
                     _mark_failed_if_reachable(engine, run_id, str(exc))
                     raise
+                except KeyboardInterrupt as exc:  # unwound from where the signal landed
+                    interrupted = Interrupted(stop.received or signal.SIGINT)
+                    _mark_failed_if_reachable(engine, run_id, str(interrupted))
+                    raise interrupted from exc
                 except Exception as exc:
                     if stop.received is not None:
                         # The signal hit a database call, whose cleanup raised a driver error instead.
@@ -136,8 +140,16 @@ def run_lifecycle(
 
 
 class _StopSignals:
-    """While a run works, SIGINT and SIGTERM raise Interrupted, so the run is marked failed and
-    its open publish transaction rolls back instead of the process vanishing mid-way."""
+    """While a run works, SIGINT and SIGTERM raise KeyboardInterrupt, which run_lifecycle turns
+    into Interrupted once the work has unwound: the run is marked failed and its open publish
+    transaction rolls back instead of the process vanishing mid-way.
+
+    KeyboardInterrupt, not Interrupted (an Exception), because that is what the libraries
+    expect a signal to raise wherever it lands: psycopg then cancels the statement in progress
+    and waits for the server, and SQLAlchemy discards the connection instead of returning it to
+    its pool. After any other exception psycopg's connection is still mid-command, so the
+    rollback and the pool's reset fail ("another command is already in progress").
+    """
 
     def __init__(self) -> None:
         self.received: int | None = None
@@ -150,7 +162,7 @@ class _StopSignals:
 
         def interrupt(signal_number, _frame):
             self.received = signal_number
-            raise Interrupted(signal_number)
+            raise KeyboardInterrupt
 
         previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
         try:
