@@ -57,7 +57,7 @@ def current_run_id(connection: sa.Connection, job: str) -> int | None:
 
 def record_success(connection: sa.Connection, job: str, run_id: int) -> None:
     """An ordinary run succeeded: it becomes current, in the caller's publish transaction."""
-    _lock(connection, job)
+    lock(connection, job)
     _push(connection, job, run_id, SUCCEEDED, _id(current(connection, job)))
 
 
@@ -66,14 +66,17 @@ def promote(engine: sa.Engine, run_id: int, job: str | None = None) -> Promotion
     db.check_at_head(engine)
     run = schema.run
     with db.translate_errors(engine), engine.begin() as connection:
-        row = connection.execute(sa.select(run.c.job, run.c.status).where(run.c.run_id == run_id)).first()
+        find = sa.select(run.c.job, run.c.status).where(run.c.run_id == run_id)
+        row = connection.execute(find).first()
+        if row is not None:
+            lock(connection, row.job)
+            row = connection.execute(find).first()  # again: a prune holding the lock may have deleted it
         if row is None:
             raise UsageError(f"run {run_id} not found; 'segjob runs list' shows the runs")
         if job is not None and row.job != job:
             raise UsageError(f"run {run_id} belongs to job {row.job!r}, not {job!r}")
         if row.status != "succeeded":
             raise UsageError(f"run {run_id} is {row.status}; only a succeeded run can become current")
-        _lock(connection, row.job)
         before = current(connection, row.job)
         if before is not None and before.run_id == run_id:
             return Promotion(row.job, run_id, run_id, changed=False)
@@ -85,7 +88,7 @@ def roll_back(engine: sa.Engine, job: str) -> Promotion:
     """Make the run that was current before the job's current run current again."""
     db.check_at_head(engine)
     with db.translate_errors(engine), engine.begin() as connection:
-        _lock(connection, job)
+        lock(connection, job)
         now_current = current(connection, job)
         if now_current is None:
             known = connection.execute(sa.select(sa.func.count()).where(schema.run.c.job == job)).scalar()
@@ -125,10 +128,11 @@ def _id(row: Current | None) -> int | None:
     return None if row is None else row.promotion_id
 
 
-def _lock(connection: sa.Connection, job: str) -> None:
+def lock(connection: sa.Connection, job: str) -> None:
     """Serialize changes of a job's current run until the transaction ends (PostgreSQL: a
     transaction advisory lock, so a promotion and a publishing run never both read the same
-    "current" row and push beside each other; SQLite allows one writer at a time anyway)."""
+    "current" row and push beside each other, and a prune never deletes a run promoted while it
+    chose what to keep; SQLite allows one writer at a time anyway)."""
     if db.is_postgres(connection):
         # A NUL no job name can hold (PostgreSQL text has none) keeps this key apart from the job lock's.
         connection.execute(sa.select(sa.func.pg_advisory_xact_lock(db.lock_key(f"promotion\0{job}"))))

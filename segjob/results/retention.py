@@ -69,6 +69,7 @@ def _delete_runs(connection: sa.Connection, job: str, keep: int) -> tuple[PruneR
     """Delete the doomed runs' rows (and, on SQLite, assignments); returns what was deleted and
     which of the runs have a partition to drop (PostgreSQL)."""
     run = schema.run
+    promotion.lock(connection, job)  # what is current cannot change until the deletes commit
     runs = connection.execute(
         sa.select(run.c.run_id, run.c.kind, run.c.status, run.c.started_at, run.c.model_run_id)
         .where(run.c.job == job)
