@@ -134,3 +134,10 @@ def test_promoting_a_run_that_a_prune_is_deleting_says_it_is_gone(migrated_pg_ur
     assert str(outcome["error"]) == f"run {first} not found; 'segjob runs list' shows the runs"
     result = invoke(url, "promote", str(first))
     assert result.exit_code == 2
+
+
+def test_lock_wait_is_a_number_of_seconds(migrated_db_url):
+    for command in (("prune", "--job", "mall", "--keep", "1"), ("db", "upgrade")):
+        result = invoke(migrated_db_url, *command, "--lock-wait", "-1")
+        assert result.exit_code == 2
+        assert result.stderr == "Error: --lock-wait must be 0 or more seconds, not -1\n"

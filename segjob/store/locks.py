@@ -89,10 +89,10 @@ def retrying(engine: sa.Engine, work: Callable[[sa.Connection], T], what: str, w
     on a lock timeout the transaction rolls back and, after a pause, `work` starts again, for up to
     `wait` seconds; then LockWaitError. `work` must be safe to repeat (it is, being rolled back).
     On SQLite `work` runs once, as before."""
+    wait = lock_wait(wait)
     if not db.is_postgres(engine):
         with engine.begin() as connection:
             return work(connection)
-    wait = lock_wait(wait)
     deadline, next_pause = Deadline(wait), pauses()
     while True:
         try:
