@@ -1,4 +1,10 @@
-"""Readable terminal tables for runs and segments (rich, on stdout)."""
+"""Readable terminal tables for runs and segments (rich, on stdout).
+
+Nearly every string printed here comes from data or users (job, table, column and category
+names, labels, error messages), so the console reads no markup and no emoji codes: a feature
+named `spend [eur]` keeps its `[eur]`, and a `[/x]` cannot stop the command. Styles are set
+explicitly instead.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from segjob.model.explain import left_out_text, plural
 from segjob.results.history import validation_summary
@@ -13,8 +20,8 @@ from segjob.results.history import validation_summary
 
 def _console() -> Console:
     """A terminal's own width; piped output (logs, files) gets wide lines instead of wrapped cells."""
-    console = Console(highlight=False)
-    return console if console.is_terminal else Console(highlight=False, width=200)
+    console = Console(markup=False, emoji=False, highlight=False)
+    return console if console.is_terminal else Console(markup=False, emoji=False, highlight=False, width=200)
 
 
 def _number(value: Any, digits: int = 3) -> str:
@@ -77,26 +84,29 @@ def _currency(details: dict[str, Any]) -> str:
 
 
 def run_details(details: dict[str, Any], console: Console | None = None) -> None:
+    """Print a run; `console`, when given, must read no markup and no emoji codes (see _console)."""
     console = console or _console()
     score = details.get("kind") == "score"
     model = f" with the model of run {details.get('model_run_id')}" if score else ""
     console.print(
-        f"{'score run' if score else 'run'} {details['run_id']} of job [bold]{details['job']}[/bold]{model}:"
-        f" {details['status']}"
-        f" ({details['source']}), started {_time(details['started_at'])}"
+        Text.assemble(
+            f"{'score run' if score else 'run'} {details['run_id']} of job ",
+            (details["job"], "bold"),
+            f"{model}: {details['status']} ({details['source']}), started {_time(details['started_at'])}",
+        )
     )
     if details.get("error"):
         console.print(f"error: {details['error']}")
     if details["status"] != "succeeded":
         return
-    console.print(_currency(details), markup=False)
+    console.print(_currency(details))
     dropped = details.get("dropped_by_reason") or {}
     dropped_text = ", ".join(f"{reason} {count:,}" for reason, count in dropped.items()) or "none"
     console.print(f"rows read {details['rows_read']:,}, used {details['rows_used']:,}, dropped {dropped_text}")
-    console.print(f"algorithm {details.get('algorithm') or 'kmeans'}; {details['k_reason']}", markup=False)
+    console.print(f"algorithm {details.get('algorithm') or 'kmeans'}; {details['k_reason']}")
     warning = (details.get("k_explanation") or {}).get("warning")
     if warning:
-        console.print(f"warning: {warning}", style="bold yellow", markup=False)
+        console.print(f"warning: {warning}", style="bold yellow")
     if not score:  # a score run fits nothing, so it has no quality metrics
         console.print(
             f"silhouette {_number(details['silhouette'])},"
@@ -111,9 +121,9 @@ def run_details(details: dict[str, Any], console: Console | None = None) -> None
     for line in _transform_lines(details["features"], (details.get("spec") or {}).get("clip_outliers")):
         console.print(line)
     for line in _drift_lines(details):
-        console.print(line, markup=False)
+        console.print(line)
     for line in _transaction_lines((details.get("spec") or {}).get("transaction_features")):
-        console.print(line, markup=False)
+        console.print(line)
     if len(details["k_sweep"]) > 1:
         rejected_ks = {row["k"] for row in details.get("rejected_k", [])}
         sweep = Table(title="K sweep (* chosen)")
@@ -339,7 +349,7 @@ def _print_validation(console: Console, details: dict[str, Any]) -> None:
     summary = validation_summary(details)
     if summary is None:
         return
-    console.print(summary, markup=False)
+    console.print(summary)
     if details.get("validation_start") is None:
         return
     table = Table(title="Segments in the next period (net spend, returns included)")

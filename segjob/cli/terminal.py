@@ -55,7 +55,9 @@ class RichBars:
     def done(self, summary: str) -> None:
         self._stop()
         elapsed = time.perf_counter() - self.started
-        self.console.print(f"{self.name}: {summary} ({elapsed:.1f}s)", markup=False, highlight=False, soft_wrap=True)
+        # Step names hold table and column names: no markup or emoji codes are read in them.
+        line = f"{self.name}: {summary} ({elapsed:.1f}s)"
+        self.console.print(line, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
     def _stop(self) -> None:
         if self._bars is not None:
