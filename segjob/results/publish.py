@@ -26,7 +26,7 @@ from segjob.model.profile import Profile
 from segjob.prepare.columns import FeatureParams, PreparedData
 from segjob.results import lineage, promotion, validation
 from segjob.results.validation import Validation
-from segjob.store import partitions, pgcopy, schema
+from segjob.store import locks, partitions, pgcopy, schema
 from segjob.store.db import is_postgres
 from segjob.version import __version__
 
@@ -98,19 +98,31 @@ def heartbeat(engine: sa.Engine, run_id: int) -> None:
 
 
 def mark_failed(engine: sa.Engine, run_id: int, error: str, status: str = "failed") -> None:
+    """Record the run's failure, committed on its own before any clean-up (see _drop_orphan_assignments)."""
     with engine.begin() as connection:
         connection.execute(
             sa.update(schema.run)
             .where(schema.run.c.run_id == run_id, schema.run.c.status == "running")
             .values(status=status, error=error[:4000], finished_at=now(), heartbeat_at=now())
         )
-        _drop_orphan_assignments(connection)
+    _drop_orphan_assignments(engine)
 
 
-def _drop_orphan_assignments(connection: sa.Connection) -> None:
-    """Assignments written outside the publish transaction (Spark executors) die with their run."""
-    if is_postgres(connection):
-        partitions.drop_orphans(connection)
+def _drop_orphan_assignments(engine: sa.Engine) -> None:
+    """Assignments written outside the publish transaction (Spark executors) die with their run.
+
+    Best effort, after the status change has committed, in one try that waits for no lock longer
+    than locks.LOCK_TIMEOUT: a table that cannot be dropped now (a session reads it, the role may
+    not drop it, the connection is gone) stays invisible and is dropped by the next run or prune,
+    and its error neither undoes the status change nor fails the command."""
+    if not is_postgres(engine):
+        return
+    try:
+        with engine.begin() as connection:
+            locks.set_lock_timeout(connection)
+            partitions.drop_orphans(connection)
+    except sa.exc.DBAPIError:
+        pass
 
 
 def mark_abandoned(engine: sa.Engine, job: str) -> list[int]:
@@ -129,7 +141,7 @@ def mark_abandoned(engine: sa.Engine, job: str) -> list[int]:
                 .where(run.c.run_id.in_(ids), run.c.status == "running")
                 .values(status="abandoned", error="the process running it stopped before finishing", finished_at=now())
             )
-        _drop_orphan_assignments(connection)
+    _drop_orphan_assignments(engine)
     return list(ids)
 
 
