@@ -39,9 +39,13 @@ DatabaseUrl = Annotated[
         show_envvar=True,
         help="SQLAlchemy URL, e.g. postgresql://user@host:5432/db. Default: sqlite:///segjob.db",
         show_default=False,
+        rich_help_panel="Database",
+        metavar="URL",
     ),
 ]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object instead of tables.", rich_help_panel="Output", metavar="")
+]
 LockWait = Annotated[
     float | None,
     typer.Option(
@@ -59,6 +63,8 @@ LogFormat = Annotated[
         "--log-format",
         envvar="SEGJOB_LOG_FORMAT",
         help="Progress on stderr: auto (bars at a terminal, timestamped lines otherwise), text or json lines.",
+        rich_help_panel="Output",
+        metavar="[auto|text|json]",
     ),
 ]
 
@@ -202,32 +208,78 @@ def load_csv(
 @app.command("run")
 @handle_errors
 def run(
-    source: Annotated[str | None, typer.Option(help="Table to read, optionally schema.table.")] = None,
-    query: Annotated[str | None, typer.Option(help="Read-only SELECT to read instead of a table.")] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(help="Table to read, optionally schema.table.", rich_help_panel="Source", metavar="TABLE"),
+    ] = None,
+    query: Annotated[
+        str | None,
+        typer.Option(help="Read-only SELECT to read instead of a table.", rich_help_panel="Source", metavar="SQL"),
+    ] = None,
     transactions: Annotated[
         str | None,
-        typer.Option(help="Transactions table to build purchase-history features from, instead of --source/--query."),
+        typer.Option(
+            help="Transactions table to build purchase-history features from, instead of --source/--query.",
+            rich_help_panel="Purchase history (instead of --source)",
+            metavar="TABLE",
+        ),
     ] = None,
-    customer: Annotated[str | None, typer.Option(help="With --transactions: the customer id column.")] = None,
-    date: Annotated[str | None, typer.Option(help="With --transactions: the date or timestamp column.")] = None,
+    customer: Annotated[
+        str | None,
+        typer.Option(
+            help="With --transactions: the customer id column.",
+            rich_help_panel="Purchase history (instead of --source)",
+            metavar="COLUMN",
+        ),
+    ] = None,
+    date: Annotated[
+        str | None,
+        typer.Option(
+            help="With --transactions: the date or timestamp column.",
+            rich_help_panel="Purchase history (instead of --source)",
+            metavar="COLUMN",
+        ),
+    ] = None,
     amount: Annotated[
-        str | None, typer.Option(help="With --transactions: the amount column (below 0: a return).")
+        str | None,
+        typer.Option(
+            help="With --transactions: the amount column (below 0: a return).",
+            rich_help_panel="Purchase history (instead of --source)",
+            metavar="COLUMN",
+        ),
     ] = None,
     as_of: Annotated[
-        str | None, typer.Option(help="With --transactions: features as of this date (default: day after the latest).")
+        str | None,
+        typer.Option(
+            help="With --transactions: features as of this date (default: day after the latest).",
+            rich_help_panel="Purchase history (instead of --source)",
+            metavar="DATE",
+        ),
     ] = None,
     since: Annotated[
-        str | None, typer.Option(help="With --transactions: ignore transactions before this date.")
+        str | None,
+        typer.Option(
+            help="With --transactions: ignore transactions before this date.",
+            rich_help_panel="Purchase history (instead of --source)",
+            metavar="DATE",
+        ),
     ] = None,
     customers: Annotated[
-        str | None, typer.Option(help="With --transactions: table joined on the customer column, for --features.")
+        str | None,
+        typer.Option(
+            help="With --transactions: table joined on the customer column, for --features.",
+            rich_help_panel="Purchase history (instead of --source)",
+            metavar="TABLE",
+        ),
     ] = None,
     validate_days: Annotated[
         int | None,
         typer.Option(
             help="With --transactions: move the as-of date back N days and check the segments against what"
             " their customers bought in those N days (purchase rate, spend, revenue share per segment);"
-            " also the horizon of the backtest that chooses k (default: a quarter of the history)."
+            " also the horizon of the backtest that chooses k (default: a quarter of the history).",
+            rich_help_panel="Purchase history (instead of --source)",
+            metavar="DAYS",
         ),
     ] = None,
     require_customer: Annotated[
@@ -236,117 +288,245 @@ def run(
             "--require-customer",
             help="With --transactions: refuse transactions without a customer (exit 3) instead of leaving"
             " them out and counting them.",
+            rich_help_panel="Purchase history (instead of --source)",
+            metavar="",
         ),
     ] = False,
-    id: Annotated[str | None, typer.Option("--id", help="Column that identifies a customer.")] = None,
+    id: Annotated[
+        str | None,
+        typer.Option("--id", help="Column that identifies a customer.", rich_help_panel="Source", metavar="COLUMN"),
+    ] = None,
     features: Annotated[
         str | None,
         typer.Option(
             help="Numeric columns, comma-separated. With --transactions: recency, frequency, monetary_total (default),"
-            " monetary_avg, tenure, interval_mean, interval_std and columns of --customers."
+            " monetary_avg, tenure, interval_mean, interval_std and columns of --customers.",
+            rich_help_panel="Source",
+            metavar="COLUMNS",
         ),
     ] = None,
-    categorical: Annotated[str | None, typer.Option(help="Categorical columns to one-hot encode.")] = None,
-    missing: Annotated[str | None, typer.Option(help="Missing values: drop (default), median or mean.")] = None,
-    scaler: Annotated[str | None, typer.Option(help="standard (default), robust, minmax or none.")] = None,
-    k: Annotated[str | None, typer.Option("--k", help="Number of segments, or auto (default).")] = None,
-    k_min: Annotated[int | None, typer.Option(help="Smallest k tried by --k auto (default 2).")] = None,
-    k_max: Annotated[int | None, typer.Option(help="Largest k tried by --k auto (default 10).")] = None,
+    categorical: Annotated[
+        str | None,
+        typer.Option(help="Categorical columns to one-hot encode.", rich_help_panel="Source", metavar="COLUMNS"),
+    ] = None,
+    missing: Annotated[
+        str | None,
+        typer.Option(
+            help="Missing values: drop (default), median or mean.",
+            rich_help_panel="Preparation",
+            metavar="[drop|median|mean]",
+        ),
+    ] = None,
+    scaler: Annotated[
+        str | None,
+        typer.Option(
+            help="standard (default), robust, minmax or none.",
+            rich_help_panel="Preparation",
+            metavar="[standard|robust|minmax|none]",
+        ),
+    ] = None,
+    k: Annotated[
+        str | None,
+        typer.Option(
+            "--k", help="Number of segments, or auto (default).", rich_help_panel="Choosing k", metavar="[N|auto]"
+        ),
+    ] = None,
+    k_min: Annotated[
+        int | None,
+        typer.Option(help="Smallest k tried by --k auto (default 2).", rich_help_panel="Choosing k", metavar="N"),
+    ] = None,
+    k_max: Annotated[
+        int | None,
+        typer.Option(help="Largest k tried by --k auto (default 10).", rich_help_panel="Choosing k", metavar="N"),
+    ] = None,
     silhouette_sample: Annotated[
-        int | None, typer.Option(help="Rows sampled for the silhouette score (default 10000).")
+        int | None,
+        typer.Option(
+            help="Rows sampled for the silhouette score (default 10000).", rich_help_panel="Choosing k", metavar="ROWS"
+        ),
     ] = None,
     fit_sample: Annotated[
         int | None,
         typer.Option(
             help="K-Means over more source rows than this fits on a uniform sample of this size,"
-            " then streams every row through (default 200000)."
+            " then streams every row through (default 200000).",
+            rich_help_panel="Choosing k",
+            metavar="ROWS",
         ),
     ] = None,
     full_fit: Annotated[
-        bool, typer.Option("--full-fit", help="After a sampled fit, refine with exact Lloyd iterations over all rows.")
+        bool,
+        typer.Option(
+            "--full-fit",
+            help="After fitting on a sample, recompute the segment centres from every row"
+            " (slower, exact; K-Means only).",
+            rich_help_panel="Choosing k",
+            metavar="",
+        ),
     ] = False,
     candidate: Annotated[
         bool,
         typer.Option(
-            "--candidate", help="Store a complete run that does not become current until 'segjob promote RUN_ID'."
+            "--candidate",
+            help="Store a complete run that does not become current until 'segjob promote RUN_ID'.",
+            rich_help_panel="Output",
+            metavar="",
         ),
     ] = False,
     algorithm: Annotated[
-        str | None, typer.Option(help="kmeans (default), minibatch-kmeans, gmm, agglomerative or dbscan.")
+        str | None,
+        typer.Option(
+            help="kmeans (default), minibatch-kmeans, gmm, agglomerative or dbscan.",
+            rich_help_panel="Choosing k",
+            metavar="ALGORITHM",
+        ),
     ] = None,
     select: Annotated[
         str | None,
         typer.Option(
-            help="Criterion choosing k: silhouette-gain"
-            " (default: silhouette above that of one blob of the same spread),"
-            " next-period (default with --transactions: a backtest of what customers did next),"
-            " silhouette, macro-silhouette, gap, elbow, davies-bouldin, calinski-harabasz, stability."
+            help="How k is chosen: silhouette-gain (default: the k whose segments stand apart most, compared with"
+            " data that has no segments at all), next-period (default with --transactions: the k whose"
+            " segments best tell apart what customers bought next, tried on an earlier cut of the history),"
+            " silhouette, macro-silhouette, gap, elbow, davies-bouldin, calinski-harabasz, stability.",
+            rich_help_panel="Choosing k",
+            metavar="CRITERION",
         ),
     ] = None,
     min_segment_share: Annotated[
-        float | None, typer.Option(help="Reject candidate k with a smaller segment (share; default 0.01 = 1%).")
+        float | None,
+        typer.Option(
+            help="Reject candidate k with a smaller segment (share; default 0.01 = 1%).",
+            rich_help_panel="Choosing k",
+            metavar="SHARE",
+        ),
     ] = None,
     stability_sample: Annotated[
-        int | None, typer.Option(help="Rows the stability refits subsample from (default 10000).")
+        int | None,
+        typer.Option(
+            help="Rows the stability refits subsample from (default 10000).",
+            rich_help_panel="Choosing k",
+            metavar="ROWS",
+        ),
     ] = None,
     eps: Annotated[
-        float | None, typer.Option(help="DBSCAN radius in scaled units (default: from the k-distance knee).")
+        float | None,
+        typer.Option(
+            help="DBSCAN radius in scaled units (default: from the k-distance knee).",
+            rich_help_panel="Choosing k",
+            metavar="RADIUS",
+        ),
     ] = None,
     transform: Annotated[
         str | None,
         typer.Option(
-            help="auto (default: log1p on strongly right-skewed features, far-out values clipped to Tukey's"
-            " fences), none, or log1p:COL,COL."
+            help="How long-tailed columns are handled: auto (default: spend-like columns get a log scale and"
+            " extreme values are capped at Tukey's far-out fences, so a handful of big customers cannot take"
+            " a segment of their own), none, or log1p:COL,COL (a log scale on these columns only).",
+            rich_help_panel="Preparation",
+            metavar="[auto|none|log1p:COLS]",
         ),
     ] = None,
     clip_outliers: Annotated[
-        float | None, typer.Option(help="Winsorize numeric features at mean +/- Z standard deviations.")
+        float | None,
+        typer.Option(
+            help="Winsorize numeric features at mean +/- Z standard deviations.",
+            rich_help_panel="Preparation",
+            metavar="Z",
+        ),
     ] = None,
     labels: Annotated[
-        Path | None, typer.Option(help='TOML or JSON file mapping segment id to label, e.g. 1 = "Big spenders".')
+        Path | None,
+        typer.Option(
+            help='TOML or JSON file mapping segment id to label, e.g. 1 = "Big spenders".',
+            rich_help_panel="Output",
+            metavar="FILE",
+        ),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
-    job: Annotated[str | None, typer.Option(help="Job name (default: the source table name).")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed (default 0).", rich_help_panel="Choosing k", metavar="N")
+    ] = None,
+    job: Annotated[
+        str | None,
+        typer.Option(help="Job name (default: the source table name).", rich_help_panel="Output", metavar="NAME"),
+    ] = None,
     run_key: Annotated[
-        str | None, typer.Option(help="Idempotency key: a succeeded run with this key is not repeated.")
+        str | None,
+        typer.Option(
+            help="Idempotency key: a succeeded run with this key is not repeated.",
+            rich_help_panel="Output",
+            metavar="KEY",
+        ),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Run even if --run-key already succeeded.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Run even if --run-key already succeeded.", rich_help_panel="Output", metavar=""),
+    ] = False,
     statement_timeout: Annotated[
         float | None,
-        typer.Option(help="PostgreSQL: cancel any statement of the run after this many seconds (default 21600 = 6 h)."),
+        typer.Option(
+            help="PostgreSQL: cancel any statement of the run after this many seconds (default 21600 = 6 h).",
+            rich_help_panel="Database",
+            metavar="SECONDS",
+        ),
     ] = None,
     engine: Annotated[
         str | None,
-        typer.Option(help="local (default: this process) or spark (Apache Spark; pip install 'segjob\\[spark]')."),
+        typer.Option(
+            help="local (default: this process) or spark (Apache Spark; pip install 'segjob\\[spark]').",
+            rich_help_panel="Engine: Apache Spark",
+            metavar="[local|spark]",
+        ),
     ] = None,
     spark_master: Annotated[
         str | None,
-        typer.Option(help="With --engine spark: master URL (default local[*]), or a Spark Connect sc://host:port."),
+        typer.Option(
+            help="With --engine spark: master URL (default local[*]), or a Spark Connect sc://host:port.",
+            rich_help_panel="Engine: Apache Spark",
+            metavar="URL",
+        ),
     ] = None,
     spark_conf: Annotated[
         list[str] | None,
-        typer.Option(help="With --engine spark: a Spark setting KEY=VALUE (repeatable).", show_default=False),
+        typer.Option(
+            help="With --engine spark: a Spark setting KEY=VALUE (repeatable).",
+            show_default=False,
+            rich_help_panel="Engine: Apache Spark",
+            metavar="KEY=VALUE",
+        ),
     ] = None,
     spark_write_partitions: Annotated[
         int | None,
         typer.Option(
             help="With --engine spark: tasks that assign and write, one database connection each"
-            " (default: Spark's parallelism)."
+            " (default: Spark's parallelism).",
+            rich_help_panel="Engine: Apache Spark",
+            metavar="N",
         ),
     ] = None,
     source_format: Annotated[
         str | None,
         typer.Option(
             help="With --engine spark: database (default: --source/--query in the database),"
-            " parquet (--source-path) or catalog (--source names a Spark catalog table)."
+            " parquet (--source-path) or catalog (--source names a Spark catalog table).",
+            rich_help_panel="Engine: Apache Spark",
+            metavar="[database|parquet|catalog]",
         ),
     ] = None,
     source_path: Annotated[
-        str | None, typer.Option(help="With --source-format parquet: a Parquet file or folder.")
+        str | None,
+        typer.Option(
+            help="With --source-format parquet: a Parquet file or folder.",
+            rich_help_panel="Engine: Apache Spark",
+            metavar="PATH",
+        ),
     ] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML file with the same settings.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML file with the same settings.", rich_help_panel="Source", metavar="FILE")
+    ] = None,
     json_output: JsonFlag = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="No progress on stderr.", rich_help_panel="Output", metavar="")
+    ] = False,
     log_format: LogFormat = "auto",
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -430,43 +610,114 @@ def run(
 @app.command("score")
 @handle_errors
 def score(
-    job: Annotated[str, typer.Option(help="Job whose model scores the customers.", show_default=False)],
+    job: Annotated[
+        str,
+        typer.Option(
+            help="Job whose model scores the customers.", show_default=False, rich_help_panel="Model", metavar="NAME"
+        ),
+    ],
     model_run: Annotated[
-        int | None, typer.Option(help="Fit run whose model to use (default: the current run's model).")
+        int | None,
+        typer.Option(
+            help="Fit run whose model to use (default: the current run's model).",
+            rich_help_panel="Model",
+            metavar="RUN_ID",
+        ),
     ] = None,
-    source: Annotated[str | None, typer.Option(help="Table of customers to score, optionally schema.table.")] = None,
-    query: Annotated[str | None, typer.Option(help="Read-only SELECT to score instead of a table.")] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help="Table of customers to score, optionally schema.table.", rich_help_panel="Source", metavar="TABLE"
+        ),
+    ] = None,
+    query: Annotated[
+        str | None,
+        typer.Option(help="Read-only SELECT to score instead of a table.", rich_help_panel="Source", metavar="SQL"),
+    ] = None,
     id: Annotated[
-        str | None, typer.Option("--id", help="Column that identifies a customer (default: the model's).")
+        str | None,
+        typer.Option(
+            "--id",
+            help="Column that identifies a customer (default: the model's).",
+            rich_help_panel="Source",
+            metavar="COLUMN",
+        ),
     ] = None,
     transactions: Annotated[
-        str | None, typer.Option(help="Purchase-history job: transactions table (default: the model's).")
+        str | None,
+        typer.Option(
+            help="Purchase-history job: transactions table (default: the model's).",
+            rich_help_panel="Purchase history (instead of --source)",
+            metavar="TABLE",
+        ),
     ] = None,
     customer: Annotated[
-        str | None, typer.Option(help="With --transactions: customer column (default: the model's).")
+        str | None,
+        typer.Option(
+            help="With --transactions: customer column (default: the model's).",
+            rich_help_panel="Purchase history (instead of --source)",
+            metavar="COLUMN",
+        ),
     ] = None,
-    date: Annotated[str | None, typer.Option(help="With --transactions: date column (default: the model's).")] = None,
+    date: Annotated[
+        str | None,
+        typer.Option(
+            help="With --transactions: date column (default: the model's).",
+            rich_help_panel="Purchase history (instead of --source)",
+            metavar="COLUMN",
+        ),
+    ] = None,
     amount: Annotated[
-        str | None, typer.Option(help="With --transactions: amount column (default: the model's).")
+        str | None,
+        typer.Option(
+            help="With --transactions: amount column (default: the model's).",
+            rich_help_panel="Purchase history (instead of --source)",
+            metavar="COLUMN",
+        ),
     ] = None,
     customers: Annotated[
-        str | None, typer.Option(help="With --transactions: customers table (default: the model's).")
+        str | None,
+        typer.Option(
+            help="With --transactions: customers table (default: the model's).",
+            rich_help_panel="Purchase history (instead of --source)",
+            metavar="TABLE",
+        ),
     ] = None,
     as_of: Annotated[
         str | None,
         typer.Option(
-            help="With --transactions: features as of this date (default: day after the latest scored transaction)."
+            help="With --transactions: features as of this date (default: day after the latest scored transaction).",
+            rich_help_panel="Purchase history (instead of --source)",
+            metavar="DATE",
         ),
     ] = None,
     run_key: Annotated[
-        str | None, typer.Option(help="Idempotency key: a succeeded score run with this key is not repeated.")
+        str | None,
+        typer.Option(
+            help="Idempotency key: a succeeded score run with this key is not repeated.",
+            rich_help_panel="Output",
+            metavar="KEY",
+        ),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Score even if --run-key already succeeded.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Score even if --run-key already succeeded.", rich_help_panel="Output", metavar=""
+        ),
+    ] = False,
     candidate: Annotated[
-        bool, typer.Option("--candidate", help="Store the score run without making it current ('segjob promote').")
+        bool,
+        typer.Option(
+            "--candidate",
+            help="Store the score run without making it current ('segjob promote').",
+            rich_help_panel="Output",
+            metavar="",
+        ),
     ] = False,
     json_output: JsonFlag = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="No progress on stderr.", rich_help_panel="Output", metavar="")
+    ] = False,
     log_format: LogFormat = "auto",
     database_url: DatabaseUrl = None,
 ) -> None:
