@@ -77,3 +77,24 @@ def test_few_features_keep_one_table_with_a_column_per_feature(migrated_db_url):
     assert "Centroids in original units" not in text
     narrow = _render(details, 60)
     assert "Centroids in original units" in narrow and max(len(line) for line in narrow.splitlines()) <= 60
+
+
+def test_piped_output_never_wraps_a_line_of_text(migrated_db_url):
+    """Redirected to a file or a log, a line of text stays one line however long (issue 26)."""
+    from helpers import INCOME, MALL_ID, SPENDING, load_mall
+
+    load_mall(migrated_db_url)
+    job = "a job whose name is long enough " * 6
+    run = run_json(
+        migrated_db_url, "--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}", "--job", job
+    )
+    shown = invoke(migrated_db_url, "runs", "show", str(run["run_id"]))
+    assert shown.exit_code == 0, shown.stderr
+    engine = db.make_engine(migrated_db_url)
+    try:
+        details = history.show_run(engine, run["run_id"])
+    finally:
+        engine.dispose()
+    line = f"algorithm {details.get('algorithm') or 'kmeans'}; {details['k_reason']}"
+    assert len(line) > 200
+    assert line in shown.stdout.splitlines()

@@ -19,9 +19,12 @@ from segjob.results.history import validation_summary
 
 
 def _console() -> Console:
-    """A terminal's own width; piped output (logs, files) gets wide lines instead of wrapped cells."""
+    """A terminal's own width; piped output (logs, files) gets wide tables and lines of text that
+    are never wrapped, so a log line stays one line whatever its length."""
     console = Console(markup=False, emoji=False, highlight=False)
-    return console if console.is_terminal else Console(markup=False, emoji=False, highlight=False, width=200)
+    if console.is_terminal:
+        return console
+    return Console(markup=False, emoji=False, highlight=False, width=200, soft_wrap=True)
 
 
 def _number(value: Any, digits: int = 3) -> str:
