@@ -29,6 +29,7 @@ seconds vary.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -228,7 +229,7 @@ def run_case(case: Case, **overrides) -> Row:
     known = case.truth is not None and len(np.unique(case.truth)) > 1
     ari = adjusted_rand_score(case.truth[used], model.labels) if known else None
     sizes = np.bincount(model.labels[model.labels >= 0])
-    notes = [_labels_note(prepared, model)]
+    notes = [_labels_note(prepared, model), labels_at_every_k(prepared, column_words)]
     if model.warning:
         notes.append(f"warning: {model.warning}")
     if case.outcome:
@@ -254,6 +255,21 @@ def outcome_note(name: str, outcome: np.ndarray, labels: np.ndarray) -> str:
     rates = [float(outcome[labels == s].mean()) for s in range(labels.max() + 1)]
     listed = ", ".join(f"{s + 1} {rate:.1%}" for s, rate in enumerate(rates))
     return f"{name} rate per segment: {listed}; spread (max-min) {(max(rates) - min(rates)) * 100:.1f} points"
+
+
+def labels_at_every_k(prepared, vocabulary, ks: range = range(2, 11)) -> str:
+    """Whether every segment gets its own label, without numbers or "Mid" words, at each k."""
+    from segjob.model.fit import fit
+
+    bad = []
+    for k in ks:
+        if k >= len(prepared.X):
+            break
+        labels = [s.label for s in profile(prepared, fit(prepared.X, k), vocabulary=vocabulary).segments]
+        if len(set(labels)) < len(labels) or any("(segment" in label or "Mid " in label for label in labels):
+            bad.append(f"k={k}: {labels}")
+    verdict = "yes" if not bad else "NO: " + "; ".join(bad)
+    return f"labels distinct (no numbers, no Mid words) at k={ks.start}..{ks.stop - 1}: {verdict}"
 
 
 def _labels_note(prepared, model: ModelResult) -> str:
@@ -478,7 +494,10 @@ def purchase_row(log: Log, **overrides) -> Row:
     """A purchase log through the real pipeline into a temporary SQLite file, checked against its next period."""
     import sqlalchemy as sa
 
+    from segjob.model.labels import marketer_words
     from segjob.pipeline import run_job
+    from segjob.source.purchases import transaction_source
+    from segjob.source.tables import read_source
     from segjob.store import db, migrate
 
     with tempfile.TemporaryDirectory() as folder:
@@ -524,12 +543,17 @@ def purchase_row(log: Log, **overrides) -> Row:
                     connection,
                     params={"r": run_id},
                 ).set_index("customer_key")["segment_id"]
+            stored = JobSpec(**{**json.loads(run["spec"]), "transaction_features": None})
+            checked, source = transaction_source(engine, stored, validate=True)
+            features = read_source(engine, checked, source)
+            every_k = labels_at_every_k(prepare(features, checked.id, checked.prepare_options()), marketer_words)
         finally:
             engine.dispose()
     labels = [s["label"] for s in segments]
     notes = ["segments: " + "; ".join(f"{s['segment_id']} {s['label']} ({s['share']:.0%})" for s in segments)]
     if len(set(labels)) < len(labels):
         notes.append("labels NOT distinct")
+    notes.append(every_k)
     notes.append(next_period_note(run, segments))
     notes.append(f"how k was chosen: {run['k_reason']}")
     rates = [s["next_purchase_rate"] for s in segments if s.get("next_purchase_rate") is not None]

@@ -240,7 +240,8 @@ def test_a_raw_log_with_guest_checkouts_runs_and_says_what_it_left_out(migrated_
     try:
         rows = [(f"c{n % 40}", datetime(2024, 1, 1 + n % 28), 10.0 + n % 7) for n in range(200)]
         rows += [(None, datetime(2024, 2, 1), 5.0)] * 3
-        create_table(engine, "tx", _rows(*rows), {"customer_id": sa.Text(), "ordered_at": sa.DateTime()})
+        types = {"customer_id": sa.Text(), "ordered_at": sa.DateTime(), "amount": amount_type(engine)}
+        create_table(engine, "tx", _rows(*rows), types)
     finally:
         engine.dispose()
     summary = run_json(migrated_db_url, *TX_RUN, "--k", "3")
