@@ -14,6 +14,12 @@ from typing import Any
 LITTLE_STRUCTURE_GAIN = 0.05
 
 
+# Segments with fewer customers than this get a warning: their profile and label describe a
+# handful of people (a 3-row table split 2 + 1 was labelled "High income, low spend"), and
+# labels only compare segments with the other customers of the same run.
+MIN_SEGMENT_CUSTOMERS = 10
+
+
 def plural(count: int, noun: str) -> str:
     """'1 customer', '3 customers', '1,204 customers'."""
     return f"{count:,} {noun}" + ("" if count == 1 else "s")
@@ -30,6 +36,20 @@ def little_structure_warning(k: int, metrics: Mapping[str, float]) -> str | None
         f"little cluster structure: the silhouette of these {k} segments ({silhouette:.3f}) is {comparison}"
         f" that of {k} segments cut from one Gaussian blob of the same spread;"
         " the segments are ranges of one continuum, not distinct groups (try other features)"
+    )
+
+
+def small_segments_warning(sizes: list[int], rows: int | None) -> str | None:
+    """The warning a run carries when a segment holds fewer than MIN_SEGMENT_CUSTOMERS customers."""
+    small = sorted(size for size in sizes if size < MIN_SEGMENT_CUSTOMERS)
+    if not small:
+        return None
+    counted = ", ".join(f"{size:,}" for size in small)
+    among = f" among {plural(rows, 'customer')}" if rows else ""
+    return (
+        f"small segments: {plural(len(small), 'segment')} of fewer than {MIN_SEGMENT_CUSTOMERS} customers"
+        f" ({counted}); their profiles describe a handful of people, and labels only compare segments{among}"
+        " of this run (use more rows or a smaller k)"
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from segjob.errors import UsageError
-from segjob.model.explain import little_structure_warning
+from segjob.model.explain import little_structure_warning, small_segments_warning
 from segjob.store import schema
 
 _Number = sa.Float(precision=53)
@@ -95,12 +95,20 @@ def run_summary(engine: sa.Engine, run_id: int) -> dict[str, Any]:
 
 
 def _k_explanation(
-    summary: dict[str, Any], reason: str | None, chosen_by: dict[str, int], model_metrics: dict[str, float]
+    summary: dict[str, Any],
+    reason: str | None,
+    chosen_by: dict[str, int],
+    model_metrics: dict[str, float],
+    sizes: list[int],
 ) -> dict[str, Any]:
-    """The chosen k, the rule, the runner-up and its margin, each criterion's k, and the
-    little-structure warning (re-derived from the stored silhouette gain)."""
+    """The chosen k, the rule, the runner-up and its margin, each criterion's k, and the warnings
+    re-derived from what is stored: little structure (the silhouette gain), small segments (sizes)."""
     runner_up = model_metrics.get("runner_up_k")
-    warning = little_structure_warning(summary["k"], model_metrics) if summary.get("k") else None
+    warnings = [
+        little_structure_warning(summary["k"], model_metrics) if summary.get("k") else None,
+        small_segments_warning(sizes, summary.get("rows_used")),
+    ]
+    warning = "; ".join(text for text in warnings if text) or None
     return {
         "k": summary.get("k"),
         "rule": summary.get("k_criterion"),
@@ -133,13 +141,22 @@ def _no_answer(
             reasons[criterion] = plan["none"]
         elif not measured:
             reasons[criterion] = f"{metric.replace('_', ' ')} was not measured"
-        elif criterion == "gap" and len(measured) > 1 and all(map(_gap_rises, measured, measured[1:])):
-            reasons[criterion] = f"gap keeps rising up to k={measured[-1]['k']}"
+        elif criterion == "gap" and len(measured) < 2:
+            reasons[criterion] = f"its rule compares each k with the next; the sweep holds only {_ks(measured)}"
+        elif criterion == "elbow" and len(measured) < 3:
+            reasons[criterion] = f"an elbow needs three k or more; the sweep holds only {_ks(measured)}"
+        elif criterion == "gap":
+            rising = all(map(_gap_rises, measured, measured[1:]))
+            reasons[criterion] = f"gap keeps rising up to k={measured[-1]['k']}" if rising else "no k meets its rule"
         elif criterion == "elbow":
             reasons[criterion] = "the inertia curve has no elbow"
         else:
             reasons[criterion] = f"{metric.replace('_', ' ')} ranks no k"
     return reasons
+
+
+def _ks(rows: list[dict[str, Any]]) -> str:
+    return "k=" + ", ".join(str(row["k"]) for row in rows)
 
 
 def _gap_rises(row: dict[str, Any], after: dict[str, Any]) -> bool:
@@ -236,7 +253,7 @@ def show_run(engine: sa.Engine, run_id: int) -> dict[str, Any]:
         "chosen_k_by": chosen_by,
         "criteria_disagree": len(set(chosen_by.values())) > 1,
         "k_explanation": {
-            **_k_explanation(summary, details.k_reason, chosen_by, model_metrics),
+            **_k_explanation(summary, details.k_reason, chosen_by, model_metrics, [row.size for row in segments]),
             "backtest": _backtest(details.spec, sweep),
             "no_answer": _no_answer(details.spec, chosen_by, list(sweep.values()), {row.k for row in rejected}),
         },
