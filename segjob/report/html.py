@@ -195,8 +195,8 @@ def _choice(d: dict[str, Any]) -> str:
     parts = []
     if explanation.get("rule") and explanation.get("runner_up_k") is not None:
         parts.append(
-            f"<p>Chosen: k={explanation['k']} by {escape(explanation['rule'])}; runner-up"
-            f" k={explanation['runner_up_k']}, {explanation['runner_up_margin']:.3f} behind.</p>"
+            f"<p>Chosen: k={escape(str(explanation['k']))} by {escape(explanation['rule'])}; runner-up"
+            f" k={escape(str(explanation['runner_up_k']))}, {explanation['runner_up_margin']:.3f} behind.</p>"
         )
     parts.append(f"<p>{escape(d.get('k_reason') or '')}</p>")
     chosen_by = d.get("chosen_k_by") or {}
@@ -204,7 +204,7 @@ def _choice(d: dict[str, Any]) -> str:
     if chosen_by:
         no_answer = explanation.get("no_answer") or {}
         cells = "".join(
-            f"<tr><td>{escape(name)}{' (used)' if name == used else ''}</td><td class='num'>{k}</td></tr>"
+            f"<tr><td>{escape(name)}{' (used)' if name == used else ''}</td><td class='num'>{escape(str(k))}</td></tr>"
             for name, k in chosen_by.items()
         ) + "".join(
             f"<tr><td>{escape(name)}</td><td>no answer ({escape(why)})</td></tr>" for name, why in no_answer.items()
@@ -313,7 +313,7 @@ def _sample_note(customers: CustomerSample | None) -> str:
     if customers is None:
         return ""
     return (
-        f"<p>Customer plots: {customers.source_description} holds {customers.source_rows:,} rows now;"
+        f"<p>Customer plots: {escape(customers.source_description)} holds {customers.source_rows:,} rows now;"
         f" {customers.sampled:,} sampled uniformly (seed: the run's), {customers.usable:,} usable,"
         f" {customers.matched:,} matched to this run's assignments"
         f"{' (the others are new since the run or were dropped by it)' if customers.matched < customers.usable else ''}"

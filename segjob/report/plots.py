@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -481,6 +482,14 @@ def draw(
 
     `details` is `history.show_run`; a reason is appended to `missing` for each picture left out.
     """
+    # Feature names and labels are data: a "$" in them is a dollar sign, not the start of a formula.
+    with rc_context({"text.parse_math": False}):
+        return _draw(details, model, customers, missing)
+
+
+def _draw(
+    details: dict[str, Any], model: StoredModel, customers: CustomerSample | None, missing: list[str]
+) -> list[Picture]:
     styles = _styles(details)
     pictures = _sweep_pictures(details, missing)
     if customers is not None and customers.matched:
