@@ -470,13 +470,13 @@ def test_a_criterion_without_an_answer_says_why(sqlite_db, tmp_path):
 def test_a_long_axis_label_is_wrapped_to_fit_the_picture():
     """marketing_campaign's second principal component, on the vertical axis of the customer scatter:
     one line of it ran past the top of the picture."""
-    from segjob.report.plots import DPI, clipped_texts, fit_text, scatter_figure, segment_styles
+    from segjob.report.plots import DPI, clipped_texts, fit_text, scatter, segment_styles
 
     vertical = "PC2 (12% of variance): +0.60 NumDealsPurchases, +0.51 Teenhome, +0.36 NumWebPurchases"
     horizontal = "PC1 (46% of variance): +0.35 MntMeatProducts, +0.33 NumCatalogPurchases, +0.32 MntWines"
     rng = np.random.default_rng(0)
     styles = segment_styles([(1, "Few web purchases, few store purchases", False), (2, "Many deals purchases", False)])
-    figure, _ = scatter_figure(
+    figure, _ = scatter(
         rng.normal(size=(300, 2)), rng.integers(1, 3, 300), {}, styles, horizontal, vertical, "Customers by segment"
     )
     figure.set_dpi(DPI)

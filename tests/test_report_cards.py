@@ -9,7 +9,7 @@ from html import escape
 import pytest
 
 from segjob.report import html
-from segjob.report.cards import SMALL_SEGMENT, cards, relative_note
+from segjob.report.cards import SMALL_SEGMENT, cards, relative_note, small_segments_note
 from segjob.results.history import CRITERION_METRICS
 
 
@@ -98,14 +98,21 @@ def test_a_card_says_what_sets_the_segment_apart_in_plain_words():
 def test_labels_are_relative_and_small_segments_say_so():
     tiny = segment(1, "High income, low spend", 1, {"spend": 10.0})
     pair = segment(2, "Low income", 2, {"spend": 145.0})
-    note = relative_note(details([tiny, pair]))
-    assert note.startswith("Words such as high and low, and every comparison with the average, describe these 3")
-    assert "segment 1: 1 customer, segment 2: 2 customers" in note and f"fewer than {SMALL_SEGMENT}" in note
+    assert relative_note(details([tiny, pair])) == (
+        "Words such as high and low, and every comparison with the average, describe these 3 customers"
+        " against each other, not against any outside benchmark."
+    )
+    note = small_segments_note(details([tiny, pair]))
+    assert note.startswith(
+        f"Small segments (segment 1: 1 customer, segment 2: 2 customers; fewer than {SMALL_SEGMENT})"
+    )
     assert all(card.small for card in cards(details([tiny, pair])))
     page = html.render(details([tiny, pair]), [], None, [])
+    assert f'<p class="note">{escape(note)}</p>' in page
+    assert page.index(escape(note)) < page.index('class="cards"')
     assert "Only 1 customer: a description of these few, not yet a type of customer." in page
     big = segment(1, "Big", SMALL_SEGMENT, {"spend": 100.0})
-    assert "Small segments" not in relative_note(details([big, segment(2, "Also big", 500, {"spend": 100.0})]))
+    assert small_segments_note(details([big, segment(2, "Also big", 500, {"spend": 100.0})])) is None
 
 
 def test_purchase_history_cards_read_as_behaviour_and_show_the_next_period():

@@ -18,9 +18,10 @@ from segjob.model.profile import NOISE_SEGMENT_ID
 # does not set the segment apart; the strongest MOST_FEATURES beyond it are named.
 STANDS_OUT_Z = 0.25
 MOST_FEATURES = 3
-# Below this many customers a segment's means are a handful of rows: its description is about them,
-# not a type of customer to expect again (the card and the page say so).
-SMALL_SEGMENT = 30
+# Below this many customers the standard error of a segment's mean (std / sqrt(n)) exceeds
+# STANDS_OUT_Z standard deviations: what sets the segment apart may be chance, so its description is
+# about these few rows, not a type of customer to expect again (the card and the page say so).
+SMALL_SEGMENT = round(1 / STANDS_OUT_Z**2)
 
 # Purchase-history features (segjob.source.purchases.FEATURES): what their numbers are, in words.
 _TRANSACTION_NOUNS = {
@@ -103,20 +104,24 @@ def cards(details: dict[str, Any]) -> list[Card]:
 
 
 def relative_note(details: dict[str, Any]) -> str:
-    """What "high", "low" and "the average" are relative to, and when that matters most."""
+    """What "high", "low" and "the average" are relative to."""
     total = sum(s["size"] for s in details["segments"])
-    note = (
+    return (
         f"Words such as high and low, and every comparison with the average, describe these"
         f" {plural(total, 'customer')} against each other, not against any outside benchmark."
     )
+
+
+def small_segments_note(details: dict[str, Any]) -> str | None:
+    """Where that matters most: segments of fewer than SMALL_SEGMENT customers; None without any."""
     small = [s for s in details["segments"] if s["size"] < SMALL_SEGMENT]
-    if small:
-        sizes = ", ".join(f"segment {s['segment_id']}: {plural(s['size'], 'customer')}" for s in small)
-        note += (
-            f" Small segments ({sizes}; fewer than {SMALL_SEGMENT}) describe only those few customers:"
-            " their labels may not hold for the next customers who look like them."
-        )
-    return note
+    if not small:
+        return None
+    sizes = ", ".join(f"segment {s['segment_id']}: {plural(s['size'], 'customer')}" for s in small)
+    return (
+        f"Small segments ({sizes}; fewer than {SMALL_SEGMENT}) describe only those few customers:"
+        " their labels may not hold for the next customers who look like them."
+    )
 
 
 def _differences(segment: dict[str, Any], features: dict[str, dict[str, Any]], total: int) -> list[Difference]:

@@ -16,7 +16,7 @@ from html import escape
 from typing import Any
 
 from segjob.model.explain import left_out_text, plural
-from segjob.report.cards import Card, cards, number, relative_note
+from segjob.report.cards import Card, cards, number, relative_note, small_segments_note
 from segjob.report.customers import CustomerSample
 from segjob.report.plots import Picture
 from segjob.results.history import CRITERION_METRICS, validation_summary
@@ -78,6 +78,7 @@ def render(
         f"<p class='warning'><strong>Warning:</strong> {escape(warning)}</p>" if warning else "",
         '<h2 id="segments">Segments</h2>',
         f'<p class="muted">{escape(relative_note(details))}</p>',
+        f'<p class="note">{escape(small)}</p>' if (small := small_segments_note(details)) else "",
         _cards(cards(details), colors),
         _validation_section(details),
         '<h2 id="pictures">Pictures</h2>',
@@ -369,9 +370,9 @@ def _clipping(f: dict[str, Any]) -> str:
     high_cut = high is not None and high < f["max"]
     if count == 0 or (count is None and not (low_cut or high_cut)):
         return "none"
-    if not (low_cut or high_cut):
-        return f"{plural(count, 'value')} moved to a bound"
     moved = "some values (count not stored)" if count is None else plural(count, "value")
+    if not (low_cut or high_cut):
+        return f"{moved} moved to a bound"
     sides = [
         *([f"below {number(low)} (observed min {number(f['min'])})"] if low_cut else []),
         *([f"above {number(high)} (observed max {number(f['max'])})"] if high_cut else []),

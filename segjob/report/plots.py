@@ -247,24 +247,9 @@ def scatter(
     y_label: str,
     title: str,
     log_axes: tuple[bool, bool] = (False, False),
-) -> tuple[bytes, str]:
+) -> tuple[Figure, str]:
     """Customers coloured by segment, centroids as large crosses, legend outside the axes, and a
     note ("" when none) naming the customers drawn at an edge because they lie far outside the rest."""
-    figure, note = scatter_figure(points, labels, centers, styles, x_label, y_label, title, log_axes)
-    return _png(figure), note
-
-
-def scatter_figure(
-    points: np.ndarray,
-    labels: np.ndarray,
-    centers: dict[int, tuple[float, float]],
-    styles: list[SegmentStyle],
-    x_label: str,
-    y_label: str,
-    title: str,
-    log_axes: tuple[bool, bool] = (False, False),
-) -> tuple[Figure, str]:
-    """`scatter` before it becomes a PNG."""
     figure = Figure(figsize=(9.5, 6.0), layout="constrained")
     ax = figure.add_subplot()
     size = 22 if len(points) <= 1000 else 8
@@ -630,7 +615,7 @@ def _scatter_picture(
         }
         logged = (features[numeric[0]].transform == "log1p", features[numeric[1]].transform == "log1p")
         labels = [name + (" (log scale: the model used log1p)" if log else "") for name, log in zip(names, logged)]
-        png, note = scatter(
+        figure, note = scatter(
             points,
             customers.segment,
             centers,
@@ -645,7 +630,7 @@ def _scatter_picture(
             "Customers by segment",
             f"{shown}, coloured by segment, on the run's two features in original units; X: segment centroids."
             + (f" {note}." if note else ""),
-            png,
+            _png(figure),
             axes=(labels[0], labels[1]),
         )
     if len(features) < 2 or customers.matched < 3:
@@ -662,7 +647,7 @@ def _scatter_picture(
         _wrap(f"PC{i + 1} ({share[i]:.0%} of variance): {_loadings(axes[i], [f.name for f in features])}", 90)
         for i in range(2)
     ]
-    png, note = scatter(
+    figure, note = scatter(
         scores,
         customers.segment,
         centers,
@@ -677,7 +662,7 @@ def _scatter_picture(
         f"{shown}, coloured by segment, on the first two principal components of the run's scaled features"
         " (the axis labels name the features that load most on each); X: segment centroids."
         + (f" {note}." if note else ""),
-        png,
+        _png(figure),
         axes=(labels[0].replace("\n", " "), labels[1].replace("\n", " ")),
     )
 
