@@ -3,9 +3,10 @@
 Kept: the newest --keep runs of the job, the job's current run (the one current_segment shows)
 and the run `segjob promote --previous` would go back to, with the model runs of both (the
 model `segjob score` uses by default), and any run still marked running. Deleting a run row
-cascades to its features, bins, segments, centroids, metrics and rejected k, in one transaction
-under the job lock, so no run of the job starts or publishes meanwhile; from its commit no view
-shows the runs. Assignments have no foreign key: on SQLite they are deleted in that transaction;
+cascades to its features, bins, segments, centroids, metrics, rejected k and promotions, in one
+transaction under the job lock (no run of the job starts or publishes meanwhile) and the job's
+promotion lock (no promote or rollback changes what is current meanwhile); from its commit no
+view shows the runs. Assignments have no foreign key: on SQLite they are deleted in that transaction;
 on PostgreSQL each run's partition of `assignment` is then detached concurrently and dropped
 (segjob.store.partitions.finish_pruned), outside the job lock, without making a reader wait.
 Partitions still read after --lock-wait seconds are left, invisible, to the next prune or run.
