@@ -8,8 +8,9 @@ from html import escape
 
 import pytest
 
+from segjob.model.explain import MIN_SEGMENT_CUSTOMERS, small_segments_warning
 from segjob.report import html
-from segjob.report.cards import SMALL_SEGMENT, cards, relative_note, small_segments_note
+from segjob.report.cards import cards, relative_note
 from segjob.results.history import CRITERION_METRICS
 
 
@@ -102,17 +103,17 @@ def test_labels_are_relative_and_small_segments_say_so():
         "Words such as high and low, and every comparison with the average, describe these 3 customers"
         " against each other, not against any outside benchmark."
     )
-    note = small_segments_note(details([tiny, pair]))
-    assert note.startswith(
-        f"Small segments (segment 1: 1 customer, segment 2: 2 customers; fewer than {SMALL_SEGMENT})"
-    )
+    # The run's small-segments warning (segjob.model.explain) stands above the cards, each small
+    # segment's card says so again; a segment of MIN_SEGMENT_CUSTOMERS does not.
+    warning = small_segments_warning([1, 2], 3)
     assert all(card.small for card in cards(details([tiny, pair])))
-    page = html.render(details([tiny, pair]), [], None, [])
-    assert f'<p class="note">{escape(note)}</p>' in page
-    assert page.index(escape(note)) < page.index('class="cards"')
+    page = html.render(details([tiny, pair], k_explanation={"warning": warning}), [], None, [])
+    assert f"<p class='warning'><strong>Warning:</strong> {escape(warning)}</p>" in page
+    assert page.index(escape(warning)) < page.index('class="cards"')
     assert "Only 1 customer: a description of these few, not yet a type of customer." in page
-    big = segment(1, "Big", SMALL_SEGMENT, {"spend": 100.0})
-    assert small_segments_note(details([big, segment(2, "Also big", 500, {"spend": 100.0})])) is None
+    assert "Only 2 customers: a description of these few" in page
+    big = segment(1, "Big", MIN_SEGMENT_CUSTOMERS, {"spend": 100.0})
+    assert not any(card.small for card in cards(details([big, segment(2, "Also big", 500, {"spend": 100.0})])))
 
 
 def test_purchase_history_cards_read_as_behaviour_and_show_the_next_period():

@@ -11,17 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from segjob.model.explain import plural
+from segjob.model.explain import MIN_SEGMENT_CUSTOMERS, plural
 from segjob.model.profile import NOISE_SEGMENT_ID
 
 # A feature whose segment mean lies within this many population standard deviations of the mean
 # does not set the segment apart; the strongest MOST_FEATURES beyond it are named.
 STANDS_OUT_Z = 0.25
 MOST_FEATURES = 3
-# Below this many customers the standard error of a segment's mean (std / sqrt(n)) exceeds
-# STANDS_OUT_Z standard deviations: what sets the segment apart may be chance, so its description is
-# about these few rows, not a type of customer to expect again (the card and the page say so).
-SMALL_SEGMENT = round(1 / STANDS_OUT_Z**2)
 
 # Purchase-history features (segjob.source.purchases.FEATURES): what their numbers are, in words.
 _TRANSACTION_NOUNS = {
@@ -54,7 +50,7 @@ class Card:
     description: str  # one sentence
     differences: list[Difference]
     next_period: str | None  # purchase histories with a next period: what the segment did in it
-    small: bool  # fewer than SMALL_SEGMENT customers
+    small: bool  # fewer than MIN_SEGMENT_CUSTOMERS: the run's warning names it, its card says so too
 
 
 def number(value: Any, digits: int = 4) -> str:
@@ -97,30 +93,19 @@ def cards(details: dict[str, Any]) -> list[Card]:
                 description=description,
                 differences=differences,
                 next_period=_next_period(s, overall),
-                small=s["size"] < SMALL_SEGMENT,
+                small=s["size"] < MIN_SEGMENT_CUSTOMERS,
             )
         )
     return result
 
 
 def relative_note(details: dict[str, Any]) -> str:
-    """What "high", "low" and "the average" are relative to."""
+    """What "high", "low" and "the average" are relative to (segments too small to say much get the
+    run's small-segments warning, segjob.model.explain.small_segments_warning, above the cards)."""
     total = sum(s["size"] for s in details["segments"])
     return (
         f"Words such as high and low, and every comparison with the average, describe these"
         f" {plural(total, 'customer')} against each other, not against any outside benchmark."
-    )
-
-
-def small_segments_note(details: dict[str, Any]) -> str | None:
-    """Where that matters most: segments of fewer than SMALL_SEGMENT customers; None without any."""
-    small = [s for s in details["segments"] if s["size"] < SMALL_SEGMENT]
-    if not small:
-        return None
-    sizes = ", ".join(f"segment {s['segment_id']}: {plural(s['size'], 'customer')}" for s in small)
-    return (
-        f"Small segments ({sizes}; fewer than {SMALL_SEGMENT}) describe only those few customers:"
-        " their labels may not hold for the next customers who look like them."
     )
 
 

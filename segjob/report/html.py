@@ -16,7 +16,7 @@ from html import escape
 from typing import Any
 
 from segjob.model.explain import left_out_text, plural
-from segjob.report.cards import Card, cards, number, relative_note, small_segments_note
+from segjob.report.cards import Card, cards, number, relative_note
 from segjob.report.customers import CustomerSample
 from segjob.report.plots import Picture
 from segjob.results.history import CRITERION_METRICS, validation_summary
@@ -78,7 +78,6 @@ def render(
         f"<p class='warning'><strong>Warning:</strong> {escape(warning)}</p>" if warning else "",
         '<h2 id="segments">Segments</h2>',
         f'<p class="muted">{escape(relative_note(details))}</p>',
-        f'<p class="note">{escape(small)}</p>' if (small := small_segments_note(details)) else "",
         _cards(cards(details), colors),
         _validation_section(details),
         '<h2 id="pictures">Pictures</h2>',
