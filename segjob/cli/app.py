@@ -2,7 +2,8 @@
 
 Exit codes: 0 success (also an idempotent no-op), 1 unexpected error, 2 usage or configuration
 error, 3 input data unusable, 4 another run of the job is in progress, 5 database out of date or
-unreachable. Library modules are imported inside commands so `segjob --help` starts fast.
+unreachable, 130 Ctrl-C (143 SIGTERM). Library modules are imported inside commands so
+`segjob --help` starts fast.
 """
 
 from __future__ import annotations
