@@ -157,9 +157,10 @@ def _mark_rejected(ax, ks: list[int], values: list[float], rejected: set[int]) -
         )
 
 
-# (metric name, title, which way is better)
+# (metric name, title, which way is better); the backtest only for purchase histories
 CRITERIA = [
-    ("silhouette_gain", "Silhouette gain over one blob (default rule)", "higher is better"),
+    ("backtest_score", "Backtest: later spend explained (next-period rule)", "fewest k with most of the gain"),
+    ("silhouette_gain", "Silhouette gain over one blob (default rule of tables)", "higher is better"),
     ("silhouette", "Silhouette", "higher is better"),
     ("davies_bouldin", "Davies-Bouldin", "lower is better"),
     ("calinski_harabasz", "Calinski-Harabasz", "higher is better"),
@@ -181,7 +182,7 @@ def criteria(sweep: list[dict], chosen_k: int, chosen_by: dict[str, int], reject
         values = [row[name] for row in sweep if row.get(name) is not None]
         ax.plot(ks, values, color=LINE_COLOR, marker="o", zorder=2)
         _mark_rejected(ax, ks, values, rejected)
-        pick = chosen_by.get(name.replace("_", "-"))
+        pick = chosen_by.get("next-period" if name == "backtest_score" else name.replace("_", "-"))
         if pick is not None and pick in ks and pick != chosen_k:
             ax.scatter(
                 [pick],
