@@ -533,7 +533,7 @@ def run(
 ) -> None:
     """Segment customers: read, clean, scale, choose k, fit and publish the run.
 
-    Example: segjob run --source customers --id customer_id --features "Age,Annual Income (k$)" --select elbow
+    Example: segjob run --source customers --id CustomerID --features "Age,Annual Income (k$)" --select elbow
 
     From purchase history: segjob run --transactions orders --customer customer_id --date ordered_at --amount total
 
@@ -724,7 +724,7 @@ def score(
 ) -> None:
     """Assign customers to the segments of a stored model, without refitting; writes a run of kind score.
 
-    Example: segjob score --job mall_customers --source new_customers --id CustomerID
+    Example: segjob score --job mall_customers_demo --source new_customers --id CustomerID
 
     Purchase-history job: segjob score --job demo_transactions --transactions orders_this_month
     """
@@ -772,7 +772,7 @@ def sql_score(
     """Print one standalone PostgreSQL SELECT that assigns every row of the job's source to the
     nearest centroid of its stored model: customer_key, segment_id, segment_label, distance.
 
-    Example: segjob sql score --job mall_customers > score_mall.sql
+    Example: segjob sql score --job mall_customers_demo > score_mall.sql
     """
     from segjob.scoring.sql import score_sql
 
@@ -839,7 +839,7 @@ def promote(
 
     Example: segjob promote 42   (a candidate run from segjob run --candidate)
 
-    Roll back: segjob promote --job mall_customers --previous
+    Roll back: segjob promote --job mall_customers_demo --previous
     """
     from segjob.results import promotion
 
@@ -876,7 +876,7 @@ def prune(
     """Delete a job's older runs and everything they wrote. Never deletes the job's current run, the
     run 'segjob promote --previous' would go back to, their models, or a running run.
 
-    Example: segjob prune --job mall_customers --keep 12
+    Example: segjob prune --job mall_customers_demo --keep 12
     """
     from segjob.results.retention import prune as prune_runs
 
