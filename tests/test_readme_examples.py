@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from segjob.config import build_spec
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 
@@ -72,6 +74,17 @@ def test_only_the_blocks_that_cannot_run_here_are_marked():
     # A marker that is not right above a block's fence hides nothing: it is a mistake.
     assert len(re.findall(r"<!-- not run in tests", README.read_text())) == len(marked)
     assert [block.text.strip() for block in blocks[:2]] == ["make demo", "make test"]
+
+
+def test_the_config_file_example_is_a_valid_job(tmp_path):
+    """The TOML example names a PostgreSQL table (`public.customers`), so it is read, not run: every
+    key is a setting segjob knows and every value passes its checks."""
+    (example,) = [block.text for block in readme_blocks() if block.language == "toml"]
+    (tmp_path / "job.toml").write_text(example)
+    (tmp_path / "labels.toml").write_text('2 = "Big spenders"\n')
+    spec = build_spec(tmp_path / "job.toml")
+    assert (spec.source, spec.id, spec.job, spec.k_max) == ("public.customers", "CustomerID", "customers-nightly", 8)
+    assert spec.labels == {"2": "Big spenders"}
 
 
 def _make_demo_commands() -> list[str]:
@@ -153,5 +166,6 @@ def test_every_readme_example_runs_as_written(tmp_path):
     assert runs[2] == ("customers", "succeeded", False)
     assert runs[8] == ("customers", "succeeded", True)
     candidate_block = next(block for block in ran if "--candidate" in block.text)
+    assert "candidate run, not current: 'segjob promote 8' makes it current" in outputs[candidate_block.line]
     assert "run 8 is current now (was run 2)" in outputs[candidate_block.line]
     assert "run 2 is current again (was run 8)" in outputs[candidate_block.line]
