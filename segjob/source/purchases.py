@@ -247,7 +247,8 @@ def _backtest_plan(
     """The backtest of a run that chooses k by later behaviour: its dates, horizon, rule and SQL
     (the features as of the as-of date moved back by the horizon, each customer's net spend and
     whether they bought in the horizon); {"none": why} when the history is too short."""
-    assert spec.date is not None and spec.amount is not None  # build_spec requires both with --transactions
+    # build_spec requires --customer, --date and --amount with --transactions.
+    assert spec.customer is not None and spec.date is not None and spec.amount is not None
     days, rule = backtest_days(spec, as_of, span[0])
     if days is None:
         return {"none": rule}
@@ -269,7 +270,7 @@ def _backtest_plan(
         _double(sa.func.coalesce(outcome.c.spend, 0)).label(NEXT_SPEND),
         _double(sa.func.coalesce(outcome.c.purchased, 0)).label(NEXT_PURCHASE),
     ).select_from(features.outerjoin(outcome, outcome.c.customer == features.c[spec.customer]))
-    numeric = {name: True for name in derived}
+    numeric: dict[str, bool | None] = {name: True for name in derived}
     numeric |= {name: column.numeric for name, column in (customers.columns if customers else {}).items()}
     return {
         "as_of": moved.isoformat(),
