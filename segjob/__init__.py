@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from segjob.version import __version__
+from segjob.version import VERSION as __version__
 
 _FROM = {
     "run": "segjob.api",

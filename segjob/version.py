@@ -1,3 +1,3 @@
 """The version of segjob, stored with every run."""
 
-__version__ = "0.1.0"
+VERSION = "0.1.0"

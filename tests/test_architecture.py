@@ -16,8 +16,9 @@ from importlinter.cli import lint_imports
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "segjob"
 # Commands import the library inside their functions so `segjob --help` and `runs list` start
-# fast (tests/test_startup.py); nowhere else needs a lazy import of segjob's own modules.
-LAZY_IMPORTS_ALLOWED = {"segjob.cli.app"}
+# fast (tests/test_startup.py); the package itself loads its Python API (segjob.api) on first
+# use for the same reason; nowhere else needs a lazy import of segjob's own modules.
+LAZY_IMPORTS_ALLOWED = {"segjob.cli.app", "segjob"}
 
 
 @dataclass(frozen=True)

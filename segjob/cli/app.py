@@ -75,9 +75,9 @@ def _print_version(asked: bool) -> None:
         return
     from importlib.metadata import version  # the packages' versions without importing them (start-up)
 
-    from segjob.version import __version__
+    from segjob.version import VERSION
 
-    typer.echo(f"segjob {__version__} (scikit-learn {version('scikit-learn')}, numpy {version('numpy')})")
+    typer.echo(f"segjob {VERSION} (scikit-learn {version('scikit-learn')}, numpy {version('numpy')})")
     raise typer.Exit()
 
 

@@ -28,7 +28,7 @@ from segjob.results import lineage, promotion, validation
 from segjob.results.validation import Validation
 from segjob.store import locks, partitions, pgcopy, schema
 from segjob.store.db import is_postgres
-from segjob.version import __version__
+from segjob.version import VERSION
 
 if TYPE_CHECKING:
     import psycopg
@@ -82,7 +82,7 @@ def start_run(engine: sa.Engine, spec: JobSpec, kind: str = "fit", model_run_id:
                 features=json.dumps([*spec.features, *spec.categorical]),
                 seed=spec.seed,
                 algorithm=spec.algorithm,
-                segjob_version=__version__,
+                segjob_version=VERSION,
                 sklearn_version=importlib.metadata.version("scikit-learn"),  # without importing it
                 numpy_version=np.__version__,
                 host=socket.gethostname(),
