@@ -22,6 +22,43 @@ _DONE = object()
 _POLL_SECONDS = 0.1
 
 
+# How long an interrupted blocking call may take to return once cancelled, before the caller
+# goes on without it (the connection's timeout bounds a connect; a cancel ends a statement).
+_CANCEL_WAIT_SECONDS = 15.0
+
+
+def call_interruptibly(call: Callable[[], T], interrupt: Callable[[], None]) -> T:
+    """`call()` in a worker thread while this thread waits, so Ctrl-C lands here at once.
+
+    A driver that blocks the main thread in C may swap in a SIGINT handler of its own (ADBC does,
+    and cancels the statement, so a run saw "cancelled from outside segjob" or lost the signal
+    and published). In a worker it cannot; an interrupt here calls `interrupt` (which must make
+    the call return soon, e.g. cancel its statement), waits a bounded time for it, and re-raises.
+    """
+    outcome: list[tuple[T | None, BaseException | None]] = []
+
+    def work() -> None:
+        try:
+            outcome.append((call(), None))
+        except BaseException as error:  # raised in the waiting thread
+            outcome.append((None, error))
+
+    thread = threading.Thread(target=work, name="segjob-blocking-call", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(_POLL_SECONDS)
+    except BaseException:
+        with suppress(Exception):
+            interrupt()
+        thread.join(_CANCEL_WAIT_SECONDS)
+        raise
+    value, error = outcome[0]
+    if error is not None:
+        raise error
+    return value  # type: ignore[return-value]  # None only with an error, raised above
+
+
 def read_ahead(items: Generator[T, None, None], interrupt: Callable[[], None]) -> Iterator[T]:
     """Yield what `items` yields, produced by a thread of its own up to DEPTH items ahead.
 

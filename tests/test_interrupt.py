@@ -247,14 +247,11 @@ def test_interrupt_while_a_publish_statement_runs(published, moment, lock, waiti
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="segjob.source.tables runs ADBC's statements (setseed, the read's SELECT, the advisory-lock check)"
-    " on the main thread, where ADBC swaps in a SIGINT handler of its own: Ctrl-C cancels the statement"
-    " (exit 5, 'cancelled from outside segjob') or, between round trips, is lost and the run publishes",
-)
 def test_interrupt_while_the_streaming_read_starts(published):
-    """The assignment pass's read waits for the test's lock on the source while it starts."""
+    """The assignment pass's read waits for the test's lock on the source while it starts. ADBC
+    swaps in a SIGINT handler of its own while it blocks the main thread, so its calls run in a
+    worker (background.call_interruptibly): before, Ctrl-C here cancelled the statement (exit 5,
+    'cancelled from outside segjob') or was lost and the run published."""
     url, before = published
     run = Run(url)
     run.wait_for_line("fitting: started")  # the sample's read is over; the assignment pass's is next

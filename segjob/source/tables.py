@@ -14,13 +14,14 @@ import sys
 from collections.abc import Callable, Collection, Generator
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from segjob.background import read_ahead
+from segjob.background import call_interruptibly, read_ahead
 from segjob.config import JobSpec
 from segjob.errors import DataError, UsageError, did_you_mean
 from segjob.store.db import is_postgres, server_options
@@ -360,35 +361,46 @@ def _iter_postgres(
     if sample_fraction is not None:
         where = f" WHERE random() < {float(sample_fraction)!r}"
     statement = f"SELECT {_select_list(engine, names, kinds)} FROM {source.from_clause}{where}"
-    connection = cursor = None
+    uri = _libpq_uri(engine, synchronize_seqscans="off")
+    handles: dict[str, Any] = {}  # the connection and cursor, as soon as they exist
     finished = False
-    try:
-        # random() runs in this backend only (it is parallel restricted), so setseed makes the
-        # sample repeatable; a synchronized scan could start mid-table and change it.
-        connection = adbc.connect(_libpq_uri(engine, synchronize_seqscans="off"))
-        cursor = connection.cursor()
+
+    def start() -> None:
+        handles["connection"] = adbc.connect(uri)
+        handles["cursor"] = cursor = handles["connection"].cursor()
         if sample_fraction is not None:
+            # random() runs in this backend only (it is parallel restricted), so setseed makes the
+            # sample repeatable; a synchronized scan could start mid-table and change it.
             cursor.execute("SELECT setseed($1)", (setseed_value(seed),))
             cursor.fetchall()
         # The driver's default 16 MB batches would be most of the streaming pass's memory.
         cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(_ADBC_BATCH_BYTES)})
         cursor.execute(statement)
+
+    def cancel() -> None:
+        if "cursor" in handles:
+            handles["cursor"].adbc_cancel()
+
+    try:
+        # ADBC's blocking calls run off the main thread (see background.call_interruptibly).
+        call_interruptibly(start, cancel)
+        cursor = handles["cursor"]
         # Decoding the next batch overlaps with the caller's work on this one.
         yield from read_ahead(_frames(cursor.fetch_record_batch(), names, chunk_rows), cursor.adbc_cancel)
         finished = True
-        _refuse_advisory_locks(cursor)
+        call_interruptibly(lambda: _refuse_advisory_locks(cursor), cancel)
     except GeneratorExit:
         raise
     except Exception as exc:
         _raise_query_error(_as_psycopg_error(exc))
     finally:
-        if cursor is not None and not finished:
+        if "cursor" in handles and not finished:
             with suppress(Exception):
-                cursor.adbc_cancel()  # else closing would first read the rest of the COPY
-        for handle in (cursor, connection):
-            if handle is not None:
+                handles["cursor"].adbc_cancel()  # else closing would first read the rest of the COPY
+        for name in ("cursor", "connection"):
+            if name in handles:
                 with suppress(Exception):  # a lost connection cannot be closed cleanly
-                    handle.close()
+                    handles[name].close()
 
 
 def _frames(batches, names: list[str], chunk_rows: int) -> Generator[pd.DataFrame, None, None]:
