@@ -54,7 +54,7 @@ def test_config_file_with_inline_labels_and_a_labels_file(tmp_path):
         ),
         (
             dict(select="gapp"),
-            "--select must be one of silhouette-gain, silhouette, macro-silhouette, gap, elbow, davies-bouldin,"
+            "--select must be one of next-period, silhouette-gain, silhouette, macro-silhouette, gap, elbow, davies-bouldin,"
             " calinski-harabasz, stability, not 'gapp'",
         ),
         (
