@@ -9,8 +9,8 @@ from sklearn.metrics import silhouette_score
 
 from segjob.model import choose_k
 from segjob.model.algorithms import Clustering
-from segjob.model.choose_k import NEXT_PERIOD, STABILITY_TOLERANCE, Candidate, Metric, choose, silhouette
 from segjob.model.choose_k import CRITERIA as ALL_CRITERIA
+from segjob.model.choose_k import NEXT_PERIOD, STABILITY_TOLERANCE, Candidate, Metric, choose, silhouette
 from segjob.model.fit import fit
 
 # The criteria that need no backtest (next-period: tests/test_backtest.py).
