@@ -107,9 +107,7 @@ def prune(job: str, keep: int, *, database_url: str | None = None) -> PruneResul
         return retention.prune(engine, job, keep)
 
 
-def load_csv(
-    path: str | Path, table: str, *, if_exists: str = "fail", database_url: str | None = None
-) -> LoadResult:
+def load_csv(path: str | Path, table: str, *, if_exists: str = "fail", database_url: str | None = None) -> LoadResult:
     """Load a CSV file with a header row into `table` of your database, as `segjob load-csv` does
     (`if_exists`: "fail", "replace" or "append")."""
     if if_exists not in ("fail", "replace", "append"):

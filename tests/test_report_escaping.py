@@ -12,7 +12,9 @@ def test_a_table_named_script_is_text_on_the_page(migrated_db_url, tmp_path):
     csv = tmp_path / "customers.csv"
     csv.write_text("id,<i>spend</i>,visits $\\q$\n" + "\n".join(rows) + "\n")
     assert invoke(migrated_db_url, "load-csv", str(csv), "--table", "<script>").exit_code == 0
-    ran = invoke(migrated_db_url, "run", "--source", "<script>", "--id", "id", "--features", "<i>spend</i>,visits $\\q$")
+    ran = invoke(
+        migrated_db_url, "run", "--source", "<script>", "--id", "id", "--features", "<i>spend</i>,visits $\\q$"
+    )
     assert ran.exit_code == 0, ran.output
 
     written = invoke(migrated_db_url, "report", "1", "--out", str(tmp_path / "report"), "--quiet")
