@@ -114,9 +114,12 @@ class Cluster:
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
 
     def lock_waits(self) -> Counter:
-        """Lock waits over 100 ms that the server logged, by lock mode ("AccessShareLock": a reader)."""
+        """Lock waits over 100 ms that the server logged, by lock mode and what was waited for
+        ("AccessShareLock on relation": a reader; "ShareLock on virtual transaction": DETACH
+        CONCURRENTLY waiting for older queries)."""
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return Counter(re.findall(r"still waiting for (\w+) on", text))
+        found = re.findall(r"still waiting for (\w+) on (relation|virtual transaction|transaction|\w+)", text)
+        return Counter(f"{mode} on {what}" for mode, what in found)
 
     def restart(self, mode: str) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-m", mode, "-w", "restart")
@@ -249,7 +252,7 @@ class Dashboards:
         self.restarts = 0
         self.lock = threading.Lock()
         self.violations: list[str] = []
-        self.waits: list[float] = []  # seconds of every short query outside restarts
+        self.waits: dict[str, list[float]] = {}  # seconds of every short query outside restarts, by view
         self.long_queries = 0
         self.threads = [
             threading.Thread(target=self._loop, args=(self._short,), daemon=True),
@@ -290,7 +293,7 @@ class Dashboards:
             seconds = time.perf_counter() - started
             if not self.restarting.is_set():  # a restart's cold caches are not a wait for segjob
                 with self.lock:
-                    self.waits.append(seconds)
+                    self.waits.setdefault(what, []).append(seconds)
             self._check(what, rows)
         time.sleep(0.05)
 
@@ -326,12 +329,19 @@ class Totals:
     violations: list[str] = field(default_factory=list)
     worst_reader_wait: float = 0.0
     p99_reader_wait: float = 0.0
+    by_view: dict[str, tuple[float, float]] = field(default_factory=dict)  # view: (99th percentile, worst)
     reader_queries: int = 0
+    promotions: int = 0  # rows of `promotion` at the end (history views: a row per customer and promotion)
     long_queries: int = 0
     leftovers: int = 0  # assignment tables a killed prune (or run) left for the next prune to finish
     lock_waits: Counter = field(default_factory=Counter)  # waits over 100 ms the server logged, by lock mode
     exits: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+
+    def details(self) -> str:
+        """Per view: the 99th percentile and the worst time of the dashboards' short queries."""
+        views = "; ".join(f"{view} {p99:.3f} / {worst:.3f} s" for view, (p99, worst) in sorted(self.by_view.items()))
+        return f"dashboard queries by view (99th percentile / worst): {views}; {self.promotions} promotions at the end"
 
     def line(self) -> str:
         exits = ", ".join(f"{code}: {count}" for code, count in sorted(self.exits.items(), key=str))
@@ -485,13 +495,20 @@ class Soak:
         finally:
             self.dashboards.close()
         self.totals.violations += self.dashboards.take_violations()
-        waits = sorted(self.dashboards.waits) or [0.0]
-        self.totals.worst_reader_wait = waits[-1]
-        self.totals.p99_reader_wait = waits[int(0.99 * (len(waits) - 1))]
-        self.totals.reader_queries = len(self.dashboards.waits)
+        waits = sorted(seconds for view in self.dashboards.waits.values() for seconds in view) or [0.0]
+        self.totals.worst_reader_wait, self.totals.p99_reader_wait = waits[-1], _p99(waits)
+        self.totals.reader_queries = len(waits)
+        for view, seconds in self.dashboards.waits.items():
+            self.totals.by_view[view] = (_p99(sorted(seconds)), max(seconds))
+        with psycopg.connect(self.url, autocommit=True) as connection:
+            self.totals.promotions = connection.execute("SELECT COUNT(*) FROM segjob.promotion").fetchone()[0]
         self.totals.long_queries = self.dashboards.long_queries
         self.totals.seconds = time.monotonic() - started
         return self.totals
+
+
+def _p99(ordered: list[float]) -> float:
+    return ordered[int(0.99 * (len(ordered) - 1))]
 
 
 def _one_error_line(stderr: str) -> bool:
@@ -611,6 +628,7 @@ def main() -> None:
     totals = soak(args.rounds, args.seed, args.customers, args.restart_every, args.pg_bin)
     for text in totals.violations:
         print(f"VIOLATION {text}")
+    print(totals.details())
     print(totals.line())
     sys.exit(1 if totals.violations else 0)
 
