@@ -16,8 +16,8 @@ import psycopg
 import pytest
 from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query, run_json
 
-from segjob.errors import UsageError
-from segjob.results import promotion, retention
+from segjob.errors import DatabaseError, UsageError
+from segjob.results import history, promotion, retention
 from segjob.store import db
 
 
@@ -141,3 +141,16 @@ def test_lock_wait_is_a_number_of_seconds(migrated_db_url):
         result = invoke(migrated_db_url, *command, "--lock-wait", "-1")
         assert result.exit_code == 2
         assert result.stderr == "Error: --lock-wait must be 0 or more seconds, not -1\n"
+
+
+def test_reading_a_run_back_from_a_database_that_went_away_is_exit_5():
+    """`segjob run` reads its run back after publishing; PostgreSQL restarting at that moment (the
+    soak test's restarts found it) is a lost database (exit 5), not an unexpected error (exit 1)."""
+    gone = db.make_engine("postgresql://segjob@127.0.0.1:1/segjob")  # nothing listens on port 1
+    for read in (history.run_summary, history.show_run):
+        with pytest.raises(
+            DatabaseError, match=r"^cannot use database postgresql\+psycopg://segjob@127.0.0.1:1/segjob: "
+        ):
+            read(gone, 1)
+    with pytest.raises(DatabaseError):
+        history.list_runs(gone)

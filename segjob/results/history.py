@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from segjob.errors import UsageError
 from segjob.model.explain import little_structure_warning, small_segments_warning
-from segjob.store import schema
+from segjob.store import db, schema
 
 _Number = sa.Float(precision=53)
 # Views are not in schema.metadata (Alembic would try to create them as tables); a Table of their
@@ -82,12 +82,12 @@ def list_runs(engine: sa.Engine, job: str | None = None, limit: int = 50) -> lis
     query = sa.select(run_summary_view).order_by(run_summary_view.c.run_id.desc()).limit(limit)
     if job is not None:
         query = query.where(run_summary_view.c.job == job)
-    with engine.connect() as connection:
+    with db.translate_errors(engine), engine.connect() as connection:
         return [_plain(row) for row in connection.execute(query)]
 
 
 def run_summary(engine: sa.Engine, run_id: int) -> dict[str, Any]:
-    with engine.connect() as connection:
+    with db.translate_errors(engine), engine.connect() as connection:
         row = connection.execute(sa.select(run_summary_view).where(run_summary_view.c.run_id == run_id)).first()
     if row is None:
         raise UsageError(f"run {run_id} not found; 'segjob runs list' shows the runs")
@@ -183,7 +183,7 @@ def show_run(engine: sa.Engine, run_id: int) -> dict[str, Any]:
     summary = run_summary(engine, run_id)
     run, metric, feature = schema.run, schema.run_metric, schema.run_feature
     segment, centroid, rejection = schema.segment, schema.segment_centroid, schema.k_rejection
-    with engine.connect() as connection:
+    with db.translate_errors(engine), engine.connect() as connection:
         details = connection.execute(
             sa.select(
                 run.c.spec,
