@@ -36,22 +36,27 @@ def call_interruptibly(call: Callable[[], T], interrupt: Callable[[], None]) -> 
     the call return soon, e.g. cancel its statement), waits a bounded time for it, and re-raises.
     """
     outcome: list[tuple[T | None, BaseException | None]] = []
+    # An Event, not Thread.join: a join that Ctrl-C interrupts can leave the thread marked as
+    # ended while it still runs (CPython gh-90882), and the call's connection then outlived the
+    # caller's cleanup and failed to close at exit with a traceback.
+    done = threading.Event()
 
     def work() -> None:
         try:
             outcome.append((call(), None))
         except BaseException as error:  # raised in the waiting thread
             outcome.append((None, error))
+        finally:
+            done.set()
 
-    thread = threading.Thread(target=work, name="segjob-blocking-call", daemon=True)
-    thread.start()
+    threading.Thread(target=work, name="segjob-blocking-call", daemon=True).start()
     try:
-        while thread.is_alive():
-            thread.join(_POLL_SECONDS)
+        while not done.wait(_POLL_SECONDS):
+            pass
     except BaseException:
         with suppress(Exception):
             interrupt()
-        thread.join(_CANCEL_WAIT_SECONDS)
+        done.wait(_CANCEL_WAIT_SECONDS)
         raise
     value, error = outcome[0]
     if error is not None:

@@ -8,6 +8,7 @@ unconfigured, nothing is imported or sent; a failing transport never fails the r
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,16 @@ from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query
 from segjob.results.lineage_events import configured
 
 TWO = ("--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}")
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """openlineage-python writes OPENLINEAGE__TRANSPORT__* variables into os.environ when it reads
+    OPENLINEAGE_URL; the processes later tests start must not inherit a configuration."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture

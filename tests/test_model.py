@@ -115,10 +115,12 @@ def test_sweep_metrics_are_all_kept(blobs_auto):
         (name, k) for k in range(2, 8) for name in METRIC_NAMES
     ]
     chosen = {m.name: m for m in metrics if m.k is None}
-    assert list(chosen) == METRIC_NAMES + CHOSEN_BY + ["runner_up_k", "runner_up_margin"]
+    # blobs carry no purchase history, so no backtest: next-period names no k and is not recorded
+    chosen_by = [name for name in CHOSEN_BY if name != "chosen_k_by_next_period"]
+    assert list(chosen) == METRIC_NAMES + chosen_by + ["runner_up_k", "runner_up_margin"]
     sweep_entry = {m.name: m.value for m in metrics if m.k == 4}
     assert {name: m.value for name, m in chosen.items() if name in METRIC_NAMES} == sweep_entry
-    assert {name: m.value for name, m in chosen.items() if name in CHOSEN_BY} == dict.fromkeys(CHOSEN_BY, 4.0)
+    assert {name: m.value for name, m in chosen.items() if name in CHOSEN_BY} == dict.fromkeys(chosen_by, 4.0)
     # 300 rows: no sampling, but stability always refits on 80% subsamples, and the blobs have all rows
     assert {m.sample_size for m in metrics if m.name not in ("stability", "null_silhouette")} == {None}
     assert {m.sample_size for m in metrics if m.name == "null_silhouette"} == {300}
