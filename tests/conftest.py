@@ -128,6 +128,15 @@ def migrated_db_url(request, tmp_path) -> str:
     return f"sqlite:///{path}"
 
 
+@pytest.fixture
+def mall_url(migrated_db_url) -> str:
+    """A database of each backend at head with the Mall customers loaded as table `mall`."""
+    from helpers import load_mall
+
+    load_mall(migrated_db_url)
+    return migrated_db_url
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """Real public customer datasets copied from shared/data (see tests/data/README.md)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from segjob.cli.app import app
 from segjob.store import db
 
+SEGJOB = str(Path(sys.executable).parent / "segjob")  # the installed entry point, for process tests
 MALL_CSV = Path(__file__).resolve().parents[1] / "segjob" / "data" / "mall_customers.csv"
 MALL_ID = "CustomerID"
 INCOME = "Annual Income (k$)"

@@ -5,16 +5,10 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, one_error_line, query
+from helpers import INCOME, MALL_ID, SPENDING, invoke, one_error_line, query
 from typer.testing import CliRunner
 
 from segjob.cli import app
-
-
-@pytest.fixture
-def mall_url(migrated_db_url):
-    load_mall(migrated_db_url)
-    return migrated_db_url
 
 
 def _nothing_published(url: str) -> None:
@@ -25,14 +19,10 @@ def _nothing_published(url: str) -> None:
         assert query(url, f"SELECT COUNT(*) AS n FROM {table}")[0]["n"] == 0, table
 
 
-def _one_error_line(result) -> str:
-    return one_error_line(result.stderr)
-
-
 def test_unknown_table_lists_tables(mall_url):
     result = invoke(mall_url, "run", "--source", "customers", "--id", MALL_ID, "--features", INCOME)
     assert result.exit_code == 2
-    line = _one_error_line(result)
+    line = one_error_line(result.stderr)
     assert 'table "customers" not found' in line and "mall" in line
     assert query(mall_url, "SELECT COUNT(*) AS n FROM run")[0]["n"] == 0
 
@@ -40,7 +30,7 @@ def test_unknown_table_lists_tables(mall_url):
 def test_unknown_column_lists_columns(mall_url):
     result = invoke(mall_url, "run", "--source", "mall", "--id", MALL_ID, "--features", "Annual Incme")
     assert result.exit_code == 2
-    line = _one_error_line(result)
+    line = one_error_line(result.stderr)
     assert line == (
         f'Error: column "Annual Incme" not found in table mall (columns: CustomerID, Gender, Age, {INCOME}, {SPENDING});'
         f' did you mean "{INCOME}"?'
@@ -60,20 +50,20 @@ def test_unknown_column_lists_columns(mall_url):
 def test_unknown_names_get_the_closest_known_one(mall_url, args, unknown, closest):
     result = invoke(mall_url, "run", *args)
     assert result.exit_code == 2
-    line = _one_error_line(result)
+    line = one_error_line(result.stderr)
     assert line.startswith(f"Error: {unknown} not found") and line.endswith(f'; did you mean "{closest}"?'), line
 
 
 def test_no_suggestion_when_nothing_is_close(mall_url):
     result = invoke(mall_url, "run", "--source", "mall", "--id", MALL_ID, "--features", "loyalty_points")
     assert result.exit_code == 2
-    assert "did you mean" not in _one_error_line(result)
+    assert "did you mean" not in one_error_line(result.stderr)
 
 
 def test_non_numeric_feature_fails_the_run(mall_url):
     result = invoke(mall_url, "run", "--source", "mall", "--id", MALL_ID, "--features", f"Gender,{INCOME}")
     assert result.exit_code == 3
-    line = _one_error_line(result)
+    line = one_error_line(result.stderr)
     assert '"Gender" is not numeric' in line
     runs = query(mall_url, "SELECT status, error FROM run")
     assert len(runs) == 1 and runs[0]["status"] == "failed" and '"Gender" is not numeric' in runs[0]["error"]
@@ -96,7 +86,7 @@ def test_fewer_rows_than_k(mall_url):
         "5",
     )
     assert result.exit_code == 3
-    assert "fewer than k=5" in _one_error_line(result)
+    assert "fewer than k=5" in one_error_line(result.stderr)
     _nothing_published(mall_url)
 
 
@@ -114,14 +104,14 @@ def test_no_rows(mall_url):
         INCOME,
     )
     assert result.exit_code == 3
-    assert "no usable rows" in _one_error_line(result)
+    assert "no usable rows" in one_error_line(result.stderr)
     _nothing_published(mall_url)
 
 
 def test_duplicate_ids(mall_url):
     result = invoke(mall_url, "run", "--source", "mall", "--id", "Age", "--features", INCOME)
     assert result.exit_code == 3
-    line = _one_error_line(result)
+    line = one_error_line(result.stderr)
     assert "duplicate customer ids" in line and "appears" in line
     _nothing_published(mall_url)
 
@@ -129,7 +119,7 @@ def test_duplicate_ids(mall_url):
 def test_missing_csv_file(migrated_db_url, tmp_path):
     result = invoke(migrated_db_url, "load-csv", str(tmp_path / "nope.csv"), "--table", "x")
     assert result.exit_code == 2
-    assert "nope.csv" in _one_error_line(result)
+    assert "nope.csv" in one_error_line(result.stderr)
 
 
 def test_bad_options_are_usage_errors(mall_url):
@@ -143,7 +133,7 @@ def test_bad_options_are_usage_errors(mall_url):
     ):
         result = invoke(mall_url, *base, *extra)
         assert result.exit_code == 2, extra
-        assert text in _one_error_line(result)
+        assert text in one_error_line(result.stderr)
     _nothing_published(mall_url)
 
 
@@ -153,14 +143,14 @@ def test_commands_refuse_a_database_without_schema(db_url):
     for args in (("runs", "list"), ("run", "--source", "mall", "--id", MALL_ID, "--features", INCOME)):
         result = invoke(db_url, *args)
         assert result.exit_code == 5, args
-        line = _one_error_line(result)
+        line = one_error_line(result.stderr)
         assert "has no segjob schema" in line and "segjob db upgrade" in line
 
 
 def test_unreachable_database_hides_password():
     result = invoke("postgresql://segjob:s3cret@127.0.0.1:1/nowhere", "runs", "list")
     assert result.exit_code == 5
-    line = _one_error_line(result)
+    line = one_error_line(result.stderr)
     assert "s3cret" not in result.stderr and "cannot use database" in line and "***" in line
 
 
@@ -190,7 +180,7 @@ def test_commands_that_need_a_segjob_database_never_create_a_file(tmp_path, monk
     missing = tmp_path / "nowhere.db"
     result = invoke(f"sqlite:///{missing}", *args)
     assert result.exit_code == 5
-    assert _one_error_line(result) == (
+    assert one_error_line(result.stderr) == (
         f"Error: database sqlite:///{missing} does not exist;"
         f" create it with 'segjob db upgrade --database-url sqlite:///{missing}' (or try 'segjob demo')"
     )

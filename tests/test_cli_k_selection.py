@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query, run_json
+from helpers import INCOME, MALL_ID, SPENDING, invoke, query, run_json
 
 MALL_RUN = ("--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}")
 CRITERIA = (
@@ -18,12 +18,6 @@ CRITERIA = (
     "calinski_harabasz",
     "stability",
 )
-
-
-@pytest.fixture
-def mall_url(migrated_db_url):
-    load_mall(migrated_db_url)
-    return migrated_db_url
 
 
 def _json(value):

@@ -5,15 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query, run_json
+from helpers import INCOME, MALL_ID, SPENDING, invoke, query, run_json
 
 MALL_RUN = ("--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}")
-
-
-@pytest.fixture
-def mall_url(migrated_db_url):
-    load_mall(migrated_db_url)
-    return migrated_db_url
 
 
 def test_run_chooses_k_and_publishes_every_table(mall_url):

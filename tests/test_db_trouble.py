@@ -10,23 +10,17 @@ Reads and publishes are made to wait on a lock that the test holds, so the backe
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psycopg
 import pytest
 import sqlalchemy as sa
-from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, one_error_line, query
+from helpers import INCOME, MALL_ID, SEGJOB, SPENDING, invoke, load_mall, one_error_line, query
 
 from segjob.store import db
 
-SEGJOB = str(Path(sys.executable).parent / "segjob")
 JOB = ("--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}", "--k", "4")
-
-
-def _one_error_line(stderr: str) -> str:
-    return one_error_line(stderr)
 
 
 def _admin(url: str) -> psycopg.Connection:
@@ -93,7 +87,7 @@ def _next_run_succeeds(url: str) -> None:
 def test_unreachable_server_exits_5_without_the_password(url, args):
     result = subprocess.run([SEGJOB, *args, "--database-url", url], capture_output=True, text=True, timeout=60)
     assert result.returncode == 5, result.stderr
-    line = _one_error_line(result.stderr)
+    line = one_error_line(result.stderr)
     assert "postgresql+psycopg://segjob:***@" in line, line
     assert any(reason in line for reason in ("Connection refused", "resolve host", "does not exist")), line
     assert "s3cret-Pw" not in result.stderr + result.stdout
@@ -125,7 +119,7 @@ def test_statement_timeout_cancels_a_slow_read_and_fails_the_run(mall_pg_url):
         "a database statement ran longer than --statement-timeout (0.5 s) and was cancelled;"
         " raise --statement-timeout or make the source faster"
     )
-    assert _one_error_line(result.stderr) == f"Error: {message}"
+    assert one_error_line(result.stderr) == f"Error: {message}"
     assert elapsed < 4, elapsed  # cancelled, not waited out
     _previous_run_is_current_and_intact(mall_pg_url, message)
     _next_run_succeeds(mall_pg_url)
@@ -144,7 +138,7 @@ def test_statement_timeout_from_the_config_file_cancels_a_publish_stuck_on_a_loc
         "a database statement ran longer than --statement-timeout (1.5 s) and was cancelled;"
         " raise --statement-timeout or make the source faster"
     )
-    assert _one_error_line(result.stderr) == f"Error: {message}"
+    assert one_error_line(result.stderr) == f"Error: {message}"
     _previous_run_is_current_and_intact(mall_pg_url, message)
     _next_run_succeeds(mall_pg_url)
 
@@ -170,12 +164,12 @@ def test_bad_statement_timeout_is_a_usage_error(mall_pg_url, tmp_path):
     for value in ("0", "-3", "nan"):
         result = invoke(mall_pg_url, "run", *JOB, "--statement-timeout", value)
         assert result.exit_code == 2, value
-        assert "statement-timeout must be a" in _one_error_line(result.stderr), value
+        assert "statement-timeout must be a" in one_error_line(result.stderr), value
     config = tmp_path / "job.toml"
     config.write_text('statement_timeout = "soon"\n')
     result = invoke(mall_pg_url, "run", *JOB, "--config", str(config))
     assert result.exit_code == 2
-    assert _one_error_line(result.stderr) == "Error: statement-timeout must be a number, not 'soon'"
+    assert one_error_line(result.stderr) == "Error: statement-timeout must be a number, not 'soon'"
     # Not a number on the command line: Typer's own usage error, exit 2 as well.
     assert invoke(mall_pg_url, "run", *JOB, "--statement-timeout", "soon").exit_code == 2
     assert query(mall_pg_url, "SELECT COUNT(*) AS n FROM run")[0]["n"] == 1
@@ -229,7 +223,7 @@ def test_connection_terminated_mid_run(mall_pg_url, lock, statement, extra):
         _, stderr = process.communicate(timeout=120)
     assert process.returncode == 5, stderr
     where = db.display_url(db.resolve_url(mall_pg_url))
-    line = _one_error_line(stderr)
+    line = one_error_line(stderr)
     # The server's goodbye is either read ("terminating ...") or lost with the socket.
     assert line in (
         f"Error: lost the connection to database {where}: terminating connection due to administrator command",
@@ -257,7 +251,7 @@ def test_statement_cancelled_by_an_administrator(mall_pg_url):
         _, stderr = process.communicate(timeout=120)
     assert process.returncode == 5, stderr
     message = "a database statement was cancelled from outside segjob: canceling statement due to user request"
-    assert _one_error_line(stderr) == f"Error: {message}"
+    assert one_error_line(stderr) == f"Error: {message}"
     _previous_run_is_current_and_intact(mall_pg_url, message)
     _next_run_succeeds(mall_pg_url)
 
@@ -307,7 +301,7 @@ def test_a_run_that_lost_its_job_lock_publishes_nothing(mall_pg_url):
     assert old.returncode == 4, old_stderr
     runs = query(mall_pg_url, "SELECT run_id, status FROM run_summary ORDER BY run_id")
     assert [r["status"] for r in runs] == ["succeeded", "abandoned", "succeeded"]
-    assert _one_error_line(old_stderr) == (
+    assert one_error_line(old_stderr) == (
         f"Error: run {runs[1]['run_id']} lost its job lock and was marked abandoned by a newer run of the job;"
         " nothing of it was published"
     )

@@ -11,16 +11,13 @@ import pty
 import select
 import signal
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from helpers import query
+from helpers import SEGJOB, query
 
-SEGJOB = str(Path(sys.executable).parent / "segjob")
 ROWS = 600_000
 JOB = ("--source", "big", "--id", "id", "--features", "a,b,c", "--k", "8")
 

@@ -9,16 +9,9 @@ before to the run current now.
 
 from __future__ import annotations
 
-import pytest
-from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query, run_json
+from helpers import INCOME, MALL_ID, SPENDING, invoke, query, run_json
 
 TWO = ("--source", "mall", "--id", MALL_ID, "--features", f"{INCOME},{SPENDING}")
-
-
-@pytest.fixture
-def mall_url(migrated_db_url):
-    load_mall(migrated_db_url)
-    return migrated_db_url
 
 
 def _current(url: str) -> dict[str, tuple[int, int]]:

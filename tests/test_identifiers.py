@@ -85,10 +85,6 @@ def url(migrated_db_url):
     _assert_canary_intact(migrated_db_url)
 
 
-def _one_error_line(result) -> str:
-    return one_error_line(result.stderr)
-
-
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -186,7 +182,7 @@ def test_names_that_do_not_exist_are_rejected_with_exit_2(url, tmp_path, option,
     flat = [item for pair in args.items() for item in pair]
     result = invoke(url, "run", *flat, "--k", "2")
     assert result.exit_code == 2
-    line = _one_error_line(result)
+    line = one_error_line(result.stderr)
     assert "not found" in line
     assert query(url, "SELECT COUNT(*) AS n FROM run")[0]["n"] == 0
 
@@ -197,7 +193,7 @@ def test_names_postgresql_cannot_hold_are_rejected(migrated_pg_url, tmp_path):
     path = _write_csv(tmp_path / "t.csv", ["id", long_name], [[f"k{i}", i] for i in range(ROWS)])
     result = invoke(migrated_pg_url, "load-csv", str(path), "--table", "t")
     assert result.exit_code == 2
-    assert "longer than PostgreSQL's 63" in _one_error_line(result)
+    assert "longer than PostgreSQL's 63" in one_error_line(result.stderr)
     result = invoke(migrated_pg_url, "load-csv", str(tmp_path / "t.csv"), "--table", "y" * 64)
     assert result.exit_code == 2
     _assert_canary_intact(migrated_pg_url)
@@ -230,7 +226,7 @@ def test_query_that_writes_fails_with_exit_2_and_changes_nothing(url):
     for statement in statements:
         result = invoke(url, "run", "--query", statement, "--job", "evil", "--id", "id", "--features", "a", "--k", "2")
         assert result.exit_code == 2, (statement, result.stderr)
-        assert _one_error_line(result).startswith("Error: reading the source failed: "), statement
+        assert one_error_line(result.stderr).startswith("Error: reading the source failed: "), statement
         assert not Path("/tmp/segjob-evil").exists()
         _assert_canary_intact(url)
     assert query(url, "SELECT COUNT(*) AS n FROM current_segment")[0]["n"] == 0
@@ -302,7 +298,7 @@ def _check_generated(url: str, names, ids, cells) -> None:
     used, dropped = _expected(ids, cells)
     if len({values for _, values in used}) < 2:
         assert result.exit_code == 3, result.stderr
-        _one_error_line(result)
+        one_error_line(result.stderr)
         assert query(url, "SELECT COUNT(*) AS n FROM current_segment WHERE job = :j", j=table)[0]["n"] == 0
         return
     assert result.exit_code == 0, result.stderr

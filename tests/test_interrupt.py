@@ -18,15 +18,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from helpers import one_error_line, query
+from helpers import SEGJOB, one_error_line, query
 
 from segjob.background import Sender
 
-SEGJOB = str(Path(sys.executable).parent / "segjob")
 ROWS = 300_000
 # A small fit sample keeps the fit short: what the tries interrupt is the reading and publishing.
 JOB = ("--source", "big", "--id", "id", "--features", "a,b", "--k", "4", "--fit-sample", "5000")

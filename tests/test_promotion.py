@@ -8,19 +8,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query, run_json
+from helpers import INCOME, MALL_ID, SPENDING, invoke, query, run_json
 
 from segjob.store import migrate
 
 MALL = ("--source", "mall", "--id", MALL_ID)
 TWO = (*MALL, "--features", f"{INCOME},{SPENDING}")
 WITH_AGE = (*MALL, "--features", f"Age,{INCOME},{SPENDING}")
-
-
-@pytest.fixture
-def mall_url(migrated_db_url):
-    load_mall(migrated_db_url)
-    return migrated_db_url
 
 
 def current_run(url: str, job: str = "mall") -> set[int]:

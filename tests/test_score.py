@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, one_error_line, query, run_json
+from helpers import INCOME, MALL_ID, SPENDING, invoke, one_error_line, query, run_json
 from test_transactions import create_table, load_tables, make_transactions
 
 from segjob.store import db
@@ -150,12 +150,6 @@ def independent_assignment(url: str, model_run: int, frame: pd.DataFrame, id_col
         nearest = min(distances, key=distances.get)
         out[str(row[id_column])] = (nearest, distances[nearest])
     return out
-
-
-@pytest.fixture
-def mall_url(migrated_db_url):
-    load_mall(migrated_db_url)
-    return migrated_db_url
 
 
 def test_scoring_training_rows_reproduces_numeric_fit(mall_url):
@@ -350,10 +344,6 @@ def test_transactions_job_scores_a_new_table_as_of_a_date(migrated_db_url):
     assert result.exit_code == 2 and "builds its features from transactions" in result.stderr
 
 
-def _one_error_line(result) -> str:
-    return one_error_line(result.stderr)
-
-
 def _no_score_run(url: str) -> None:
     assert query(url, "SELECT COUNT(*) AS n FROM run WHERE kind = 'score' AND status = 'succeeded'")[0]["n"] == 0
 
@@ -374,12 +364,12 @@ def test_bad_input_one_line_and_exit_code(migrated_db_url):
         engine.dispose()
 
     result = invoke(url, "score", "--job", "people", "--source", "people")
-    assert result.exit_code == 2 and "job 'people' has no runs" in _one_error_line(result)
+    assert result.exit_code == 2 and "job 'people' has no runs" in one_error_line(result.stderr)
 
     failed = invoke(url, "run", *PEOPLE_RUN[:-1], "500")  # more segments than rows: the fit run fails
     assert failed.exit_code == 3
     result = invoke(url, "score", "--job", "people", "--source", "people")
-    assert result.exit_code == 2 and "no succeeded fit run" in _one_error_line(result)
+    assert result.exit_code == 2 and "no succeeded fit run" in one_error_line(result.stderr)
 
     fit = run_json(url, *PEOPLE_RUN)
     cases = [
@@ -396,7 +386,7 @@ def test_bad_input_one_line_and_exit_code(migrated_db_url):
     for args, code, message in cases:
         result = invoke(url, "score", "--job", "people", *args)
         assert result.exit_code == code, (args, result.stderr)
-        assert message in _one_error_line(result), args
+        assert message in one_error_line(result.stderr), args
     _no_score_run(url)
     assert query(url, "SELECT COUNT(*) AS n FROM assignment WHERE run_id <> :r", r=fit["run_id"])[0]["n"] == 0
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from helpers import invoke, one_error_line, query
+from helpers import SEGJOB, invoke, one_error_line, query
 from sklearn.metrics import adjusted_rand_score
 
 from segjob.config import build_spec
@@ -36,7 +36,6 @@ CENTRES = np.array([[0, 0, 0], [5, 1, 0], [0, 5, 3], [4, 4, 5]], dtype=float)
 ROWS = 20_000
 # Two threads, and a second attempt for a failed task (local mode's default is one attempt).
 MASTER = "local[2,2]"
-SEGJOB = str(Path(sys.executable).with_name("segjob"))
 
 
 def _groups(rows: int = ROWS, seed: int = 3) -> pd.DataFrame:

@@ -6,13 +6,11 @@ import json
 import os
 import pty
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from helpers import LOG_LINE, invoke, one_error_line, query
+from helpers import LOG_LINE, SEGJOB, invoke, one_error_line, query
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
@@ -21,7 +19,6 @@ from segjob.pipeline import run_job
 from segjob.source import tables
 from segjob.store import db
 
-SEGJOB = str(Path(sys.executable).parent / "segjob")
 FEATURES = ["a", "b", "c", "d"]
 # Group centres (rows) over the four features: well separated but with overlapping tails.
 CENTRES = np.array([[0, 0, 0, 0], [4, 1, 0, 2], [0, 4, 3, 0], [3, 3, 4, 4], [-3, 2, 1, -2]], dtype=float)
