@@ -31,6 +31,7 @@ DEFAULT_FIT_SAMPLE = 200_000
 # Generous: a nightly run over tens of millions of rows finishes well within it, while a
 # statement stuck behind a lock or a runaway --query does not hold the warehouse forever.
 DEFAULT_STATEMENT_TIMEOUT = 6 * 3600  # seconds
+DEFAULT_K_MAX, PURCHASE_HISTORY_K_MAX = 10, 8  # --k-max: table and query sources; --transactions
 # --transactions jobs without --features (segjob.source.purchases defines them all)
 DEFAULT_PURCHASE_FEATURES = ("recency", "frequency", "monetary_total")
 # Stored in PostgreSQL integer columns (run.seed; assignment_load.part for Spark's partitions).
@@ -54,7 +55,7 @@ class JobSpec:
     scaler: ScalerName = "standard"  # one of SCALERS, checked by build_spec
     k: int | None = None  # None: choose k automatically in k_min..k_max
     k_min: int = 2
-    k_max: int = 10
+    k_max: int = DEFAULT_K_MAX
     seed: int = 0
     silhouette_sample: int = DEFAULT_SILHOUETTE_SAMPLE
     fit_sample: int = DEFAULT_FIT_SAMPLE  # larger K-Means inputs fit on a sample of this many rows, then stream
@@ -362,7 +363,10 @@ def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
 
     k = _parse_k(settings.get("k"))
     k_min = _as_int(settings.get("k_min", 2), "k-min")
-    k_max = _as_int(settings.get("k_max", 10), "k-max")
+    # A purchase history defaults to at most 8 segments: the backtest keeps gaining a little with
+    # every segment, and more than 8 is more than a marketing team acts on.
+    default_k_max = PURCHASE_HISTORY_K_MAX if settings.get("transactions") else DEFAULT_K_MAX
+    k_max = _as_int(settings.get("k_max", default_k_max), "k-max")
     if k is not None and k < 2:
         raise UsageError(f"--k must be at least 2, not {k}")
     if k is None and not 2 <= k_min <= k_max:

@@ -75,6 +75,12 @@ def test_transactions_default_to_the_next_period_rule_which_needs_them():
         build_spec(source="t", id="i", features="x", select=NEXT_PERIOD)
 
 
+def test_purchase_histories_try_at_most_eight_segments_unless_told():
+    assert build_spec(transactions="tx", customer="c", date="d", amount="a").k_max == 8
+    assert build_spec(transactions="tx", customer="c", date="d", amount="a", k_max=10).k_max == 10
+    assert build_spec(source="t", id="i", features="x").k_max == 10
+
+
 # --- raw logs ---------------------------------------------------------------------------------
 
 

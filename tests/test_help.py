@@ -40,9 +40,19 @@ def test_options_sit_in_panels_with_plain_metavars(command, panels):
     found = re.findall(r"╭─ (.+?) ─", text)
     assert found == ["Options", *panels]
     assert not re.search(r"<(str|int|float|path|list\[str\])>", text)
-    assert [line for line in text.splitlines() if "<bool>" in line] == [
-        line for line in text.splitlines() if "--help" in line
-    ]
+
+
+COMMANDS = [(), ("run",), ("score",), ("report",), ("demo",), ("promote",), ("prune",), ("load-csv",)]
+COMMANDS += [("runs",), ("runs", "list"), ("runs", "show"), ("db",), ("db", "upgrade"), ("db", "grant")]
+COMMANDS += [("sql",), ("sql", "score")]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_flags_show_no_type(command):
+    """A flag takes no value: `--quiet <bool>` would read as `--quiet true`."""
+    text = _help(*command)
+    assert "--help" in text
+    assert "<bool>" not in text
 
 
 def test_run_help_shows_choices_and_explains_jargon():

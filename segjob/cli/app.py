@@ -16,22 +16,51 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from segjob.errors import SegjobError, UsageError
 
+
+class _FlagHelp:
+    """Help whose --help line shows no "<bool>" type: a flag takes no value (our own flags say so
+    with metavar="")."""
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _HelpWithoutType(_FlagHelp, TyperCommand):
+    pass
+
+
+class _GroupHelpWithoutType(_FlagHelp, TyperGroup):
+    pass
+
+
 app = typer.Typer(
+    cls=_GroupHelpWithoutType,
     help="Customer segmentation from a database table to versioned, BI-ready tables.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals would show the database URL
     add_completion=False,
 )
-db_app = typer.Typer(help="Manage segjob's own schema in the database.", no_args_is_help=True)
-runs_app = typer.Typer(help="Look at run history, metrics and segment profiles.", no_args_is_help=True)
+db_app = typer.Typer(
+    cls=_GroupHelpWithoutType, help="Manage segjob's own schema in the database.", no_args_is_help=True
+)
+runs_app = typer.Typer(
+    cls=_GroupHelpWithoutType, help="Look at run history, metrics and segment profiles.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(runs_app, name="runs")
-sql_app = typer.Typer(help="Print SQL that BI tools can run without segjob.", no_args_is_help=True)
+sql_app = typer.Typer(
+    cls=_GroupHelpWithoutType, help="Print SQL that BI tools can run without segjob.", no_args_is_help=True
+)
 app.add_typer(sql_app, name="sql")
 
+Quiet = Annotated[bool, typer.Option("--quiet", help="No progress on stderr.", rich_help_panel="Output", metavar="")]
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(
@@ -90,6 +119,7 @@ def _options(
             callback=_print_version,
             is_eager=True,
             help="Print segjob's, scikit-learn's and numpy's versions.",
+            metavar="",
         ),
     ] = False,
 ) -> None:
@@ -143,7 +173,7 @@ def _progress(quiet: bool, log_format: str = "auto"):
     return for_stderr(quiet, log_format)
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", cls=_HelpWithoutType)
 @handle_errors
 def db_upgrade(database_url: DatabaseUrl = None, lock_wait: LockWait = None) -> None:
     """Create segjob's schema, or migrate it to this version.
@@ -161,7 +191,7 @@ def db_upgrade(database_url: DatabaseUrl = None, lock_wait: LockWait = None) -> 
         typer.echo(f"{where}: segjob schema upgraded from {before or 'empty'} to {after}")
 
 
-@db_app.command("grant")
+@db_app.command("grant", cls=_HelpWithoutType)
 @handle_errors
 def db_grant(
     reader: Annotated[str | None, typer.Option(help="Role for BI: may only SELECT the views.")] = None,
@@ -181,7 +211,7 @@ def db_grant(
         typer.echo(statement)
 
 
-@app.command("load-csv")
+@app.command("load-csv", cls=_HelpWithoutType)
 @handle_errors
 def load_csv(
     path: Annotated[Path, typer.Argument(help="CSV file with a header row.", show_default=False)],
@@ -206,7 +236,7 @@ def load_csv(
     typer.echo(f"loaded {result.rows:,} rows into {result.table} ({len(result.columns)} columns)")
 
 
-@app.command("run")
+@app.command("run", cls=_HelpWithoutType)
 @handle_errors
 def run(
     source: Annotated[
@@ -338,7 +368,11 @@ def run(
     ] = None,
     k_max: Annotated[
         int | None,
-        typer.Option(help="Largest k tried by --k auto (default 10).", rich_help_panel="Choosing k", metavar="N"),
+        typer.Option(
+            help="Largest k tried by --k auto (default 10; 8 with --transactions).",
+            rich_help_panel="Choosing k",
+            metavar="N",
+        ),
     ] = None,
     silhouette_sample: Annotated[
         int | None,
@@ -525,9 +559,7 @@ def run(
         Path | None, typer.Option(help="TOML file with the same settings.", rich_help_panel="Source", metavar="FILE")
     ] = None,
     json_output: JsonFlag = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", help="No progress on stderr.", rich_help_panel="Output", metavar="")
-    ] = False,
+    quiet: Quiet = False,
     log_format: LogFormat = "auto",
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -608,7 +640,7 @@ def run(
     _print_run_details(details)
 
 
-@app.command("score")
+@app.command("score", cls=_HelpWithoutType)
 @handle_errors
 def score(
     job: Annotated[
@@ -716,9 +748,7 @@ def score(
         ),
     ] = False,
     json_output: JsonFlag = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", help="No progress on stderr.", rich_help_panel="Output", metavar="")
-    ] = False,
+    quiet: Quiet = False,
     log_format: LogFormat = "auto",
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -754,7 +784,7 @@ def score(
     _print_run_details(details)
 
 
-@sql_app.command("score")
+@sql_app.command("score", cls=_HelpWithoutType)
 @handle_errors
 def sql_score(
     job: Annotated[str, typer.Option(help="Job whose source and model to use.", show_default=False)],
@@ -779,7 +809,7 @@ def sql_score(
     typer.echo(score_sql(_engine(database_url), job, model_run, as_of), nl=False)
 
 
-@runs_app.command("list")
+@runs_app.command("list", cls=_HelpWithoutType)
 @handle_errors
 def runs_list(
     job: Annotated[str | None, typer.Option(help="Only runs of this job.")] = None,
@@ -802,7 +832,7 @@ def runs_list(
     runs_table(rows)
 
 
-@runs_app.command("show")
+@runs_app.command("show", cls=_HelpWithoutType)
 @handle_errors
 def runs_show(
     run_id: Annotated[int, typer.Argument(help="Run id (see 'segjob runs list').", show_default=False)],
@@ -822,7 +852,7 @@ def runs_show(
     _print_run_details(details)
 
 
-@app.command("promote")
+@app.command("promote", cls=_HelpWithoutType)
 @handle_errors
 def promote(
     run_id: Annotated[
@@ -830,7 +860,10 @@ def promote(
     ] = None,
     job: Annotated[str | None, typer.Option(help="With --previous: the job to roll back.")] = None,
     previous: Annotated[
-        bool, typer.Option("--previous", help="Make the run that was current before the current one current again.")
+        bool,
+        typer.Option(
+            "--previous", help="Make the run that was current before the current one current again.", metavar=""
+        ),
     ] = False,
     json_output: JsonFlag = False,
     database_url: DatabaseUrl = None,
@@ -862,7 +895,7 @@ def promote(
         typer.echo(f"job {done.job}: run {done.run_id} is current now (was {was})")
 
 
-@app.command("prune")
+@app.command("prune", cls=_HelpWithoutType)
 @handle_errors
 def prune(
     job: Annotated[str, typer.Option(help="Job whose older runs to delete.", show_default=False)],
@@ -906,14 +939,15 @@ def _print_run_details(details: dict[str, Any]) -> None:
     run_details(details)
 
 
-@app.command("demo")
+@app.command("demo", cls=_HelpWithoutType)
 @handle_errors
 def demo(
     database_url: DatabaseUrl = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
+    quiet: Quiet = False,
     log_format: LogFormat = "auto",
     transactions: Annotated[
-        bool, typer.Option("--transactions", help="Segment a bundled purchase-history sample instead (RFM).")
+        bool,
+        typer.Option("--transactions", help="Segment a bundled purchase-history sample instead (RFM).", metavar=""),
     ] = False,
     report_dir: Annotated[
         Path, typer.Option("--report-dir", help="Directory for the HTML report and its PNG files.")
@@ -936,7 +970,7 @@ def demo(
     typer.echo(f"\nReport: {outcome.report.html}")
 
 
-@app.command("report")
+@app.command("report", cls=_HelpWithoutType)
 @handle_errors
 def report(
     run_id: Annotated[
@@ -948,7 +982,7 @@ def report(
     sample: Annotated[
         int | None, typer.Option(help="Customers sampled for the scatter and silhouette plots (default 5000).")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress on stderr.")] = False,
+    quiet: Quiet = False,
     log_format: LogFormat = "auto",
     database_url: DatabaseUrl = None,
 ) -> None:
