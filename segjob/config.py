@@ -14,7 +14,8 @@ from typing import Any
 
 from segjob.errors import UsageError
 from segjob.model.algorithms import ALGORITHMS, DBSCAN_NAME
-from segjob.model.choose_k import CRITERIA, DEFAULT_CRITERION, DEFAULT_MIN_SEGMENT_SHARE, NEXT_PERIOD
+from segjob.model.choose_k import DEFAULT_MIN_SEGMENT_SHARE
+from segjob.model.criteria import CRITERIA, DEFAULT_CRITERION, NEXT_PERIOD
 from segjob.model.fit import DEFAULT_STABILITY_SAMPLE
 from segjob.prepare.columns import MissingPolicy, PrepareOptions, ScalerName
 

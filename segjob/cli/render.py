@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from segjob.model.criteria import CRITERIA
 from segjob.model.explain import left_out_text, plural
 from segjob.results.history import validation_summary
 
@@ -130,13 +131,7 @@ def run_details(details: dict[str, Any], console: Console | None = None) -> None
     if len(details["k_sweep"]) > 1:
         rejected_ks = {row["k"] for row in details.get("rejected_k", [])}
         sweep = Table(title="K sweep (* chosen)")
-        headers = {
-            "silhouette_gain": "silhouette gain",
-            "davies_bouldin": "Davies-Bouldin",
-            "calinski_harabasz": "Calinski-Harabasz",
-            "smallest_segment_share": "smallest share",
-            "backtest_score": "backtest score",
-        }
+        headers = {c.metric: c.label for c in CRITERIA.values()} | {"smallest_segment_share": "smallest share"}
         backtest = ("backtest_score",) if any("backtest_score" in row for row in details["k_sweep"]) else ()
         names = (
             *backtest,

@@ -47,24 +47,12 @@ import numpy as np
 from segjob.errors import DataError
 from segjob.model.algorithms import KMEANS, MINIBATCH, Clustering, Fitter, distances, knee_index
 from segjob.model.backtest import PAYING_SHARE, paying_k
+from segjob.model.criteria import CRITERIA, Criterion, Rule
+from segjob.model.criteria import DEFAULT_CRITERION as DEFAULT_CRITERION  # re-exported: fit, tests
+from segjob.model.criteria import NEXT_PERIOD as NEXT_PERIOD  # re-exported: source.purchases, tests
+from segjob.model.criteria import SILHOUETTE_GAIN as SILHOUETTE_GAIN  # re-exported: fit, tests
 from segjob.model.explain import little_structure_warning, plural
 from segjob.progress import Progress
-
-SILHOUETTE_GAIN, SILHOUETTE, MACRO_SILHOUETTE, GAP = "silhouette-gain", "silhouette", "macro-silhouette", "gap"
-ELBOW, DAVIES_BOULDIN, CALINSKI_HARABASZ, STABILITY = "elbow", "davies-bouldin", "calinski-harabasz", "stability"
-NEXT_PERIOD = "next-period"  # purchase histories: a backtest of later behaviour (segjob.model.backtest)
-CRITERIA = (
-    NEXT_PERIOD,
-    SILHOUETTE_GAIN,
-    SILHOUETTE,
-    MACRO_SILHOUETTE,
-    GAP,
-    ELBOW,
-    DAVIES_BOULDIN,
-    CALINSKI_HARABASZ,
-    STABILITY,
-)
-DEFAULT_CRITERION = SILHOUETTE_GAIN  # --transactions jobs default to NEXT_PERIOD (segjob.config)
 
 STABILITY_PAIRS = 3
 # Distances held at once by `silhouette` (8 bytes each): 2M cells are 16 MB.
@@ -410,28 +398,6 @@ def _summary(candidate: Candidate) -> str:
     return ", ".join(parts)
 
 
-# Why a criterion may name no k (then silhouette decides; for next-period, silhouette gain).
-_NO_ANSWER = {
-    NEXT_PERIOD: "no backtest of later behaviour (only --transactions jobs have one)",
-    SILHOUETTE_GAIN: "the structureless reference could not be measured",
-    GAP: "no k meets the gap statistic's rule (gap(k) >= gap(k+1) - sd(k+1))",
-    ELBOW: "the inertia curve has no elbow",
-    STABILITY: "stability could not be measured",
-    DAVIES_BOULDIN: "Davies-Bouldin could not be computed",
-    CALINSKI_HARABASZ: "Calinski-Harabasz could not be computed",
-    MACRO_SILHOUETTE: "silhouette could not be computed",
-    SILHOUETTE: "silhouette could not be computed",
-}
-# Criteria that rank candidates by one stored metric: (metric, +1 when higher is better).
-_RANKED_BY = {
-    SILHOUETTE_GAIN: ("silhouette_gain", 1.0),
-    SILHOUETTE: ("silhouette", 1.0),
-    MACRO_SILHOUETTE: ("macro_silhouette", 1.0),
-    DAVIES_BOULDIN: ("davies_bouldin", -1.0),
-    CALINSKI_HARABASZ: ("calinski_harabasz", 1.0),
-}
-
-
 def choose(
     candidates: list[Candidate],
     criterion: str,
@@ -444,6 +410,7 @@ def choose(
 
     `backtest_period` describes the backtest whose `backtest_score` metrics the candidates carry;
     `no_backtest` says why there is none (the next-period rule then falls back to silhouette gain).
+    A criterion that names no k hands over to its fallback (segjob.model.criteria).
     Raises DataError when every candidate was rejected, or when no criterion can decide.
     """
     ks = f"k={candidates[0].k}..{candidates[-1].k}"
@@ -456,43 +423,40 @@ def choose(
             f" {min_segment_share:.1%} of customers or an empty segment (smallest segment share: {smallest});"
             " lower --min-segment-share or --k-min"
         )
-    chosen_by = {name: _choose_by(name, accepted) for name in CRITERIA}
-    used = criterion
-    if chosen_by[used] is None:
-        used = SILHOUETTE_GAIN if used == NEXT_PERIOD and chosen_by[SILHOUETTE_GAIN] is not None else SILHOUETTE
-    k = chosen_by[used]
+    chosen_by = {name: _choose_by(each, accepted) for name, each in CRITERIA.items()}
+    used = CRITERIA[criterion]
+    while chosen_by[used.name] is None and used.fallback is not None:
+        used = CRITERIA[used.fallback]
+    k = chosen_by[used.name]
     if k is None:
         raise DataError(
             f"silhouette could not be computed for any k in {ks}; set --k or raise the silhouette sample size"
         )
     candidate = next(c for c in accepted if c.k == k)
+    scores = _scores(used, accepted)
     reason = f"k={k}: {_why(used, candidate)} over {ks}{lowered_note}"
-    if used == NEXT_PERIOD:
-        reason += _backtest_reason(k, accepted, backtest_period)
-    if used != criterion:
-        reason += f" ({criterion} had no answer: {no_backtest or _NO_ANSWER[criterion]})"
+    if used.rule is Rule.FEWEST_PAYING:
+        listed = ", ".join(f"{c_k} {value:.3f}" for c_k, value in scores.items())
+        reason += f"; backtest {backtest_period}: score by k {listed}"
+    if used.name != criterion:
+        reason += f" ({criterion} had no answer: {no_backtest or CRITERIA[criterion].no_answer})"
     runner_up = margin = None
-    ranking = _ranking(used, accepted)
-    if used == NEXT_PERIOD:
-        others = [(c_k, value) for c_k, value in _backtest_scores(accepted).items() if c_k != k]
+    measure = used.metric.replace("_", " ")
+    if used.rule is Rule.FEWEST_PAYING:
+        others = [(c_k, value) for c_k, value in scores.items() if c_k != k]
         if others:
             runner_up, second = max(others, key=lambda item: (item[1], -item[0]))
-            margin = abs(second - (candidate.value("backtest_score") or 0.0))
-            ahead = (
-                "ahead: more segments that add little"
-                if second > (candidate.value("backtest_score") or 0.0)
-                else "behind"
-            )
-            reason += f"; runner-up k={runner_up} (backtest score {second:.3f}, {margin:.3f} {ahead})"
-    elif len(ranking) > 1:
-        (_, best), (runner_up, second) = ranking[0], ranking[1]
+            own = candidate.value(used.metric) or 0.0
+            margin = abs(second - own)
+            ahead = "ahead: more segments that add little" if second > own else "behind"
+            reason += f"; runner-up k={runner_up} ({measure} {second:.3f}, {margin:.3f} {ahead})"
+    elif used.rule is Rule.BEST and len(scores) > 1:
+        (_, best), (runner_up, second) = _ranking(used, scores)[:2]
         margin = abs(best - second)
-        reason += (
-            f"; runner-up k={runner_up} ({_RANKED_BY[used][0].replace('_', ' ')} {second:.3f}, {margin:.3f} behind"
-        )
+        reason += f"; runner-up k={runner_up} ({measure} {second:.3f}, {margin:.3f} behind"
         reason += ": a close call)" if margin < CLOSE_CALL else ")"
     unstable = [c.k for c in _unstable(accepted)]
-    if used in (SILHOUETTE_GAIN, NEXT_PERIOD) and unstable and len(unstable) < len(accepted):
+    if used.stable_only and unstable and len(unstable) < len(accepted):
         reason += f"; set aside as unstable (stability below {STABILITY_FLOOR}): k={', '.join(map(str, unstable))}"
     if rejected:
         reason += f"; rejected k={', '.join(str(r.k) for r in rejected)}"
@@ -509,85 +473,51 @@ def choose(
         assert margin is not None  # set together with runner_up
         metrics += [Metric("runner_up_k", float(runner_up), None), Metric("runner_up_margin", float(margin), None)]
     warning = little_structure_warning(k, {m.name: m.value for m in candidate.metrics})
-    return Choice(candidate, used, chosen_by, rejected, reason, runner_up, warning, metrics)
+    return Choice(candidate, used.name, chosen_by, rejected, reason, runner_up, warning, metrics)
 
 
-def _why(criterion: str, candidate: Candidate) -> str:
-    if criterion == NEXT_PERIOD:
-        return (
-            f"the fewest segments that reach {PAYING_SHARE:.0%} of the gain in separating later behaviour"
-            f" (backtest score {candidate.value('backtest_score'):.3f}: share of the variance of log next-period"
-            f" spend explained; raw spend {candidate.value('backtest_spend_explained'):.3f}, purchase-rate spread"
-            f" {candidate.value('backtest_rate_spread'):.1%})"
-        )
-    if criterion == SILHOUETTE_GAIN:
-        return (
-            f"largest silhouette gain over structureless data ({candidate.value('silhouette_gain'):.3f}:"
-            f" silhouette {candidate.value('silhouette'):.3f}, one blob {candidate.value('null_silhouette'):.3f})"
-        )
-    if criterion == SILHOUETTE:
-        return f"best silhouette ({candidate.value('silhouette'):.3f})"
-    if criterion == MACRO_SILHOUETTE:
-        return f"best silhouette averaged over segments ({candidate.value('macro_silhouette'):.3f})"
-    if criterion == GAP:
-        return f"gap statistic ({candidate.value('gap'):.3f}: first k not beaten by the next beyond its noise)"
-    if criterion == ELBOW:
-        return "elbow of the inertia curve (Kneedle)"
-    if criterion == DAVIES_BOULDIN:
-        return f"lowest Davies-Bouldin ({candidate.value('davies_bouldin'):.3f})"
-    if criterion == CALINSKI_HARABASZ:
-        return f"highest Calinski-Harabasz ({candidate.value('calinski_harabasz'):.1f})"
-    return f"most detailed stable segmentation (stability {candidate.value('stability'):.3f})"
-
-
-def _backtest_reason(k: int, accepted: list[Candidate], period: str) -> str:
-    """The backtest period and its curve: "; backtest as of ...: score by k 2 0.151, 3 0.202, ..."."""
-    scores = _backtest_scores(accepted)
-    listed = ", ".join(f"{c_k} {value:.3f}" for c_k, value in scores.items())
-    return f"; backtest {period}: score by k {listed}"
-
-
-def _backtest_scores(accepted: list[Candidate]) -> dict[int, float]:
-    """k -> backtest score of the stable candidates (all of them when none is stable)."""
-    unstable = _unstable(accepted)
-    stable = [c for c in accepted if c not in unstable] or accepted
-    return {c.k: value for c in stable if (value := c.value("backtest_score")) is not None and np.isfinite(value)}
+def _why(criterion: Criterion, candidate: Candidate) -> str:
+    measured = {m.name: m.value for m in reversed(candidate.metrics)}  # the first of each name, as Candidate.value
+    return criterion.explain({**measured, "paying_share": PAYING_SHARE})
 
 
 def _unstable(accepted: list[Candidate]) -> list[Candidate]:
     return [c for c in accepted if (s := c.value("stability")) is not None and s < STABILITY_FLOOR]
 
 
-def _ranking(criterion: str, accepted: list[Candidate]) -> list[tuple[int, float]]:
-    """(k, value) best first for a criterion that ranks by one metric; [] for the others. On a
-    tie the smaller k comes first. The default rule ranks the stable candidates only (all of them
-    when none is stable)."""
-    if criterion not in _RANKED_BY:
-        return []
-    if criterion == SILHOUETTE_GAIN:
+def _scores(criterion: Criterion, accepted: list[Candidate]) -> dict[int, float]:
+    """k -> the finite values of the criterion's metric, ascending k; for a criterion that
+    considers stable candidates only, of those (all of them when none is stable)."""
+    if criterion.stable_only:
         unstable = _unstable(accepted)
         accepted = [c for c in accepted if c not in unstable] or accepted
-    metric, sign = _RANKED_BY[criterion]
-    scored = [(c.k, value) for c in accepted if (value := c.value(metric)) is not None and np.isfinite(value)]
-    return sorted(scored, key=lambda item: (-sign * item[1], item[0]))
+    return {c.k: value for c in accepted if (value := c.value(criterion.metric)) is not None and np.isfinite(value)}
 
 
-def _choose_by(criterion: str, accepted: list[Candidate]) -> int | None:
+def _ranking(criterion: Criterion, scores: dict[int, float]) -> list[tuple[int, float]]:
+    """(k, value) best first; on a tie the smaller k comes first."""
+    sign = 1.0 if criterion.higher_is_better else -1.0
+    return sorted(scores.items(), key=lambda item: (-sign * item[1], item[0]))
+
+
+def _choose_by(criterion: Criterion, accepted: list[Candidate]) -> int | None:
     """The k `criterion` would choose among `accepted` (ascending k), or None."""
-    if criterion == ELBOW:
-        return _elbow(accepted)
-    if criterion == GAP:
-        return _gap(accepted)
-    if criterion == NEXT_PERIOD:
-        return paying_k(_backtest_scores(accepted))
-    if criterion == STABILITY:
-        scored = [(c.k, value) for c in accepted if (value := c.value("stability")) is not None and np.isfinite(value)]
-        if not scored:
-            return None
-        best = max(value for _, value in scored)
-        return max(k for k, value in scored if value >= best - STABILITY_TOLERANCE)
-    ranking = _ranking(criterion, accepted)
-    return ranking[0][0] if ranking else None
+    match criterion.rule:
+        case Rule.KNEE:
+            return _elbow(accepted)
+        case Rule.GAP:
+            return _gap(accepted)
+        case Rule.FEWEST_PAYING:
+            return paying_k(_scores(criterion, accepted))
+        case Rule.MOST_DETAILED_NEAR_BEST:
+            scores = _scores(criterion, accepted)
+            if not scores:
+                return None
+            best = max(scores.values())
+            return max(k for k, value in scores.items() if value >= best - STABILITY_TOLERANCE)
+        case Rule.BEST:
+            ranking = _ranking(criterion, _scores(criterion, accepted))
+            return ranking[0][0] if ranking else None
 
 
 def _gap(accepted: list[Candidate]) -> int | None:

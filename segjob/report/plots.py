@@ -17,6 +17,7 @@ from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from segjob.model.criteria import CRITERIA
 from segjob.model.explain import plural
 from segjob.model.profile import NOISE_SEGMENT_ID
 from segjob.report.customers import CustomerSample
@@ -157,32 +158,21 @@ def _mark_rejected(ax, ks: list[int], values: list[float], rejected: set[int]) -
         )
 
 
-# (metric name, title, which way is better); the backtest only for purchase histories
-CRITERIA = [
-    ("backtest_score", "Backtest: later spend explained (next-period rule)", "fewest k with most of the gain"),
-    ("silhouette_gain", "Silhouette gain over one blob (default rule of tables)", "higher is better"),
-    ("silhouette", "Silhouette", "higher is better"),
-    ("davies_bouldin", "Davies-Bouldin", "lower is better"),
-    ("calinski_harabasz", "Calinski-Harabasz", "higher is better"),
-    ("stability", "Stability (mean ARI of refits)", "higher is better"),
-]
-
-
 def criteria(sweep: list[dict], chosen_k: int, chosen_by: dict[str, int], rejected: set[int]) -> bytes:
     """One panel per quality criterion against k, with the chosen k and each criterion's own pick."""
-    panels = [c for c in CRITERIA if any(row.get(c[0]) is not None for row in sweep)]
+    panels = [c for c in CRITERIA.values() if c.title and any(row.get(c.metric) is not None for row in sweep)]
     columns = len(panels) if len(panels) <= 2 else 2 if len(panels) == 4 else 3
     rows = -(-len(panels) // columns)
     figure = Figure(figsize=(4.6 * columns, 3.6 * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
-    for ax, (name, title, better) in zip(axes, panels):
-        ks = [row["k"] for row in sweep if row.get(name) is not None]
-        values = [row[name] for row in sweep if row.get(name) is not None]
+    for ax, criterion in zip(axes, panels):
+        ks = [row["k"] for row in sweep if row.get(criterion.metric) is not None]
+        values = [row[criterion.metric] for row in sweep if row.get(criterion.metric) is not None]
         ax.plot(ks, values, color=LINE_COLOR, marker="o", zorder=2)
         _mark_rejected(ax, ks, values, rejected)
-        pick = chosen_by.get("next-period" if name == "backtest_score" else name.replace("_", "-"))
+        pick = chosen_by.get(criterion.name)
         if pick is not None and pick in ks and pick != chosen_k:
             ax.scatter(
                 [pick],
@@ -199,7 +189,7 @@ def criteria(sweep: list[dict], chosen_k: int, chosen_by: dict[str, int], reject
             ax.scatter([chosen_k], [values[ks.index(chosen_k)]], s=90, color=CHOSEN_COLOR, marker="*", zorder=4)
         ax.set_xticks(ks)
         ax.set_xlabel("k")
-        ax.set_title(f"{title}\n({better})", fontsize=10)
+        ax.set_title(f"{criterion.title}\n({criterion.direction})", fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(frameon=False, fontsize=8)
     return _png(figure)

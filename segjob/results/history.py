@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from segjob.errors import UsageError
+from segjob.model.criteria import CRITERIA
 from segjob.model.explain import little_structure_warning, small_segments_warning
 from segjob.store import db, schema
 
@@ -55,19 +56,7 @@ run_summary_view = sa.Table(
 )
 
 CHOSEN_BY_PREFIX = "chosen_k_by_"
-# The K-sweep metric each criterion for k reads (segjob.model.choose_k.CRITERIA, which this module
-# does not import: it needs numpy, and `runs list` starts without it; a test keeps the two equal).
-CRITERION_METRICS = {
-    "next-period": "backtest_score",
-    "silhouette-gain": "silhouette_gain",
-    "silhouette": "silhouette",
-    "macro-silhouette": "macro_silhouette",
-    "gap": "gap",
-    "elbow": "inertia",
-    "davies-bouldin": "davies_bouldin",
-    "calinski-harabasz": "calinski_harabasz",
-    "stability": "stability",
-}
+CRITERION_METRICS = {name: criterion.metric for name, criterion in CRITERIA.items()}
 
 
 def _plain(row: sa.Row) -> dict[str, Any]:
