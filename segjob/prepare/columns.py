@@ -5,6 +5,7 @@ No database here: takes a DataFrame, returns arrays.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypedDict
 
@@ -13,10 +14,18 @@ import pandas as pd
 
 from segjob.arrow_text import surely_not_blank, text_buffers
 from segjob.errors import DataError, UsageError, did_you_mean
+from segjob.prepare.steps import (
+    Clip,
+    Impute,
+    Log1p,
+    MissingPolicy,
+    OneHot,
+    Scale,
+    ScalerName,
+    Step,
+    column_stats,
+)
 from segjob.prepare.transform import LOG1P, inverse_log1p, transform_numeric
-
-MissingPolicy = Literal["drop", "median", "mean"]
-ScalerName = Literal["standard", "robust", "minmax", "none"]
 
 # A categorical column with more levels than this is refused: one-hot encoding would add that many
 # model columns, and such a column is usually an id or free text rather than a category.
@@ -132,18 +141,11 @@ def prepare(frame: pd.DataFrame, id_column: str, options: PrepareOptions) -> Pre
             )
     missing_counts = (~finite).sum(axis=0)
 
-    if options.missing == "drop":
-        keep: np.ndarray = np.all(finite, axis=1)  # np.all, not finite.all: its stub types this as an array
-        non_finite_row = np.isinf(values).any(axis=1)
-        dropped[NON_FINITE_VALUE] = int(non_finite_row.sum())
-        dropped[MISSING_VALUE] = int((~keep & ~non_finite_row).sum())
-        impute_values: list[float | None] = [None] * len(options.features)
-    else:
-        fill = _impute_values(values, finite, options.missing)
-        values = np.where(finite, values, fill)
-        keep = np.ones(len(values), dtype=bool)
-        impute_values = [float(v) for v in fill]
-
+    impute = Impute.fit(values, finite, options.missing)
+    kept, non_finite_row = _clean(values, impute)
+    keep = np.ones(len(values), dtype=bool) if kept is None else kept
+    dropped[NON_FINITE_VALUE] = int(non_finite_row.sum())
+    dropped[MISSING_VALUE] = int((~keep & ~non_finite_row).sum())
     dropped = {reason: count for reason, count in dropped.items() if count > 0}
     if not keep.any():
         raise DataError(_no_rows_message(rows_read, dropped, options.missing, id_column))
@@ -155,8 +157,16 @@ def prepare(frame: pd.DataFrame, id_column: str, options: PrepareOptions) -> Pre
     numeric = transform_numeric(
         values[keep], options.features, options.log1p, options.auto_log1p, options.clip_z, options.fence
     )
-    model_input = np.column_stack([numeric.values, one_hot])
-    X, center, scale, stats = _scale(model_input, original, n_numeric, options.scaler, names)
+    transforms: list[list[Step]] = [[] for _ in range(n_numeric)]
+    if numeric.clip_low is not None and numeric.clip_high is not None:
+        for j, (low, high) in enumerate(zip(numeric.clip_low, numeric.clip_high)):
+            transforms[j].append(Clip(float(low), float(high)))
+    for transformed in np.flatnonzero(numeric.log1p):
+        transforms[transformed].append(Log1p())
+    model_input = original.copy()  # row-major like `original`: the scaler's column means add up rows in order
+    for j, steps in enumerate(transforms):
+        _walk(steps, model_input[:, j], out=model_input[:, j])
+    X, scalers, stats = _scale(model_input, original, n_numeric, options.scaler, names)
 
     features = [
         FeatureParams(
@@ -164,10 +174,10 @@ def prepare(frame: pd.DataFrame, id_column: str, options: PrepareOptions) -> Pre
             kind="numeric",
             source_column=name,
             level=None,
-            impute_value=impute_values[j],
+            impute_value=impute[j].value,
             missing_count=int(missing_counts[j]),
-            center=float(center[j]),
-            scale=float(scale[j]),
+            center=scalers[j].center,
+            scale=scalers[j].scale,
             **stats[j],
             transform=LOG1P if numeric.log1p[j] else None,
             skewness=float(numeric.skewness[j]),
@@ -185,8 +195,8 @@ def prepare(frame: pd.DataFrame, id_column: str, options: PrepareOptions) -> Pre
             level=level,
             impute_value=None,
             missing_count=categorical_missing[column],
-            center=0.0,
-            scale=1.0,
+            center=scalers[j].center,
+            scale=scalers[j].scale,
             **stats[j],
         )
         for j, (column, level) in enumerate(levels, start=n_numeric)
@@ -230,42 +240,30 @@ def apply_params(
     _check_key_length(keys, id_column)
 
     # Column-major arrays: every step below works on whole columns, and so do the distances.
-    numeric = [f for f in features if f.kind == "numeric"]
+    pipelines = [pipeline(feature) for feature in features]
+    numeric = [j for j, feature in enumerate(features) if feature.kind == "numeric"]
     values = np.empty((len(numeric), len(frame))).T
-    for j, feature in enumerate(numeric):
-        values[:, j] = _parse_numeric(frame[feature.source_column], feature.source_column)
-    keep = None  # every row
-    finite = np.isfinite(values)
-    if not finite.all():
-        impute = np.array([np.nan if f.impute_value is None else f.impute_value for f in numeric])
-        droppable = ~finite & np.isnan(impute)
-        keep = ~droppable.any(axis=1)
-        non_finite_row = (np.isinf(values) & droppable).any(axis=1)
+    for j, i in enumerate(numeric):
+        values[:, j] = _parse_numeric(frame[features[i].source_column], features[i].source_column)
+    keep, non_finite_row = _clean(values, [step for i in numeric for step in pipelines[i] if step.cleans])
+    if keep is not None:
         dropped[NON_FINITE_VALUE] = int(non_finite_row.sum())
         dropped[MISSING_VALUE] = int((~keep & ~non_finite_row).sum())
-        values = np.asfortranarray(np.where(finite, values, impute)[keep])
+        values = np.asfortranarray(values[keep])
         keys = keys[keep]
 
-    numeric_index = {feature.name: j for j, feature in enumerate(numeric)}
-    levels = {}
+    inputs = {i: values[:, j] for j, i in enumerate(numeric)}
+    levels: dict[str, np.ndarray] = {}
     original = np.empty((len(features), len(values))).T
     X = np.empty_like(original)
-    for i, feature in enumerate(features):
-        if feature.kind == "numeric":
-            raw = model_input = values[:, numeric_index[feature.name]]
-            if feature.clip_low is not None:
-                model_input = np.clip(model_input, feature.clip_low, feature.clip_high)
-            if feature.transform == LOG1P:
-                model_input = np.log1p(model_input)
-        else:
-            if feature.source_column not in levels:
-                text = as_text(frame[feature.source_column])
-                text = text.where(~is_blank(text), MISSING_LEVEL)
-                levels[feature.source_column] = (text if keep is None else text[keep]).to_numpy()
-            raw = model_input = (levels[feature.source_column] == feature.level).astype(np.float64)
-        original[:, i] = raw
-        np.subtract(model_input, feature.center, out=X[:, i])
-        X[:, i] /= feature.scale
+    for i, (feature, steps) in enumerate(zip(features, pipelines)):
+        if feature.kind == "categorical" and feature.source_column not in levels:
+            text = as_text(frame[feature.source_column])
+            text = text.where(~is_blank(text), MISSING_LEVEL)
+            levels[feature.source_column] = (text if keep is None else text[keep]).to_numpy()
+        column = inputs[i] if feature.kind == "numeric" else levels[feature.source_column]
+        original[:, i] = _walk([step for step in steps if not (step.cleans or step.transforms)], column)
+        _walk([step for step in steps if step.transforms], original[:, i], out=X[:, i])
     return PreparedData(
         keys=keys.array,
         X=X,
@@ -274,6 +272,48 @@ def apply_params(
         rows_read=rows_read,
         dropped={reason: count for reason, count in dropped.items() if count > 0},
     )
+
+
+def pipeline(feature: FeatureParams) -> list[Step]:
+    """The steps that build `feature`'s model column from its source column, in order, as stored."""
+    if feature.kind == "categorical":
+        assert feature.level is not None  # a one-hot column always encodes a level
+        return [OneHot(feature.level), Scale(feature.center, feature.scale)]
+    steps: list[Step] = [Impute(feature.impute_value)]
+    if feature.clip_low is not None:
+        assert feature.clip_high is not None  # the bounds are set together
+        steps.append(Clip(feature.clip_low, feature.clip_high))
+    if feature.transform == LOG1P:
+        steps.append(Log1p())
+    steps.append(Scale(feature.center, feature.scale))
+    return steps
+
+
+def _clean(values: np.ndarray, steps: Sequence[Step]) -> tuple[np.ndarray | None, np.ndarray]:
+    """Apply each column's cleaning step to `values` (rows x columns, in place).
+
+    Returns the rows to keep (None: every row) and the dropped rows with an infinite value in a
+    column whose step dropped it (the others were dropped for a missing value).
+    """
+    keep = None
+    non_finite_row = np.zeros(len(values), dtype=bool)
+    for j, step in enumerate(steps):
+        column = values[:, j]
+        kept = step.keeps(column)
+        if kept is not None and not kept.all():
+            keep = kept if keep is None else keep & kept
+            non_finite_row |= np.isinf(column) & ~kept
+        step.apply(column, out=column)
+    return keep, non_finite_row
+
+
+def _walk(steps: list[Step], column: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """`column` through `steps`, in `out` when given (no temporary column per step)."""
+    for step in steps:
+        column = step.apply(column, out=out)
+    if out is not None and column is not out:
+        out[...] = column
+    return column
 
 
 def _check_columns(frame: pd.DataFrame, id_column: str, options: PrepareOptions) -> None:
@@ -397,13 +437,6 @@ def _parse_numeric(column: pd.Series, name: str) -> np.ndarray:
     return numbers
 
 
-def _impute_values(values: np.ndarray, finite: np.ndarray, policy: MissingPolicy) -> np.ndarray:
-    """Per column, the median or mean of its finite values."""
-    known = np.where(finite, values, np.nan)
-    with np.errstate(over="ignore"):  # an overflowing mean is reported by _scale
-        return np.nanmedian(known, axis=0) if policy == "median" else np.nanmean(known, axis=0)
-
-
 def _no_rows_message(rows_read: int, dropped: dict[str, int], policy: MissingPolicy, id_column: str) -> str:
     if rows_read == 0:
         return "no usable rows: the input has no rows"
@@ -438,7 +471,7 @@ def _one_hot(
         blank = is_blank(text)
         missing_counts[column] = int(blank.sum())
         text = text.where(~blank, MISSING_LEVEL)[keep]
-        column_levels = sorted(text.unique())
+        column_levels = [step.level for step in OneHot.fit(text.unique())]
         if len(column_levels) > MAX_CATEGORICAL_LEVELS:
             raise DataError(
                 f'column "{column}" has {len(column_levels)} distinct values, more than the'
@@ -463,34 +496,26 @@ class _Stats(TypedDict):
 
 def _scale(
     model_input: np.ndarray, original: np.ndarray, n_numeric: int, scaler: ScalerName, names: list[str]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[_Stats]]:
-    """Scale the numeric columns (the first `n_numeric`); one-hot columns keep center 0, scale 1.
+) -> tuple[np.ndarray, list[Scale], list[_Stats]]:
+    """Fit and apply the Scale steps (see Scale.fit); one-hot columns keep center 0, scale 1.
 
     The scaler is fitted on `model_input` (after clipping and log1p); the population statistics
-    returned are those of `original`. Returns X, center, scale and each column's population
+    returned are those of `original`. Returns X, the steps and each column's population
     mean/std/min/max in original units.
     """
-    n_columns = model_input.shape[1]
-    center = np.zeros(n_columns)
-    scale = np.ones(n_columns)
-    numeric = model_input[:, :n_numeric]
+    X = np.empty_like(model_input)
     with np.errstate(over="ignore", invalid="ignore"):
-        low, high, mean, std = _population_stats(original)
-        model_low, model_high, model_mean, model_std = _population_stats(model_input)
-        if scaler == "standard":
-            center[:n_numeric], scale[:n_numeric] = model_mean[:n_numeric], model_std[:n_numeric]
-        elif scaler == "robust":
-            q25, median, q75 = np.percentile(numeric, [25, 50, 75], axis=0)
-            center[:n_numeric], scale[:n_numeric] = median, q75 - q25
-        elif scaler == "minmax":
-            center[:n_numeric], scale[:n_numeric] = model_low[:n_numeric], (model_high - model_low)[:n_numeric]
-        # No spread (a constant column, or a robust IQR of 0): scale 1 keeps the values finite,
-        # and a constant column becomes zeros, which K-Means ignores.
-        scale[scale == 0] = 1.0
-        X = (model_input - center) / scale
+        low, high, mean, std = column_stats(original)
+        scalers = Scale.fit(model_input, n_numeric, scaler)
+        for j, step in enumerate(scalers):
+            step.apply(model_input[:, j], out=X[:, j])
 
     usable = (
-        np.isfinite(mean) & np.isfinite(std) & np.isfinite(center) & np.isfinite(scale) & np.isfinite(X).all(axis=0)
+        np.isfinite(mean)
+        & np.isfinite(std)
+        & np.isfinite([step.center for step in scalers])
+        & np.isfinite([step.scale for step in scalers])
+        & np.isfinite(X).all(axis=0)
     )
     if not usable.all():
         j = int(np.argmin(usable))
@@ -501,20 +526,9 @@ def _scale(
         )
     stats: list[_Stats] = [
         {"mean": float(mean[j]), "std": float(std[j]), "min": float(low[j]), "max": float(high[j])}
-        for j in range(n_columns)
+        for j in range(len(scalers))
     ]
-    return X, center, scale, stats
-
-
-def _population_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per column min, max, mean and std."""
-    low, high = values.min(axis=0), values.max(axis=0)
-    constant = low == high
-    # Set a constant column's statistics exactly: rounding in the mean of, say, 0.1 repeated
-    # leaves a spread of ~1e-17 that would blow up into a +/-1 column and false z-scores.
-    mean = np.where(constant, low, values.mean(axis=0))
-    std = np.where(constant, 0.0, values.std(axis=0))
-    return low, high, mean, std
+    return X, scalers, stats
 
 
 def to_original_units(features: list[FeatureParams], scaled: np.ndarray) -> np.ndarray:

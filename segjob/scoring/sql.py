@@ -32,19 +32,20 @@ from segjob.config import as_date
 from segjob.errors import UsageError
 from segjob.model.algorithms import DBSCAN_NAME
 from segjob.model.profile import NOISE_SEGMENT_ID
-from segjob.prepare.columns import MISSING_LEVEL, FeatureParams
+from segjob.prepare.columns import MISSING_LEVEL, FeatureParams, pipeline
 from segjob.results.stored import StoredModel, load_model
 from segjob.scoring.score import resolve_model_run
 from segjob.source.purchases import transaction_source
 from segjob.source.tables import describe_source
 from segjob.store import db
+from segjob.store.dialect import dialect_of
 
 
 def score_sql(engine: sa.Engine, job: str, model_run_id: int | None = None, as_of: str | None = None) -> str:
     """The SELECT that assigns every row of `job`'s source to the nearest centroid of its model
     (default: the current run's model). A purchase-history job's features are as of
     `as_of` (default: the day after the latest transaction). UsageError (exit 2) on SQLite."""
-    if not db.is_postgres(engine):
+    if not dialect_of(engine).postgres:
         raise UsageError(
             "segjob sql score writes PostgreSQL SQL and this database is SQLite;"
             " use 'segjob score' to score customers here"
@@ -73,7 +74,9 @@ def _source(engine: sa.Engine, model: StoredModel, as_of: str | None) -> tuple[s
     return source.from_clause, {name for name, column in source.columns.items() if column.numeric}
 
 
-class _Writer:
+class PostgresSql:
+    """Identifiers and literals for PostgreSQL; the `SqlDialect` the preparation steps write with."""
+
     def __init__(self) -> None:
         from sqlalchemy.dialects import postgresql
 
@@ -93,21 +96,73 @@ class _Writer:
     def number(value: float) -> str:
         return f"CAST({float(value)!r} AS DOUBLE PRECISION)"
 
+    @staticmethod
+    def is_usable(expr: str) -> str:
+        return f"({expr} IS NOT NULL AND {expr} NOT IN ('Infinity', '-Infinity', 'NaN'))"
 
-def render(model: StoredModel, from_clause: str, numeric_columns: Container[str] = frozenset()) -> str:
-    """The scoring SELECT for `model` over the rows of `from_clause` (see the module docstring).
+    @staticmethod
+    def least(*exprs: str) -> str:
+        return f"LEAST({', '.join(exprs)})"
+
+    @staticmethod
+    def greatest(*exprs: str) -> str:
+        return f"GREATEST({', '.join(exprs)})"
+
+
+class SqliteSql:
+    """The same for SQLite (3.35 or later, for LN and SQRT): it has no NaN (a NaN is stored as
+    NULL), writes infinity as 9e999, and its multi-argument MIN and MAX are LEAST and GREATEST."""
+
+    def __init__(self) -> None:
+        from sqlalchemy.dialects import sqlite
+
+        self.preparer = sqlite.dialect().identifier_preparer
+
+    def name(self, identifier: str) -> str:
+        return self.preparer.quote(identifier)
+
+    @staticmethod
+    def text(value: str) -> str:
+        return "'" + value.replace("'", "''") + "'"
+
+    number = PostgresSql.number
+
+    @staticmethod
+    def is_usable(expr: str) -> str:
+        return f"({expr} IS NOT NULL AND {expr} NOT IN (9e999, -9e999))"
+
+    @staticmethod
+    def least(*exprs: str) -> str:
+        return f"MIN({', '.join(exprs)})"
+
+    @staticmethod
+    def greatest(*exprs: str) -> str:
+        return f"MAX({', '.join(exprs)})"
+
+
+def render(
+    model: StoredModel,
+    from_clause: str,
+    numeric_columns: Container[str] = frozenset(),
+    dialect: PostgresSql | SqliteSql | None = None,
+) -> str:
+    """The scoring SELECT for `model` over the rows of `from_clause` (see the module docstring),
+    in PostgreSQL's SQL unless another `dialect` is given.
 
     A column in `numeric_columns` is cast to DOUBLE PRECISION as is; any other is read as text,
-    blank meaning missing, as `segjob score` parses it."""
-    w = _Writer()
+    blank meaning missing, as `segjob score` parses it. Each model column is its stored pipeline
+    of preparation steps (prepare.columns.pipeline), each step writing its own SQL: the cleaning
+    steps (impute, or drop the row) in segjob_clean, the others in segjob_scaled."""
+    w = dialect or PostgresSql()
     spec = model.spec
-    numeric = [f for f in model.features if f.kind == "numeric"]
+    pipelines = [pipeline(feature) for feature in model.features]
+    numeric = [i for i, feature in enumerate(model.features) if feature.kind == "numeric"]
     categorical = list(dict.fromkeys(f.source_column for f in model.features if f.kind == "categorical"))
 
     inputs = [f"CAST({w.name(spec.id)} AS TEXT) AS customer_key"]
-    for j, feature in enumerate(numeric):
-        column = w.name(feature.source_column)
-        if feature.source_column in numeric_columns:
+    for j, i in enumerate(numeric):
+        column = w.name(model.features[i].source_column)
+        if model.features[i].source_column in numeric_columns:
             raw = f"CAST({column} AS DOUBLE PRECISION)"
         else:
             raw = f"CAST(NULLIF(TRIM(CAST({column} AS TEXT)), '') AS DOUBLE PRECISION)"
@@ -117,36 +172,33 @@ def render(model: StoredModel, from_clause: str, numeric_columns: Container[str]
 
     conditions = ["customer_key IS NOT NULL", "TRIM(customer_key) <> ''"]
     cleaned = ["customer_key"]
-    for j, feature in enumerate(numeric):
-        usable = f"(n{j} IS NOT NULL AND n{j} NOT IN ('Infinity', '-Infinity', 'NaN'))"
-        if feature.impute_value is None:
-            conditions.append(usable)
-            cleaned.append(f"n{j}")
-        else:
-            cleaned.append(f"CASE WHEN {usable} THEN n{j} ELSE {w.number(feature.impute_value)} END AS n{j}")
+    for j, i in enumerate(numeric):
+        value = f"n{j}"
+        for step in pipelines[i]:
+            if step.cleans:
+                keeps = step.sql_keeps(value, w)
+                conditions += [keeps] if keeps is not None else []
+                value = step.sql(value, w)
+        cleaned.append(value if value == f"n{j}" else f"{value} AS n{j}")
     for j, column in enumerate(categorical):
+        # `segjob score` refuses a level the model never saw; here such rows are left out.
         levels = [_level(f) for f in model.features if f.kind == "categorical" and f.source_column == column]
         conditions.append(f"c{j} IN ({', '.join(w.text(level) for level in levels)})")
         cleaned.append(f"c{j}")
 
     scaled = ["customer_key"]
-    numeric_index = {feature.name: j for j, feature in enumerate(numeric)}
-    categorical_index = {column: j for j, column in enumerate(categorical)}
-    for position, feature in enumerate(model.features):
-        if feature.kind == "numeric":
-            value = f"n{numeric_index[feature.name]}"
-            if feature.clip_low is not None:
-                assert feature.clip_high is not None  # the bounds are set together
-                value = f"LEAST(GREATEST({value}, {w.number(feature.clip_low)}), {w.number(feature.clip_high)})"
-            if feature.transform == "log1p":
-                value = f"LN(1 + {value})"
-        else:
-            column = f"c{categorical_index[feature.source_column]}"
-            value = f"CASE WHEN {column} = {w.text(_level(feature))} THEN 1.0 ELSE 0.0 END"
-        scaled.append(
-            f"({value} - {w.number(feature.center)}) / {w.number(feature.scale)} AS x{position}"
-            f"  -- {_comment(feature.name)}"
-        )
+    inputs_of = {i: f"n{j}" for j, i in enumerate(numeric)}
+    inputs_of |= {
+        i: f"c{categorical.index(feature.source_column)}"
+        for i, feature in enumerate(model.features)
+        if feature.kind == "categorical"
+    }
+    for i, feature in enumerate(model.features):
+        value = inputs_of[i]
+        for step in pipelines[i]:
+            if not step.cleans:
+                value = step.sql(value, w)
+        scaled.append(f"{value} AS x{i}  -- {_comment(feature.name)}")
 
     segments = [
         (int(segment_id), centroid)
@@ -157,7 +209,7 @@ def render(model: StoredModel, from_clause: str, numeric_columns: Container[str]
     for segment_id, centroid in segments:
         terms = " + ".join(f"(x{p} - {w.number(c)}) * (x{p} - {w.number(c)})" for p, c in enumerate(centroid))
         squared.append(f"{terms} AS d{segment_id}")
-    nearest = "LEAST(" + ", ".join(f"d{s}" for s, _ in segments) + ")" if len(segments) > 1 else f"d{segments[0][0]}"
+    nearest = w.least(*(f"d{s}" for s, _ in segments)) if len(segments) > 1 else f"d{segments[0][0]}"
     choose = "CASE " + " ".join(f"WHEN d{s} = {nearest} THEN {s}" for s, _ in segments) + " END"
     labels = "CASE segment_id " + " ".join(f"WHEN {s} THEN {w.text(model.labels[s])}" for s, _ in segments) + " END"
 
