@@ -38,14 +38,13 @@ from segjob.scoring.score import resolve_model_run
 from segjob.source.purchases import transaction_source
 from segjob.source.tables import describe_source
 from segjob.store import db
-from segjob.store.dialect import dialect_of
 
 
 def score_sql(engine: sa.Engine, job: str, model_run_id: int | None = None, as_of: str | None = None) -> str:
     """The SELECT that assigns every row of `job`'s source to the nearest centroid of its model
     (default: the current run's model). A purchase-history job's features are as of
     `as_of` (default: the day after the latest transaction). UsageError (exit 2) on SQLite."""
-    if not dialect_of(engine).postgres:
+    if not db.is_postgres(engine):
         raise UsageError(
             "segjob sql score writes PostgreSQL SQL and this database is SQLite;"
             " use 'segjob score' to score customers here"
@@ -125,7 +124,7 @@ class SqliteSql:
     def text(value: str) -> str:
         return "'" + value.replace("'", "''") + "'"
 
-    number = PostgresSql.number
+    number = staticmethod(PostgresSql.number)
 
     @staticmethod
     def is_usable(expr: str) -> str:
