@@ -1,6 +1,9 @@
 """Prepare stage: raw customer rows -> clean, scaled feature matrix plus the parameters to redo it.
 
-No database here: takes a DataFrame, returns arrays.
+No database here: takes a DataFrame, returns arrays. The steps that build each model column
+(impute, clip, log1p, scale, one-hot) are defined once in segjob.prepare.steps: `prepare` fits
+them, `pipeline` rebuilds them from a run's stored `FeatureParams`, and `apply_params` (and the
+scoring SQL, segjob.scoring.sql) walk that list.
 """
 
 from __future__ import annotations
@@ -142,7 +145,7 @@ def prepare(frame: pd.DataFrame, id_column: str, options: PrepareOptions) -> Pre
     missing_counts = (~finite).sum(axis=0)
 
     impute = Impute.fit(values, finite, options.missing)
-    kept, non_finite_row = _clean(values, impute)
+    kept, non_finite_row = _clean(values, [[step] for step in impute])
     keep = np.ones(len(values), dtype=bool) if kept is None else kept
     dropped[NON_FINITE_VALUE] = int(non_finite_row.sum())
     dropped[MISSING_VALUE] = int((~keep & ~non_finite_row).sum())
@@ -216,9 +219,9 @@ def apply_params(
 ) -> PreparedData:
     """Rebuild the model columns of new rows from a run's stored parameters, without refitting.
 
-    The same steps as `prepare`, with every fitted value taken from `features`: a numeric cell
-    that is missing or infinite gets the stored impute value, or drops its row when the run
-    dropped such rows; then clip, log1p and scale as stored. A categorical level the run never
+    Each column walks its stored `pipeline`, the steps `prepare` fitted: a numeric cell that is
+    missing or infinite gets the stored impute value, or drops its row when the run dropped such
+    rows; then clip, log1p and scale as stored. A categorical level the run never
     saw gives zeros in all of that column's one-hot columns. The returned `features` are the
     stored ones; population statistics are not recomputed. `check_unique=False` skips the
     duplicate-id check, for a caller that checks ids across chunks itself.
@@ -245,7 +248,7 @@ def apply_params(
     values = np.empty((len(numeric), len(frame))).T
     for j, i in enumerate(numeric):
         values[:, j] = _parse_numeric(frame[features[i].source_column], features[i].source_column)
-    keep, non_finite_row = _clean(values, [step for i in numeric for step in pipelines[i] if step.cleans])
+    keep, non_finite_row = _clean(values, [[step for step in pipelines[i] if step.cleans] for i in numeric])
     if keep is not None:
         dropped[NON_FINITE_VALUE] = int(non_finite_row.sum())
         dropped[MISSING_VALUE] = int((~keep & ~non_finite_row).sum())
@@ -289,21 +292,22 @@ def pipeline(feature: FeatureParams) -> list[Step]:
     return steps
 
 
-def _clean(values: np.ndarray, steps: Sequence[Step]) -> tuple[np.ndarray | None, np.ndarray]:
-    """Apply each column's cleaning step to `values` (rows x columns, in place).
+def _clean(values: np.ndarray, steps: Sequence[Sequence[Step]]) -> tuple[np.ndarray | None, np.ndarray]:
+    """Apply each column's cleaning steps (`steps[j]` for column j) to `values` (rows x columns), in place.
 
     Returns the rows to keep (None: every row) and the dropped rows with an infinite value in a
     column whose step dropped it (the others were dropped for a missing value).
     """
     keep = None
     non_finite_row = np.zeros(len(values), dtype=bool)
-    for j, step in enumerate(steps):
+    for j, column_steps in enumerate(steps):
         column = values[:, j]
-        kept = step.keeps(column)
-        if kept is not None and not kept.all():
-            keep = kept if keep is None else keep & kept
-            non_finite_row |= np.isinf(column) & ~kept
-        step.apply(column, out=column)
+        for step in column_steps:
+            kept = step.keeps(column)
+            if kept is not None and not kept.all():
+                keep = kept if keep is None else keep & kept
+                non_finite_row |= np.isinf(column) & ~kept
+            step.apply(column, out=column)
     return keep, non_finite_row
 
 

@@ -2,11 +2,13 @@
 
 A BI tool can run it to segment brand-new customers live, with no segjob process. The model's
 parameters (impute values, clip bounds, transforms, scaler parameters, centroids) are written into
-the statement as exact float literals (Python's repr, which round-trips a double), and every step
-mirrors prepare.apply_params and score.assign:
+the statement as exact float literals (Python's repr, which round-trips a double). Each model
+column is its stored list of preparation steps (prepare.columns.pipeline), the list
+prepare.apply_params walks, and each step writes its own SQL (segjob.prepare.steps) for
+`PostgresSql` (or `SqliteSql`: `render` writes either; `segjob sql score` prints PostgreSQL's):
 
 - id: CAST(id AS TEXT); rows with a NULL or blank id are left out.
-- numeric feature: a NULL, infinite or NaN value gets the stored impute value (COALESCE), or
+- numeric feature: a NULL, infinite or NaN value gets the stored impute value (CASE), or
   leaves its row out when the model dropped such rows; then LEAST/GREATEST to the clip bounds,
   LN(1 + x) for log1p, and (x - center) / scale.
 - categorical level: CASE WHEN the text (blank: "(missing)") equals the level THEN 1 ELSE 0; rows
