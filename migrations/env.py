@@ -14,20 +14,21 @@ import sqlalchemy as sa
 from alembic import context
 
 from segjob.store import db, locks
-from segjob.store.schema import SCHEMA, metadata_for
+from segjob.store.dialect import dialect_of
+from segjob.store.schema import metadata_for
 
 
 def run_migrations(connection: sa.Connection) -> None:
-    postgres = db.is_postgres(connection)
-    if postgres:
+    schema = dialect_of(connection).schema
+    if schema:
         locks.set_lock_timeout(connection)
-        connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     target = metadata_for(connection.dialect.name)
     own_tables = {table.name for table in target.sorted_tables}
 
     def include_name(name, type_, parent_names):
         if type_ == "schema":
-            return name == (SCHEMA if postgres else None)
+            return name == schema
         if type_ == "table":
             return name in own_tables
         return True
@@ -35,8 +36,8 @@ def run_migrations(connection: sa.Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target,
-        version_table_schema=SCHEMA if postgres else None,
-        include_schemas=postgres,
+        version_table_schema=schema,
+        include_schemas=schema is not None,
         include_name=include_name,
         render_as_batch=True,
         compare_type=True,

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from segjob.cli.app import app
 from segjob.store import db
+from segjob.store.dialect import dialect_of
 
 SEGJOB = str(Path(sys.executable).parent / "segjob")  # the installed entry point, for process tests
 MALL_CSV = Path(__file__).resolve().parents[1] / "segjob" / "data" / "mall_customers.csv"
@@ -41,7 +42,7 @@ def query(url: str, sql: str, **params) -> list[dict]:
     engine = db.make_engine(url)
     try:
         with engine.connect() as connection:
-            if db.is_postgres(connection):
+            if dialect_of(connection).postgres:
                 connection.exec_driver_sql("SET search_path TO segjob, public")
             return [dict(row._mapping) for row in connection.execute(sa.text(sql), params)]
     finally:

@@ -17,6 +17,7 @@ from segjob.config import JobSpec
 from segjob.source.purchases import transaction_source
 from segjob.source.tables import read_source
 from segjob.store import db
+from segjob.store.dialect import dialect_of
 
 TX_RUN = ("--transactions", "tx", "--customer", "customer_id", "--date", "ordered_at", "--amount", "amount")
 
@@ -213,7 +214,7 @@ def bad_inputs(postgres: bool) -> list[tuple[str, pd.DataFrame, dict, tuple[str,
 
 def test_bad_input_gives_one_error_line_and_publishes_nothing(migrated_db_url):
     engine = db.make_engine(migrated_db_url)
-    postgres = db.is_postgres(engine)
+    postgres = dialect_of(engine).postgres
     try:
         for case, rows, types, options, code, line in bad_inputs(postgres):
             if "amount" in types and isinstance(types["amount"], sa.Double) and postgres:

@@ -13,6 +13,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from segjob.results import lineage
 from segjob.store import db, migrate, partitions
+from segjob.store.dialect import dialect_of
 
 FEATURES = f"{INCOME},{SPENDING}"
 
@@ -157,7 +158,7 @@ def _insert_running_copy(url: str, run_id: int) -> int:
     engine = db.make_engine(url)
     try:
         with engine.begin() as connection:
-            run = "segjob.run" if db.is_postgres(connection) else "run"
+            run = "segjob.run" if dialect_of(connection).postgres else "run"
             columns = "job, kind, started_at, heartbeat_at, spec, source, segjob_version, sklearn_version, numpy_version, host, pid"
             connection.exec_driver_sql(
                 f"INSERT INTO {run} ({columns}, status) SELECT {columns}, 'running' FROM {run} WHERE run_id = {int(run_id)}"
@@ -185,7 +186,7 @@ def test_prune_keeps_current_and_running_runs_and_drops_the_rest(migrated_db_url
     assert query(url, "SELECT COUNT(*) AS n FROM current_segment")[0]["n"] == 200
     engine = db.make_engine(url)
     try:
-        if db.is_postgres(engine):
+        if dialect_of(engine).postgres:
             with engine.connect() as connection:
                 assert partitions.existing(connection) == {runs[1], runs[2]}
                 names = (
@@ -253,7 +254,7 @@ def test_migration_0003_moves_assignments_and_backfills(migrated_db_url):
     assert last == {first: 3, second: 4}
     engine = db.make_engine(url)
     try:
-        if db.is_postgres(engine):
+        if dialect_of(engine).postgres:
             with engine.connect() as connection:
                 assert partitions.existing(connection) == {first, second}
     finally:

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from helpers import INCOME, MALL_ID, SPENDING, load_mall, query, run_json
 
 from segjob.store import db, migrate
+from segjob.store.dialect import dialect_of
 from segjob.store.schema import VIEW_NAMES
 
 
@@ -47,7 +48,7 @@ def test_downgrade_to_0001_keeps_runs_and_restores_old_views(migrated_db_url):
     assert (counts["segments"], counts["current"]) == (3, 200) and counts["metrics"] > 0
     engine = db.make_engine(migrated_db_url)
     try:
-        schema = "segjob" if db.is_postgres(engine) else None
+        schema = "segjob" if dialect_of(engine).postgres else None
         inspector = sa.inspect(engine)
         assert "probability" not in {c["name"] for c in inspector.get_columns("assignment", schema=schema)}
         assert "algorithm" not in {c["name"] for c in inspector.get_columns("run", schema=schema)}

@@ -9,6 +9,7 @@ from alembic.runtime.migration import MigrationContext
 
 from segjob.errors import SchemaOutOfDateError
 from segjob.store import db, migrate
+from segjob.store.dialect import dialect_of
 from segjob.store.schema import SCHEMA, VIEW_NAMES, metadata_for
 
 
@@ -16,7 +17,7 @@ def _segjob_objects(url: str) -> tuple[set[str], set[str]]:
     engine = db.make_engine(url)
     try:
         inspector = sa.inspect(engine)
-        schema = SCHEMA if db.is_postgres(engine) else None
+        schema = SCHEMA if dialect_of(engine).postgres else None
         if schema and schema not in inspector.get_schema_names():
             return set(), set()
         return set(inspector.get_table_names(schema=schema)), set(inspector.get_view_names(schema=schema))
@@ -58,7 +59,7 @@ def test_models_and_migrations_do_not_drift(db_url):
     engine = db.make_engine(db_url)
     try:
         with engine.connect() as connection:
-            postgres = db.is_postgres(connection)
+            postgres = dialect_of(connection).postgres
             target = metadata_for(connection.dialect.name)
             own = {table.name for table in target.sorted_tables}
             context = MigrationContext.configure(
@@ -93,7 +94,7 @@ def test_check_at_head_refuses_empty_database(db_url):
 def test_check_at_head_refuses_older_revision(db_url):
     migrate.upgrade(db_url)
     engine = db.make_engine(db_url)
-    table = "segjob.alembic_version" if db.is_postgres(engine) else "alembic_version"
+    table = "segjob.alembic_version" if dialect_of(engine).postgres else "alembic_version"
     with engine.begin() as connection:
         connection.exec_driver_sql(f"UPDATE {table} SET version_num = '0000'")
     try:

@@ -18,6 +18,7 @@ from helpers import invoke, query
 
 from segjob.results import promotion
 from segjob.store import db, partitions, schema
+from segjob.store.dialect import dialect_of
 
 JOB = "shop"
 T0 = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
@@ -160,7 +161,7 @@ def _write_assignments(connection, assignment: sa.Table, r: SeedRun) -> None:
         dict(run_id=r.run_id, customer_key=key, segment_id=segment_id, distance=0.5)
         for key, segment_id in r.assignments.items()
     ]
-    if not db.is_postgres(connection):
+    if not dialect_of(connection).postgres:
         connection.execute(sa.insert(assignment), rows)
         return
     target = partitions.create(connection, r.run_id)  # the same partition path a publish takes

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from helpers import INCOME, MALL_ID, SPENDING, invoke, load_mall, query, run_json
 
 from segjob.store import db
+from segjob.store.dialect import dialect_of
 
 AGE = "Age"
 SWEEP_PICTURES = {"elbow.png", "criteria.png"}
@@ -399,7 +400,7 @@ def test_an_outlier_is_drawn_at_the_edge_and_the_caption_says_so(migrated_db_url
     engine = db.make_engine(migrated_db_url)
     try:
         with engine.begin() as connection:
-            table = "public.mall" if db.is_postgres(connection) else "mall"
+            table = "public.mall" if dialect_of(connection).postgres else "mall"
             connection.exec_driver_sql(
                 f'INSERT INTO {table} ("CustomerID", "Gender", "Age", "{INCOME}", "{SPENDING}")'
                 " VALUES (9001, 'Female', 40, 5000, 50)"
@@ -419,7 +420,7 @@ def test_an_outlier_is_drawn_at_the_edge_and_the_caption_says_so(migrated_db_url
     engine = db.make_engine(migrated_db_url)
     try:
         with engine.begin() as connection:
-            table = "public.mall" if db.is_postgres(connection) else "mall"
+            table = "public.mall" if dialect_of(connection).postgres else "mall"
             connection.exec_driver_sql(f'DELETE FROM {table} WHERE "CustomerID" = 9001')
     finally:
         engine.dispose()

@@ -18,6 +18,7 @@ from segjob.config import build_spec
 from segjob.pipeline import run_job
 from segjob.source import tables
 from segjob.store import db
+from segjob.store.dialect import dialect_of
 
 FEATURES = ["a", "b", "c", "d"]
 # Group centres (rows) over the four features: well separated but with overlapping tails.
@@ -39,7 +40,7 @@ def _load(url: str, values: np.ndarray, ids: list[str] | None = None, table: str
     with engine.begin() as connection:
         columns = ", ".join(f"{name} DOUBLE PRECISION" for name in FEATURES)
         connection.exec_driver_sql(f"CREATE TABLE {table} (id TEXT, {columns})")
-        if db.is_postgres(engine):
+        if dialect_of(engine).postgres:
             cursor = connection.connection.driver_connection.cursor()
             with cursor.copy(f"COPY {table} FROM STDIN") as copy:
                 for key, row in zip(ids, values.tolist()):

@@ -16,6 +16,7 @@ from segjob.model.labels import marketer_words
 from segjob.source.purchases import FEATURES, transaction_source
 from segjob.source.tables import read_source
 from segjob.store import db
+from segjob.store.dialect import dialect_of
 
 ALL_FEATURES = list(FEATURES)
 
@@ -103,7 +104,7 @@ def create_table(engine: sa.Engine, name: str, frame: pd.DataFrame, types: dict[
 
 def amount_type(engine: sa.Engine) -> sa.types.TypeEngine:
     # NUMERIC on PostgreSQL (SUM gives numeric); SQLite has no decimal type worth the name.
-    return sa.Numeric(12, 2) if db.is_postgres(engine) else sa.Double()
+    return sa.Numeric(12, 2) if dialect_of(engine).postgres else sa.Double()
 
 
 def load_tables(engine: sa.Engine, transactions: pd.DataFrame) -> None:

@@ -71,6 +71,7 @@ from segjob.prepare.columns import FeatureParams, PreparedData, apply_params, du
 from segjob.progress import Progress
 from segjob.source import tables
 from segjob.store import db, partitions, pgcopy, schema
+from segjob.store.dialect import dialect_of
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -163,7 +164,7 @@ def describe(engine: sa.Engine, spec: JobSpec, spark: SparkSession) -> SparkSour
     """Check the source and every named column, as `segjob.source.tables.describe_source` does."""
     if spec.engine != "spark":
         raise UsageError("the Spark engine runs jobs with engine = spark")
-    if not db.is_postgres(engine):
+    if not dialect_of(engine).postgres:
         raise UsageError(
             "--engine spark writes results from its executors into PostgreSQL: give --database-url"
             " postgresql://... (the embedded SQLite file works with --engine local)"

@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from segjob.config import JobSpec
 from segjob.errors import Interrupted
 from segjob.store import db, schema
+from segjob.store.dialect import dialect_of
 
 _log = logging.getLogger("segjob.lineage")
 _OUTPUT_TABLES = ("assignment", "segment", "segment_centroid", "run_metric")
@@ -185,7 +186,7 @@ def _input_tables(spec: JobSpec) -> list[str]:
 def _dataset_namespace(engine: sa.Engine) -> tuple[str, str | None]:
     """OpenLineage's namespace for the database, and the database name that prefixes table names."""
     url = engine.url
-    if db.is_postgres(engine):
+    if dialect_of(engine).postgres:
         return f"postgres://{url.host or 'localhost'}:{url.port or 5432}", url.database
     return f"sqlite://{Path(url.database or ':memory:').resolve()}", None
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from segjob.errors import UsageError
 from segjob.store import db, schema
+from segjob.store.dialect import dialect_of
 
 SUCCEEDED, PROMOTED, ROLLED_BACK = "succeeded", "promoted", "rolled back"
 
@@ -133,7 +134,7 @@ def lock(connection: sa.Connection, job: str) -> None:
     transaction advisory lock, so a promotion and a publishing run never both read the same
     "current" row and push beside each other, and a prune never deletes a run promoted while it
     chose what to keep; SQLite allows one writer at a time anyway)."""
-    if db.is_postgres(connection):
+    if dialect_of(connection).server_locks:
         # A NUL no job name can hold (PostgreSQL text has none) keeps this key apart from the job lock's.
         connection.execute(sa.select(sa.func.pg_advisory_xact_lock(db.lock_key(f"promotion\0{job}"))))
 

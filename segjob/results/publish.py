@@ -27,7 +27,7 @@ from segjob.prepare.columns import FeatureParams, PreparedData
 from segjob.results import lineage, promotion, validation
 from segjob.results.validation import Validation
 from segjob.store import locks, partitions, pgcopy, schema
-from segjob.store.db import is_postgres
+from segjob.store.dialect import dialect_of
 from segjob.version import VERSION
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ def _drop_orphan_assignments(engine: sa.Engine) -> None:
     than locks.LOCK_TIMEOUT: a table that cannot be dropped now (a session reads it, the role may
     not drop it, the connection is gone) stays invisible and is dropped by the next run or prune,
     and its error neither undoes the status change nor fails the command."""
-    if not is_postgres(engine):
+    if not dialect_of(engine).partitioned_assignments:
         return
     try:
         with engine.begin() as connection:
@@ -327,13 +327,13 @@ class AssignmentWriter:
 
     def __init__(self, connection: sa.Connection, run_id: int, with_probability: bool) -> None:
         self.connection, self.run_id, self.with_probability = connection, run_id, with_probability
-        self.postgres = is_postgres(connection)
+        self.partitioned = dialect_of(connection).partitioned_assignments
         self.rows = 0
         self._any_nan_second = False
         self._copy: psycopg.Copy | None = None
 
     def __enter__(self) -> AssignmentWriter:
-        if not self.postgres:
+        if not self.partitioned:
             plain_table = schema.metadata_for(self.connection.dialect.name).tables["assignment"]
             self._insert = str(sa.insert(plain_table).compile(self.connection))
             return self
@@ -362,7 +362,7 @@ class AssignmentWriter:
         # Missing values are NULL in both paths: no probability (not a GMM), no second centre (k=1).
         probability = probability if probability is not None else np.full(len(keys), np.nan)
         self.rows += len(keys)
-        if not self.postgres:
+        if not self.partitioned:
             for start in range(0, len(keys), _SQLITE_BATCH_ROWS):
                 end = start + _SQLITE_BATCH_ROWS
                 rows = zip(
@@ -387,7 +387,7 @@ class AssignmentWriter:
         self._sender.send(pgcopy.encode_rows(values[: len(self.columns)]))
 
     def __exit__(self, exc_type, exc, traceback) -> None:
-        if not self.postgres:
+        if not self.partitioned:
             return
         if exc_type is not None:
             self._sender.abandon()

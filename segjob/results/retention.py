@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from segjob.errors import UsageError
 from segjob.results import promotion
 from segjob.store import db, locks, partitions, schema
+from segjob.store.dialect import dialect_of
 
 
 @dataclass
@@ -59,7 +60,7 @@ def prune(engine: sa.Engine, job: str, keep: int, lock_wait: float | None = None
             result, with_partition = locks.retrying(
                 engine, lambda connection: _delete_runs(connection, job, keep), "segjob prune", lock_wait
             )
-        if db.is_postgres(engine):
+        if dialect_of(engine).partitioned_assignments:
             result.partitions_left = partitions.finish_pruned(engine, deadline.left())
             for gone in result.deleted:
                 gone.partition_dropped = gone.run_id in with_partition and gone.run_id not in result.partitions_left
@@ -86,7 +87,7 @@ def _delete_runs(connection: sa.Connection, job: str, keep: int) -> tuple[PruneR
         return result, set()
     counts = _assignment_counts(connection, ids)
     connection.execute(sa.delete(run).where(run.c.run_id.in_(ids)))  # cascades to the run's tables
-    if db.is_postgres(connection):
+    if dialect_of(connection).partitioned_assignments:
         with_partition = partitions.existing(connection) & set(ids)
     else:
         connection.execute(sa.delete(schema.assignment).where(schema.assignment.c.run_id.in_(ids)))

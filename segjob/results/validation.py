@@ -33,10 +33,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from segjob.config import JobSpec
-from segjob.source.purchases import DateSql, customer_key
+from segjob.source.purchases import customer_key
 from segjob.source.tables import resolve_table
 from segjob.store import schema
-from segjob.store.db import is_postgres
+from segjob.store.dialect import dialect_of
 
 
 @dataclass(frozen=True)
@@ -101,9 +101,9 @@ def outcome_select(connection: sa.Connection, spec: JobSpec, run_id: int, start:
     types = {column["name"]: column["type"] for column in inspector.get_columns(table_name, schema=table_schema)}
     names = dict.fromkeys([spec.customer, spec.date, spec.amount])
     t = sa.table(table_name, *(sa.column(name) for name in names), schema=table_schema)
-    dialect = DateSql(is_postgres(connection))
+    dialect = dialect_of(connection)
     # PostgreSQL compares the column itself, so an index on it can serve the range.
-    day = t.c[spec.date] if dialect.postgres else dialect.day(t.c[spec.date])
+    day = dialect.comparable_day(t.c[spec.date])
     amount = t.c[spec.amount]
     # Assignment keys are the customer ids as the features key them, as text (the read casts them the same way).
     key = sa.cast(customer_key(t.c[spec.customer], types[spec.customer], dialect), sa.Text)
@@ -113,7 +113,7 @@ def outcome_select(connection: sa.Connection, spec: JobSpec, run_id: int, start:
             sa.cast(sa.func.sum(amount), sa.Double).label("spend"),
             sa.func.max(sa.case((amount > 0, 1), else_=0)).label("purchased"),
         )
-        .where(day >= dialect.literal(start), day < dialect.literal(end + timedelta(days=1)))
+        .where(day >= dialect.date_literal(start), day < dialect.date_literal(end + timedelta(days=1)))
         .group_by(key)
         .cte("next_period")
     )

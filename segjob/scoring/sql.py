@@ -40,13 +40,14 @@ from segjob.scoring.score import resolve_model_run
 from segjob.source.purchases import transaction_source
 from segjob.source.tables import describe_source
 from segjob.store import db
+from segjob.store.dialect import dialect_of
 
 
 def score_sql(engine: sa.Engine, job: str, model_run_id: int | None = None, as_of: str | None = None) -> str:
     """The SELECT that assigns every row of `job`'s source to the nearest centroid of its model
     (default: the current run's model). A purchase-history job's features are as of
     `as_of` (default: the day after the latest transaction). UsageError (exit 2) on SQLite."""
-    if not db.is_postgres(engine):
+    if not dialect_of(engine).postgres:
         raise UsageError(
             "segjob sql score writes PostgreSQL SQL and this database is SQLite;"
             " use 'segjob score' to score customers here"

@@ -47,7 +47,7 @@ from segjob.model.algorithms import DBSCAN_NAME
 from segjob.model.choose_k import NEXT_PERIOD
 from segjob.progress import Progress
 from segjob.source.tables import Source, SourceColumn, resolve_table
-from segjob.store.db import is_postgres
+from segjob.store.dialect import Dialect, dialect_of
 
 # name -> (unit, definition); the order is the order of `segjob run --help` and the README.
 FEATURES: dict[str, tuple[str, str]] = {
@@ -156,7 +156,7 @@ def transaction_source(
     inspector = sa.inspect(engine)
     tx = _check_transactions_table(engine, inspector, spec)
     customers = _check_customers_table(inspector, spec, tx) if spec.customers else None
-    dialect = DateSql(is_postgres(engine))
+    dialect = dialect_of(engine)
     derived = [name for name in spec.features if name in FEATURES]
     if "interval_std" in derived:
         _check_sqrt(engine, dialect)
@@ -167,7 +167,7 @@ def transaction_source(
         progress.stage(f"checking transactions in {tx.description}")
     key = customer_key(t.c[spec.customer], tx.types[spec.customer], dialect)
     with _reading(engine, tx.description) as connection:
-        if not dialect.postgres:
+        if not dialect.typed_columns:
             _check_sqlite_values(connection, t, spec, tx)
         as_of, as_of_rule, span = _resolve_as_of(connection, t, dialect, spec, tx)
         period = None
@@ -238,7 +238,7 @@ def _backtest_plan(
     t: sa.TableClause,
     key: sa.ColumnElement,
     customers: _CustomersTable | None,
-    dialect: DateSql,
+    dialect: Dialect,
     spec: JobSpec,
     derived: list[str],
     as_of: date,
@@ -327,7 +327,8 @@ def _check_transactions_table(engine: sa.Engine, inspector, spec: JobSpec) -> _T
     if spec.customer in FEATURES:
         raise UsageError(f'the --customer column may not be named "{spec.customer}", the name of a derived feature')
 
-    if is_postgres(engine):
+    typed = dialect_of(engine).typed_columns
+    if typed:
         if not isinstance(date_type, (sa.Date, sa.DateTime)):
             raise UsageError(
                 f'--date column "{spec.date}" of {table.description} is {_type_name(date_type, engine)},'
@@ -338,7 +339,7 @@ def _check_transactions_table(engine: sa.Engine, inspector, spec: JobSpec) -> _T
             f'--date column "{spec.date}" of {table.description} is {_type_name(date_type, engine)};'
             " on SQLite segjob reads dates stored as ISO text (YYYY-MM-DD, optionally with a time)"
         )
-    if _numeric(amount_type) is False or (_numeric(amount_type) is None and is_postgres(engine)):
+    if _numeric(amount_type) is False or (_numeric(amount_type) is None and typed):
         raise UsageError(
             f'--amount column "{spec.amount}" of {table.description} is {_type_name(amount_type, engine)}, not numeric'
         )
@@ -379,7 +380,7 @@ def _numeric(column_type: sa.types.TypeEngine) -> bool | None:
     return isinstance(column_type, (sa.Integer, sa.Numeric, sa.Float)) and not isinstance(column_type, sa.Boolean)
 
 
-def customer_key(column: sa.ColumnElement, column_type: sa.types.TypeEngine, dialect: DateSql) -> sa.ColumnElement:
+def customer_key(column: sa.ColumnElement, column_type: sa.types.TypeEngine, dialect: Dialect) -> sa.ColumnElement:
     """The customer id as segjob keys it: an integer column as it is; anything else as text, with
     a number's fractional zero dropped ("17850.0" and 17850.0 become "17850") so the same ids
     join whether a table holds them as integers, floats or text. Other text (zero-padded ids,
@@ -412,7 +413,7 @@ def _type_name(column_type: sa.types.TypeEngine, engine: sa.Engine) -> str:
         return type(column_type).__name__.upper()
 
 
-def _check_sqrt(engine: sa.Engine, dialect: DateSql) -> None:
+def _check_sqrt(engine: sa.Engine, dialect: Dialect) -> None:
     if dialect.postgres:
         return
     try:
@@ -429,7 +430,7 @@ def _reading(engine: sa.Engine, description: str) -> Iterator[sa.Connection]:
     """A read-only connection; an SQL error (e.g. no SELECT permission) becomes a UsageError."""
     with engine.connect() as connection:
         try:
-            if is_postgres(engine):
+            if dialect_of(engine).postgres:
                 connection.exec_driver_sql("SET TRANSACTION READ ONLY")
             yield connection
         except (sa.exc.ProgrammingError, sa.exc.DataError) as exc:
@@ -485,7 +486,7 @@ def _count_if(condition) -> sa.ColumnElement:
 
 
 def _resolve_as_of(
-    connection: sa.Connection, t: sa.TableClause, dialect: DateSql, spec: JobSpec, tx: _Table
+    connection: sa.Connection, t: sa.TableClause, dialect: Dialect, spec: JobSpec, tx: _Table
 ) -> tuple[date, str, tuple[date, date]]:
     """The as-of date (given, or the day after the latest transaction), how it was chosen, and
     the first and last transaction days of the table."""
@@ -515,7 +516,7 @@ def _window_counts(
     connection: sa.Connection,
     t: sa.TableClause,
     key: sa.ColumnElement,
-    dialect: DateSql,
+    dialect: Dialect,
     spec: JobSpec,
     tx: _Table,
     as_of: date,
@@ -567,48 +568,11 @@ def _window_counts(
 # --- the features ----------------------------------------------------------------------------
 
 
-class DateSql:
-    """The date operations that differ: PostgreSQL subtracts DATEs (giving days), SQLite has no
-    date type and subtracts julianday() numbers of ISO text."""
-
-    def __init__(self, postgres: bool) -> None:
-        self.postgres = postgres
-
-    def day(self, column: sa.ColumnElement) -> sa.ColumnElement:
-        """The calendar day of a date, timestamp or (SQLite) ISO text value."""
-        return sa.cast(column, sa.Date) if self.postgres else sa.func.date(column)
-
-    def literal(self, value: date) -> sa.ColumnElement:
-        if self.postgres:
-            return sa.cast(sa.literal(value, sa.Date), sa.Date)
-        return sa.literal(value.isoformat(), sa.String)
-
-    def days_between(self, later: sa.ColumnElement, earlier: sa.ColumnElement) -> sa.ColumnElement:
-        if self.postgres:
-            return later - earlier
-        return sa.func.julianday(later) - sa.func.julianday(earlier)
-
-    def in_window(self, column: sa.ColumnElement, since: date | None, as_of: date) -> list[sa.ColumnElement]:
-        # PostgreSQL compares the column itself, so an index on it can serve the range.
-        value = column if self.postgres else self.day(column)
-        conditions = [value < self.literal(as_of)]
-        if since:
-            conditions.append(value >= self.literal(since))
-        return conditions
-
-    def std_pop(self, values: sa.ColumnElement) -> sa.ColumnElement:
-        if self.postgres:
-            return sa.func.stddev_pop(values)
-        mean = sa.func.avg(values)
-        # max(..., 0): rounding can leave a tiny negative variance when every gap is the same.
-        return sa.func.sqrt(sa.func.max(sa.func.avg(values * values) - mean * mean, 0))
-
-
 def _feature_select(
     t: sa.TableClause,
     key: sa.ColumnElement,
     customers: _CustomersTable | None,
-    dialect: DateSql,
+    dialect: Dialect,
     spec: JobSpec,
     derived: list[str],
     as_of: date,
@@ -646,7 +610,7 @@ def _feature_select(
         .cte("per_customer")
     )
     pc = per_customer.c
-    as_of_day = dialect.literal(as_of)
+    as_of_day = dialect.date_literal(as_of)
     between_purchases = _double(dialect.days_between(pc.last_day, pc.first_day)) / _double(pc.frequency - 1)
     expressions = {
         "recency": dialect.days_between(as_of_day, pc.last_day),

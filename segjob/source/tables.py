@@ -24,7 +24,8 @@ import sqlalchemy as sa
 from segjob.background import call_interruptibly, read_ahead
 from segjob.config import JobSpec
 from segjob.errors import DataError, UsageError, did_you_mean
-from segjob.store.db import is_postgres, server_options
+from segjob.store.db import server_options
+from segjob.store.dialect import dialect_of
 
 # PostgreSQL type OIDs that cast cleanly to float8: int2, int4, int8, oid, float4, float8, numeric.
 _NUMERIC_OIDS = {21, 23, 20, 26, 700, 701, 1700}
@@ -102,14 +103,14 @@ def _query_source(engine: sa.Engine, query: str) -> Source:
     if not query:
         raise UsageError("--query is empty")
     from_clause = f"(\n{query}\n) AS segjob_source"
-    if is_postgres(engine):
+    if dialect_of(engine).postgres:
         _, plan = _run_read_only(engine, f"EXPLAIN (VERBOSE, FORMAT JSON) SELECT * FROM {from_clause}", fetch=True)
         _refuse_outside_effects(plan[0][0])
     description, _ = _run_read_only(engine, f"SELECT * FROM {from_clause} LIMIT 0", fetch=False)
     columns: dict[str, SourceColumn] = {}
     for column in description:
         type_code = column[1]
-        numeric = (type_code in _NUMERIC_OIDS) if is_postgres(engine) else None
+        numeric = (type_code in _NUMERIC_OIDS) if dialect_of(engine).postgres else None
         columns[column[0]] = SourceColumn(column[0], numeric)
     return Source(from_clause, "the query", columns)
 
@@ -168,7 +169,7 @@ def _run_read_only(engine: sa.Engine, statement: str, fetch: bool):
         cursor = connection.cursor()
         try:
             _begin_read_only(engine, cursor)
-            if is_postgres(engine):
+            if dialect_of(engine).postgres:
                 cursor.execute(statement, binary=True)  # type: ignore[call-arg]  # psycopg's own keyword
             else:
                 cursor.execute(statement)
@@ -182,20 +183,20 @@ def _run_read_only(engine: sa.Engine, statement: str, fetch: bool):
 
 
 def _begin_read_only(engine: sa.Engine, cursor) -> None:
-    if is_postgres(engine):
+    if dialect_of(engine).postgres:
         cursor.execute("SET TRANSACTION READ ONLY")
     else:
         cursor.execute("PRAGMA query_only = ON")
 
 
 def _end_read_only(engine: sa.Engine, connection, cursor) -> None:
-    if is_postgres(engine) and connection.driver_connection.broken:
+    if dialect_of(engine).postgres and connection.driver_connection.broken:
         # The server ended the session: there is nothing to roll back, and a rollback would raise
         # over the error that says why. The pool must not reuse the connection.
         connection.invalidate()
         return
     connection.rollback()
-    if not is_postgres(engine):
+    if not dialect_of(engine).postgres:
         cursor.execute("PRAGMA query_only = OFF")
         cursor.close()
         return
@@ -274,7 +275,7 @@ def iter_source(
     chunk_rows = chunk_rows or CHUNK_ROWS
     names = [spec.id, *spec.features, *spec.categorical]
     kinds = _read_kinds(spec, source)
-    if is_postgres(engine):
+    if dialect_of(engine).postgres:
         return _iter_postgres(engine, source, names, kinds, chunk_rows, sample_fraction, seed)
     return _iter_sqlite(engine, source, names, chunk_rows, sample_fraction, seed)
 
@@ -329,7 +330,7 @@ def _quote(engine: sa.Engine, name: str) -> str:
     On PostgreSQL psycopg quotes it: SQLAlchemy's preparer doubles a `%` for the pyformat
     paramstyle, which is wrong in a statement run without parameters.
     """
-    if is_postgres(engine):
+    if dialect_of(engine).postgres:
         from psycopg import sql
 
         return sql.Identifier(name).as_string(None)

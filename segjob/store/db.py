@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from segjob.errors import DatabaseError, JobLockedError, SchemaOutOfDateError, StatementTimeoutError, UsageError
+from segjob.store.dialect import dialect_of
 from segjob.store.schema import SCHEMA
 
 DEFAULT_URL = "sqlite:///segjob.db"
@@ -56,10 +57,6 @@ def resolve_url(url: str | None) -> sa.URL:
 def display_url(url: sa.URL) -> str:
     """A URL that is safe to print: the password is masked."""
     return url.render_as_string(hide_password=True)
-
-
-def is_postgres(engine_or_conn: sa.Engine | sa.Connection) -> bool:
-    return engine_or_conn.dialect.name == "postgresql"
 
 
 def make_engine(
@@ -253,7 +250,8 @@ def head_revision() -> str:
 def current_revision(connection: sa.Connection) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
-    opts = {"version_table_schema": SCHEMA} if is_postgres(connection) else {}
+    schema = dialect_of(connection).schema
+    opts = {"version_table_schema": schema} if schema else {}
     return MigrationContext.configure(connection, opts=opts).get_current_revision()
 
 
@@ -271,20 +269,21 @@ def check_at_head(engine: sa.Engine) -> None:
 
 def create_views(connection: sa.Connection, names: list[str] | tuple[str, ...]) -> None:
     """Create the named BI views from sql/views/NAME.sql, in segjob's schema."""
-    if is_postgres(connection):
+    schema = dialect_of(connection).schema
+    if schema:
         # The .sql files name tables without a schema, so they read the same on SQLite; views bind
         # their tables when created, so the search path only matters during this transaction.
-        connection.exec_driver_sql(f"SET LOCAL search_path TO {SCHEMA}")
+        connection.exec_driver_sql(f"SET LOCAL search_path TO {schema}")
     for name in names:
         connection.exec_driver_sql((sql_dir() / "views" / f"{name}.sql").read_text())
-    if is_postgres(connection):
+    if schema:
         connection.exec_driver_sql("SET LOCAL search_path TO DEFAULT")
 
 
 def drop_views(connection: sa.Connection, names: list[str] | tuple[str, ...]) -> None:
-    prefix = f"{SCHEMA}." if is_postgres(connection) else ""
+    dialect = dialect_of(connection)
     for name in reversed(names):
-        connection.exec_driver_sql(f"DROP VIEW IF EXISTS {prefix}{name}")
+        connection.exec_driver_sql(f"DROP VIEW IF EXISTS {dialect.qualified(name)}")
 
 
 # --- per-job lock -------------------------------------------------------------------------
@@ -313,7 +312,7 @@ def job_lock(engine: sa.Engine, job: str, describe_holder) -> Iterator[None]:
     to the database, released by the kernel when the process dies.
     `describe_holder()` names the run that holds the lock, for the error message.
     """
-    if is_postgres(engine):
+    if dialect_of(engine).server_locks:
         with translate_errors(engine), engine.connect() as connection:
             key = lock_key(job)
             got = connection.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()

@@ -17,12 +17,13 @@ from psycopg import sql
 
 from segjob.errors import UsageError
 from segjob.store import db
+from segjob.store.dialect import dialect_of
 from segjob.store.schema import SCHEMA
 
 
 def grant(engine: sa.Engine, reader: str | None, writer: str | None) -> list[str]:
     """Grant the reader and/or writer privileges; returns the statements run, for the user."""
-    if not db.is_postgres(engine):
+    if not dialect_of(engine).roles:
         raise UsageError("segjob db grant is for PostgreSQL; SQLite has no roles")
     if not reader and not writer:
         raise UsageError("give --reader ROLE, --writer ROLE or both")

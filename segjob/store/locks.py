@@ -23,7 +23,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 
 from segjob.errors import LockWaitError, UsageError
-from segjob.store import db
+from segjob.store.dialect import dialect_of
 
 T = TypeVar("T")
 
@@ -60,7 +60,7 @@ class Deadline:
 
 def set_lock_timeout(connection: sa.Connection, seconds: float = LOCK_TIMEOUT, local: bool = True) -> None:
     """Cap every lock wait of the connection's transaction (`local`) or session at `seconds` (PostgreSQL)."""
-    if db.is_postgres(connection):
+    if dialect_of(connection).server_locks:
         scope = "LOCAL " if local else ""
         connection.exec_driver_sql(f"SET {scope}lock_timeout = {max(1, round(seconds * 1000))}")
 
@@ -90,7 +90,7 @@ def retrying(engine: sa.Engine, work: Callable[[sa.Connection], T], what: str, w
     `wait` seconds; then LockWaitError. `work` must be safe to repeat (it is, being rolled back).
     On SQLite `work` runs once, as before."""
     wait = lock_wait(wait)
-    if not db.is_postgres(engine):
+    if not dialect_of(engine).server_locks:
         with engine.begin() as connection:
             return work(connection)
     deadline, next_pause = Deadline(wait), pauses()

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic import command
 
 from segjob.store import db, locks
+from segjob.store.dialect import dialect_of
 from segjob.store.grants import regrant_readers
 
 
@@ -25,7 +26,7 @@ def upgrade(
         before = db.current_revision(connection)
         command.upgrade(db.alembic_config(connection), revision)
         after = db.current_revision(connection)
-        if db.is_postgres(connection):
+        if dialect_of(connection).roles:
             regrant_readers(connection)
         return before, after
 

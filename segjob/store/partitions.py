@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from segjob.store import db, locks
+from segjob.store.dialect import dialect_of
 
 
 def partition_name(run_id: int) -> str:
@@ -108,7 +109,7 @@ def finish_pruned(engine: sa.Engine, wait: float, wait_for_other_cleaner: bool =
     `assignment`: each attempt waits at most locks.LOCK_TIMEOUT, so readers queue no longer.
     One process cleans at a time (an advisory lock); with `wait_for_other_cleaner` False (a run
     starting) this returns at once when another one is at it. PostgreSQL only; SQLite has none."""
-    if not db.is_postgres(engine):
+    if not dialect_of(engine).partitioned_assignments:
         return []
     deadline = locks.Deadline(wait)
     key = db.lock_key(_CLEANUP_LOCK)
