@@ -28,6 +28,7 @@ _FROM = {
     "RunOutcome": "segjob.pipeline",
     "Promotion": "segjob.results.promotion",
     "PruneResult": "segjob.results.retention",
+    "RunDetails": "segjob.results.details",
     "SegjobError": "segjob.errors",
     "UsageError": "segjob.errors",
     "DataError": "segjob.errors",
@@ -50,6 +51,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads them 
     from segjob.errors import SegjobError as SegjobError
     from segjob.errors import UsageError as UsageError
     from segjob.pipeline import RunOutcome as RunOutcome
+    from segjob.results.details import RunDetails as RunDetails
     from segjob.results.promotion import Promotion as Promotion
     from segjob.results.retention import PruneResult as PruneResult
 

@@ -25,6 +25,7 @@ from segjob.errors import UsageError
 from segjob.pipeline import RunOutcome, run_job
 from segjob.progress import Progress
 from segjob.results import history, promotion, retention
+from segjob.results.details import RunDetails
 from segjob.results.promotion import Promotion
 from segjob.results.retention import PruneResult
 from segjob.scoring.score import ScoreInput, score_job
@@ -88,9 +89,10 @@ def roll_back(job: str, *, database_url: str | None = None) -> Promotion:
         return promotion.roll_back(engine, job)
 
 
-def run_details(run_id: int, *, database_url: str | None = None) -> dict[str, Any]:
-    """Everything `segjob runs show RUN_ID --json` prints: the run, how k was chosen, segments,
-    centroids in original units and features."""
+def run_details(run_id: int, *, database_url: str | None = None) -> RunDetails:
+    """Everything `segjob runs show RUN_ID` tells about a run, typed: its summary (`.summary`, the
+    run_summary view's row), how k was chosen, the K sweep, features and segments with their
+    centroids in original units. `.as_dict()` is what `segjob runs show RUN_ID --json` prints."""
     with _engine(database_url) as engine:
         return history.show_run(engine, run_id)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from segjob.config import build_spec
 from segjob.pipeline import run_job
 from segjob.progress import Progress
 from segjob.report.write import Report, write_report
 from segjob.results import history
+from segjob.results.details import RunDetails
 from segjob.source.csvload import load_csv
 from segjob.store import db, migrate
 
@@ -26,7 +26,7 @@ TRANSACTIONS_TABLE = "demo_transactions"
 
 @dataclass
 class DemoOutcome:
-    details: dict[str, Any]  # history.show_run of the demo's run
+    details: RunDetails  # history.show_run of the demo's run
     report: Report
 
 

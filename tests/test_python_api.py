@@ -61,7 +61,7 @@ def test_the_api_on_postgresql_and_its_errors(migrated_pg_url):
     ) == (segjob.RunOutcome(again.run_id, "m", reused=True))
     scored = segjob.score("m", database_url=url, source="mall")
     assert [r["kind"] for r in segjob.runs("m", database_url=url)][:1] == ["score"]
-    assert segjob.run_details(scored.run_id, database_url=url)["model_run_id"] == again.run_id
+    assert segjob.run_details(scored.run_id, database_url=url).summary.model_run_id == again.run_id
     assert [r.run_id for r in segjob.prune("m", 1, database_url=url).deleted] == [outcome.run_id]
 
     with pytest.raises(segjob.UsageError, match='column "incme" not found') as error:

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from segjob.cli.render import run_details
 from segjob.results import history
+from segjob.results.details import RunDetails
 from segjob.store import db
 
 FIFTEEN = [
@@ -36,7 +37,7 @@ def marketing_run(migrated_db_url, data_dir):
         engine.dispose()
 
 
-def _render(details: dict, width: int) -> str:
+def _render(details: RunDetails, width: int) -> str:
     out = io.StringIO()
     run_details(details, Console(file=out, width=width, highlight=False, color_system=None))
     return out.getvalue()
@@ -48,12 +49,12 @@ def test_fifteen_model_columns_fit_the_terminal(marketing_run, width):
     lines = text.splitlines()
     assert max(len(line) for line in lines) <= width
     assert "…" not in text  # no header or cell cut short
-    for segment in marketing_run["segments"]:
-        for name in segment["top_features"]:  # "stands out on", each item on one line
-            z = segment["features"][name]["z_score"]
+    for segment in marketing_run.segments:
+        for name in segment.top_features:  # "stands out on", each item on one line
+            z = segment.features[name].z_score
             assert f"{name} ({z:+.1f} sd)" in text
         for name in FIFTEEN:  # every centroid shown on its feature's row (or in its column)
-            value = segment["features"][name]["centroid"]
+            value = segment.features[name].centroid
             assert re.search(rf"\b{re.escape(f'{value:,.2f}')}\b", text), (name, value)
     for name in FIFTEEN:
         assert re.search(rf"(^|[│ ]){re.escape(name)}([│ ]|$)", text, re.M), name
@@ -95,6 +96,6 @@ def test_piped_output_never_wraps_a_line_of_text(migrated_db_url):
         details = history.show_run(engine, run["run_id"])
     finally:
         engine.dispose()
-    line = f"algorithm {details.get('algorithm') or 'kmeans'}; {details['k_reason']}"
+    line = f"algorithm {details.summary.algorithm or 'kmeans'}; {details.k_reason}"
     assert len(line) > 200
     assert line in shown.stdout.splitlines()

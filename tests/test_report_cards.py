@@ -3,6 +3,7 @@ plain words relative to these customers, the rest's means, the next period, hone
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from datetime import date
 from html import escape
 
@@ -11,40 +12,32 @@ import pytest
 from segjob.model.explain import MIN_SEGMENT_CUSTOMERS, small_segments_warning
 from segjob.report import html
 from segjob.report.cards import cards, relative_note
+from segjob.results.details import CentroidStats, FeatureDetail, KExplanation, RunDetails, RunSummary, SegmentDetail
 from segjob.results.history import CRITERION_METRICS
 
 
-def feature(name: str, mean: float, std: float, low: float, high: float, **extra) -> dict:
-    return {
-        "feature": name,
-        "kind": "numeric",
-        "source_column": name,
-        "level": None,
-        "mean": mean,
-        "std": std,
-        "min": low,
-        "max": high,
-        **extra,
-    }
+def feature(name: str, mean: float, std: float, low: float, high: float, **extra) -> FeatureDetail:
+    return FeatureDetail(
+        **{
+            **dict.fromkeys(f.name for f in fields(FeatureDetail)),
+            **{"feature": name, "position": 0, "kind": "numeric", "source_column": name, "missing_count": 0},
+            **{"center": mean, "scale": std, "mean": mean, "std": std, "min": low, "max": high, **extra},
+        }
+    )
 
 
-def stats(mean: float, population: dict) -> dict:
-    return {"centroid": mean, "mean": mean, "median": mean, "z_score": (mean - population["mean"]) / population["std"]}
+def stats(mean: float, population: FeatureDetail) -> CentroidStats:
+    return CentroidStats(mean, mean, mean, (mean - population.mean) / population.std)
 
 
 SPEND = feature("spend", 100.0, 80.0, 0.0, 2000.0)
 TEMPERATURE = feature("temperature", 2.0, 5.0, -20.0, 30.0)
 VISITS = feature("visits", 10.0, 4.0, 0.0, 40.0)
-LEVEL = {
-    **feature("plan=gold", 0.2, 0.4, 0.0, 1.0),
-    "kind": "categorical",
-    "source_column": "plan",
-    "level": "gold",
-}
+LEVEL = replace(feature("plan=gold", 0.2, 0.4, 0.0, 1.0), kind="categorical", source_column="plan", level="gold")
 
 
 def segment(segment_id: int, label: str, size: int, means: dict[str, float], **extra) -> dict:
-    populations = {f["feature"]: f for f in (SPEND, TEMPERATURE, VISITS, LEVEL)}
+    populations = {f.feature: f for f in (SPEND, TEMPERATURE, VISITS, LEVEL)}
     return {
         "segment_id": segment_id,
         "label": label,
@@ -56,19 +49,33 @@ def segment(segment_id: int, label: str, size: int, means: dict[str, float], **e
     }
 
 
-def details(segments: list[dict], **extra) -> dict:
-    return {
-        "run_id": 7,
-        "job": "shop",
-        "status": "succeeded",
-        "source": "table shop",
-        "k": len(segments),
-        "spec": {},
-        "algorithm": "kmeans",
-        "segments": segments,
-        "features": [SPEND, TEMPERATURE, VISITS, LEVEL],
-        **extra,
+def details(segments: list[dict], k_explanation: dict | None = None, **extra) -> RunDetails:
+    """A run of these segments (dicts of SegmentDetail's fields); `extra` sets the summary's fields
+    and the details' own."""
+    summary_fields = {f.name for f in fields(RunSummary)} - {"features"}  # features= sets the details'
+    summary = RunSummary(
+        **{
+            **dict.fromkeys(f.name for f in fields(RunSummary)),
+            **{"run_id": 7, "job": "shop", "kind": "fit", "status": "succeeded", "k": len(segments)},
+            **{"algorithm": "kmeans", "candidate": False, "is_current": True},
+            **{key: value for key, value in extra.items() if key in summary_fields},
+        }
+    )
+    explanation = KExplanation(
+        **{
+            **dict.fromkeys(f.name for f in fields(KExplanation)),
+            **{"chosen_k_by": {}, "no_answer": {}},
+            **(k_explanation or {}),
+        }
+    )
+    unset_segment = dict.fromkeys(f.name for f in fields(SegmentDetail))
+    run = {
+        **dict.fromkeys(f.name for f in fields(RunDetails)),
+        **{"summary": summary, "k_explanation": explanation, "source": "table shop", "spec": {}},
+        **{"k_sweep": [], "rejected_k": [], "model_metrics": {}, "features": [SPEND, TEMPERATURE, VISITS, LEVEL]},
+        "segments": [SegmentDetail(**{**unset_segment, **s}) for s in segments],
     }
+    return RunDetails(**{**run, **{key: value for key, value in extra.items() if key not in summary_fields}})
 
 
 def test_a_card_says_what_sets_the_segment_apart_in_plain_words():
@@ -144,13 +151,13 @@ def test_purchase_history_cards_read_as_behaviour_and_show_the_next_period():
             "next_revenue_share": 0.4,
         },
     ]
-    run = {
-        **details(segments),
-        "features": [recency, total],
-        "spec": {"transaction_features": {"features": {"recency": {}, "monetary_total": {}}}},
-        "validation_start": date(2024, 7, 1),
-        "validation_end": date(2024, 9, 30),
-    }
+    run = details(
+        segments,
+        features=[recency, total],
+        spec={"transaction_features": {"features": {"recency": {}, "monetary_total": {}}}},
+        validation_start=date(2024, 7, 1),
+        validation_end=date(2024, 9, 30),
+    )
     champions, hibernating = cards(run)
     assert champions.description == (
         "Spend 3.0x the average and last bought 12 days ago on average (all customers: 60)."
@@ -200,9 +207,9 @@ def test_dbscan_outliers_and_average_segments():
     ],
 )
 def test_the_features_table_shows_only_what_clipping_did(bounds, count, shown):
-    clipped = {**SPEND, "clip_low": bounds[0], "clip_high": bounds[1], "clipped_count": count}
+    clipped = replace(SPEND, clip_low=bounds[0], clip_high=bounds[1], clipped_count=count)
     run = details([segment(1, "A", 500, {"spend": 100.0}), segment(2, "B", 500, {"spend": 100.0})])
-    page = html.render({**run, "features": [clipped]}, [], None, [])
+    page = html.render(replace(run, features=[clipped]), [], None, [])
     table = page[page.index('<table class="features">') :]
     row = table[table.index("<tr><td>spend</td>") :]
     assert row[: row.index("</tr>")].endswith(f"<td>{escape(shown)}</td>")

@@ -13,12 +13,15 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 from segjob.errors import SegjobError, UsageError
+
+if TYPE_CHECKING:  # imported by the commands that need it, so `segjob --help` stays fast
+    from segjob.results.details import RunDetails
 
 
 class _FlagHelp:
@@ -622,16 +625,15 @@ def run(
     )
     database = _engine(database_url, statement_timeout=spec.statement_timeout)
     outcome = run_job(database, spec, _progress(quiet, log_format), force=force)
-    summary = history.run_summary(database, outcome.run_id)
     details = history.show_run(database, outcome.run_id)
     if json_output:
         _print_json(
             {
-                **summary,
-                "k_explanation": details["k_explanation"],
-                "segments": history.segments_of(details),
+                **details.summary.as_dict(),
+                "k_explanation": details.k_explanation.as_dict(),
+                "segments": details.brief_segments(),
                 "reused": outcome.reused,
-                "left_out": left_out((details.get("spec") or {}).get("transaction_features")),
+                "left_out": left_out(details.transaction_features),
             }
         )
         return
@@ -774,10 +776,9 @@ def score(
     )
     engine = _engine(database_url)
     outcome = score_job(engine, job, scored, model_run, run_key, force, _progress(quiet, log_format), candidate)
-    summary = history.run_summary(engine, outcome.run_id)
     details = history.show_run(engine, outcome.run_id)
     if json_output:
-        _print_json({**summary, "segments": history.segments_of(details), "reused": outcome.reused})
+        _print_json({**details.summary.as_dict(), "segments": details.brief_segments(), "reused": outcome.reused})
         return
     if outcome.reused:
         typer.echo(f"run key {run_key!r} already succeeded as run {outcome.run_id}; nothing to do")
@@ -847,7 +848,7 @@ def runs_show(
     db.check_at_head(engine)
     details = history.show_run(engine, run_id)
     if json_output:
-        _print_json(details)
+        _print_json(details.as_dict())
         return
     _print_run_details(details)
 
@@ -933,7 +934,7 @@ def prune(
         )
 
 
-def _print_run_details(details: dict[str, Any]) -> None:
+def _print_run_details(details: RunDetails) -> None:
     from segjob.cli.render import run_details
 
     run_details(details)

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from segjob.model.criteria import CRITERIA
 from segjob.model.explain import left_out_text, plural
+from segjob.results.details import FeatureDetail, RunDetails, RunSummary, SegmentDetail
 from segjob.results.history import validation_summary
 
 
@@ -78,61 +79,62 @@ def _status(run: dict[str, Any]) -> str:
     return run["status"]
 
 
-def _currency(details: dict[str, Any]) -> str:
+def _currency(summary: RunSummary) -> str:
     """Whether the run is what dashboards show, and how it got there or gets there."""
-    if details.get("is_current"):
-        return f"current run of the job since {_time(details['current_since'])} ({details['current_reason']})"
-    if details.get("candidate"):
-        return f"candidate run, not current: 'segjob promote {details['run_id']}' makes it current"
-    return f"not current: 'segjob promote {details['run_id']}' makes it current again"
+    if summary.is_current:
+        return f"current run of the job since {_time(summary.current_since)} ({summary.current_reason})"
+    if summary.candidate:
+        return f"candidate run, not current: 'segjob promote {summary.run_id}' makes it current"
+    return f"not current: 'segjob promote {summary.run_id}' makes it current again"
 
 
-def run_details(details: dict[str, Any], console: Console | None = None) -> None:
+def run_details(details: RunDetails, console: Console | None = None) -> None:
     """Print a run; `console`, when given, must read no markup and no emoji codes (see _console)."""
     console = console or _console()
-    score = details.get("kind") == "score"
-    model = f" with the model of run {details.get('model_run_id')}" if score else ""
+    summary = details.summary
+    score = summary.kind == "score"
+    model = f" with the model of run {summary.model_run_id}" if score else ""
     console.print(
         Text.assemble(
-            f"{'score run' if score else 'run'} {details['run_id']} of job ",
-            (details["job"], "bold"),
-            f"{model}: {details['status']} ({details['source']}), started {_time(details['started_at'])}",
+            f"{'score run' if score else 'run'} {summary.run_id} of job ",
+            (summary.job, "bold"),
+            f"{model}: {summary.status} ({details.source}), started {_time(summary.started_at)}",
         )
     )
-    if details.get("error"):
-        console.print(f"error: {details['error']}")
-    if details["status"] != "succeeded":
+    if summary.error:
+        console.print(f"error: {summary.error}")
+    if summary.status != "succeeded":
         return
-    console.print(_currency(details))
-    dropped = details.get("dropped_by_reason") or {}
+    console.print(_currency(summary))
+    dropped = details.dropped_by_reason or {}
     dropped_text = ", ".join(f"{reason} {count:,}" for reason, count in dropped.items()) or "none"
-    console.print(f"rows read {details['rows_read']:,}, used {details['rows_used']:,}, dropped {dropped_text}")
-    console.print(f"algorithm {details.get('algorithm') or 'kmeans'}; {details['k_reason']}")
-    warning = (details.get("k_explanation") or {}).get("warning")
+    console.print(f"rows read {summary.rows_read:,}, used {summary.rows_used:,}, dropped {dropped_text}")
+    console.print(f"algorithm {summary.algorithm or 'kmeans'}; {details.k_reason}")
+    warning = details.k_explanation.warning
     if warning:
         console.print(f"warning: {warning}", style="bold yellow")
     if not score:  # a score run fits nothing, so it has no quality metrics
         console.print(
-            f"silhouette {_number(details['silhouette'])},"
-            f" Davies-Bouldin {_number(details['davies_bouldin'])},"
-            f" Calinski-Harabasz {_number(details['calinski_harabasz'], 1)}, inertia {_number(details['inertia'], 1)},"
-            f" stability {_number(details.get('stability'))}"
+            f"silhouette {_number(summary.silhouette)},"
+            f" Davies-Bouldin {_number(summary.davies_bouldin)},"
+            f" Calinski-Harabasz {_number(summary.calinski_harabasz, 1)}, inertia {_number(summary.inertia, 1)},"
+            f" stability {_number(summary.stability)}"
         )
-    if details.get("chosen_k_by"):
+    if details.k_explanation.chosen_k_by:
         console.print(_criteria_line(details))
-    for rejected in details.get("rejected_k", []):
-        console.print(f"rejected k={rejected['k']}: {rejected['reason']}")
-    for line in _transform_lines(details["features"], (details.get("spec") or {}).get("clip_outliers")):
+    for rejected in details.rejected_k:
+        console.print(f"rejected k={rejected.k}: {rejected.reason}")
+    for line in _transform_lines(details.features, details.spec.get("clip_outliers")):
         console.print(line)
     for line in _drift_lines(details):
         console.print(line)
-    for line in _transaction_lines((details.get("spec") or {}).get("transaction_features")):
+    for line in _transaction_lines(details.transaction_features):
         console.print(line)
-    if len(details["k_sweep"]) > 1:
-        rejected_ks = {row["k"] for row in details.get("rejected_k", [])}
+    if len(details.k_sweep) > 1:
+        rejected_ks = {row.k for row in details.rejected_k}
         sweep = Table(title="K sweep (* chosen)")
         headers = {c.metric: c.label for c in CRITERIA.values()} | {"smallest_segment_share": "smallest share"}
-        backtest = ("backtest_score",) if any("backtest_score" in row for row in details["k_sweep"]) else ()
+        backtest = ("backtest_score",) if any("backtest_score" in row.metrics for row in details.k_sweep) else ()
         names = (
             *backtest,
             "silhouette_gain",
@@ -145,20 +147,21 @@ def run_details(details: dict[str, Any], console: Console | None = None) -> None
         )
         for name in ("k", *names, "rejected"):
             sweep.add_column(headers.get(name, name), justify="right")
-        for row in details["k_sweep"]:
-            marker = " *" if row["k"] == details["k"] else ""
-            share = row.get("smallest_segment_share")
+        for row in details.k_sweep:
+            marker = " *" if row.k == summary.k else ""
+            metrics = row.metrics
+            share = metrics.get("smallest_segment_share")
             sweep.add_row(
-                f"{row['k']}{marker}",
-                *(_number(row.get(name)) for name in backtest),
-                _number(row.get("silhouette_gain")),
-                _number(row.get("silhouette")),
-                _number(row.get("davies_bouldin")),
-                _number(row.get("calinski_harabasz"), 1),
-                _number(row.get("inertia"), 1),
-                _number(row.get("stability")),
+                f"{row.k}{marker}",
+                *(_number(metrics.get(name)) for name in backtest),
+                _number(metrics.get("silhouette_gain")),
+                _number(metrics.get("silhouette")),
+                _number(metrics.get("davies_bouldin")),
+                _number(metrics.get("calinski_harabasz"), 1),
+                _number(metrics.get("inertia"), 1),
+                _number(metrics.get("stability")),
                 "" if share is None else f"{share:.1%}",
-                "yes" if row["k"] in rejected_ks else "",
+                "yes" if row.k in rejected_ks else "",
             )
         console.print(sweep)
 
@@ -170,28 +173,26 @@ def run_details(details: dict[str, Any], console: Console | None = None) -> None
 LABEL_MIN_WIDTH = 12  # narrower, a label of marketer's words breaks every word or two
 
 
-def segment_tables(details: dict[str, Any], console: Console) -> list[Table]:
+def segment_tables(details: RunDetails, console: Console) -> list[Table]:
     """The segments with their centroids: one table with a column per feature when it fits the
     console's width; otherwise a table of the segments (size, share, label, what stands out) and
     the centroids with one row per feature and a column per segment, in as few tables as fit.
     Labels wrap at spaces; nothing is cut short, and each "stands out on" item keeps its line."""
-    features = details["features"]
-    levels = {f["feature"] for f in features if f["kind"] == "categorical"}
-    segments = details["segments"]
-    names = [f["feature"] for f in features]
+    features = details.features
+    levels = {f.feature for f in features if f.kind == "categorical"}
+    segments = details.segments
+    names = [f.feature for f in features]
 
-    def centroid(segment: dict[str, Any], name: str) -> str:
-        return _centroid(segment["features"].get(name, {}).get("centroid"), share=name in levels)
+    def centroid(segment: SegmentDetail, name: str) -> str:
+        stats = segment.features.get(name)
+        return _centroid(None if stats is None else stats.centroid, share=name in levels)
 
-    def stands_out(segment: dict[str, Any]) -> list[str]:
-        return [
-            f"{name} ({segment['features'].get(name, {}).get('z_score', 0):+.1f} sd)"
-            for name in segment.get("top_features", [])
-        ]
+    def stands_out(segment: SegmentDetail) -> list[str]:
+        return [f"{name} ({_z_score(segment, name):+.1f} sd)" for name in segment.top_features]
 
     items = [item for segment in segments for item in stands_out(segment)]
     widest_item = max([len(item) for item in items] + [len("stands out on")])
-    longest_label = max([len(segment["label"]) for segment in segments] + [len("label")])
+    longest_label = max([len(segment.label) for segment in segments] + [len("label")])
 
     def segments_table(title: str, with_features: bool) -> Table | None:
         """The numbers take what they need, the label wraps at spaces into what is left (at least
@@ -243,48 +244,50 @@ def segment_tables(details: dict[str, Any], console: Console) -> list[Table]:
     return tables
 
 
+def _z_score(segment: SegmentDetail, name: str) -> float:
+    stats = segment.features.get(name)
+    return 0 if stats is None else stats.z_score
+
+
 def _least_width(console: Console, table: Table) -> int:
     """The narrowest the table gets without cutting a cell or a word (as if the console were endless)."""
     return console.measure(table, options=console.options.update_width(1_000_000)).minimum
 
 
-def _segment_cells(segment: dict[str, Any]) -> tuple[str, str, str, str]:
-    return str(segment["segment_id"]), segment["label"], f"{segment['size']:,}", f"{segment['share']:.1%}"
+def _segment_cells(segment: SegmentDetail) -> tuple[str, str, str, str]:
+    return str(segment.segment_id), segment.label, f"{segment.size:,}", f"{segment.share:.1%}"
 
 
-def _centroid_table(segments: list[dict[str, Any]], names: list[str], centroid) -> Table:
+def _centroid_table(segments: list[SegmentDetail], names: list[str], centroid) -> Table:
     table = Table(title="Centroids in original units (categorical levels as shares), one column per segment")
     table.add_column("feature", no_wrap=True)
     for segment in segments:
-        table.add_column(f"segment {segment['segment_id']}", justify="right", no_wrap=True)
+        table.add_column(f"segment {segment.segment_id}", justify="right", no_wrap=True)
     for name in names:
         table.add_row(name, *(centroid(segment, name) for segment in segments))
     return table
 
 
-def _drift_lines(details: dict[str, Any]) -> list[str]:
+def _drift_lines(details: RunDetails) -> list[str]:
     """Drift against the job's previous succeeded run (segjob.results.lineage), when there was one."""
-    if details.get("compared_run_id") is None:
+    summary = details.summary
+    if summary.compared_run_id is None:
         return ["drift: first succeeded run of the job, nothing to compare with"]
-    changed = details.get("changed_share")
+    changed = summary.changed_share
     lines = [
-        f"drift vs run {details['compared_run_id']}: {_number(details.get('common_customers'))} common customers,"
+        f"drift vs run {summary.compared_run_id}: {_number(summary.common_customers)} common customers,"
         f" {'' if changed is None else f'{changed:.1%}'} changed segment,"
-        f" adjusted Rand index {_number(details.get('ari'))}"
+        f" adjusted Rand index {_number(summary.ari)}"
     ]
-    psi = [f"{f['feature']} {f['psi']:.3f}" for f in details["features"] if f.get("psi") is not None]
+    psi = [f"{f.feature} {f.psi:.3f}" for f in details.features if f.psi is not None]
     if psi:
         lines.append(f"PSI (<0.1 stable, >0.25 major shift): {', '.join(psi)}")
-    shifts = [
-        f"{s['segment_id']} {s['centroid_shift']:.3f}"
-        for s in details["segments"]
-        if s.get("centroid_shift") is not None
-    ]
-    new = [str(s["segment_id"]) for s in details["segments"] if s.get("centroid_shift") is None]
+    shifts = [f"{s.segment_id} {s.centroid_shift:.3f}" for s in details.segments if s.centroid_shift is not None]
+    new = [str(s.segment_id) for s in details.segments if s.centroid_shift is None]
     if shifts:
         lines.append(f"centroid shift by segment (compared run's scaled units): {', '.join(shifts)}")
     if new:
-        lines.append(f"segments not in run {details['compared_run_id']}: {', '.join(new)}")
+        lines.append(f"segments not in run {summary.compared_run_id}: {', '.join(new)}")
     return lines
 
 
@@ -294,33 +297,29 @@ def _centroid(value: Any, share: bool) -> str:
     return f"{value:.0%}" if share else _number(value, 2)
 
 
-def _criteria_line(details: dict[str, Any]) -> str:
+def _criteria_line(details: RunDetails) -> str:
     """Which k each criterion would choose, which one decided, and whether they agree."""
-    used = details.get("k_criterion")
+    used, explanation = details.summary.k_criterion, details.k_explanation
     choices = ", ".join(
-        f"{name} k={k}" + (" (used)" if name == used else "") for name, k in details["chosen_k_by"].items()
+        f"{name} k={k}" + (" (used)" if name == used else "") for name, k in explanation.chosen_k_by.items()
     )
-    no_answer = (details.get("k_explanation") or {}).get("no_answer") or {}
-    choices += "".join(f", {name}: no answer ({why})" for name, why in no_answer.items())
-    verdict = "criteria disagree" if details.get("criteria_disagree") else "all criteria agree"
+    choices += "".join(f", {name}: no answer ({why})" for name, why in explanation.no_answer.items())
+    verdict = "criteria disagree" if explanation.criteria_disagree else "all criteria agree"
     return f"k by criterion: {choices}; {verdict}"
 
 
-def _transform_lines(features: list[dict[str, Any]], clip_outliers: float | None) -> list[str]:
+def _transform_lines(features: list[FeatureDetail], clip_outliers: float | None) -> list[str]:
     """log1p and clipping per feature; far-out fences (--transform auto) only where they moved values."""
     lines = []
     how = f"at mean +/- {clip_outliers:g} std" if clip_outliers else "at the far-out fences"
     for feature in features:
-        if feature.get("transform"):
+        if feature.transform:
+            lines.append(f"transform: {feature.feature} {feature.transform} (skewness {_number(feature.skewness, 2)})")
+        if feature.clip_low is not None and (clip_outliers or feature.clipped_count):
             lines.append(
-                f"transform: {feature['feature']} {feature['transform']}"
-                f" (skewness {_number(feature.get('skewness'), 2)})"
-            )
-        if feature.get("clip_low") is not None and (clip_outliers or feature.get("clipped_count")):
-            lines.append(
-                f"clipped {how}: {feature['feature']} to"
-                f" [{_number(feature['clip_low'], 2)}, {_number(feature['clip_high'], 2)}]"
-                f" ({plural(feature.get('clipped_count') or 0, 'value')})"
+                f"clipped {how}: {feature.feature} to"
+                f" [{_number(feature.clip_low, 2)}, {_number(feature.clip_high, 2)}]"
+                f" ({plural(feature.clipped_count or 0, 'value')})"
             )
     return lines
 
@@ -342,25 +341,25 @@ def _transaction_lines(definitions: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def _print_validation(console: Console, details: dict[str, Any]) -> None:
+def _print_validation(console: Console, details: RunDetails) -> None:
     """What each segment's customers did in the next period, when the run has one."""
     summary = validation_summary(details)
     if summary is None:
         return
     console.print(summary)
-    if details.get("validation_start") is None:
+    if details.summary.validation_start is None:
         return
     table = Table(title="Segments in the next period (net spend, returns included)")
     for name in ("segment", "label", "customers", "purchase rate", "spend per customer", "revenue share"):
         table.add_column(name, no_wrap=name == "label", justify="left" if name == "label" else "right")
-    for segment in details["segments"]:
-        rate, share = segment.get("next_purchase_rate"), segment.get("next_revenue_share")
+    for segment in details.segments:
+        rate, share = segment.next_purchase_rate, segment.next_revenue_share
         table.add_row(
-            str(segment["segment_id"]),
-            segment["label"],
-            f"{segment['size']:,}",
+            str(segment.segment_id),
+            segment.label,
+            f"{segment.size:,}",
             "" if rate is None else f"{rate:.1%}",
-            _number(segment.get("next_spend_mean"), 2),
+            _number(segment.next_spend_mean, 2),
             "" if share is None else f"{share:.1%}",
         )
     console.print(table)

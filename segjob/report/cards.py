@@ -9,10 +9,12 @@ outside the segment) follows from the two and the sizes. No database here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from segjob.model.explain import MIN_SEGMENT_CUSTOMERS, plural
 from segjob.model.profile import NOISE_SEGMENT_ID
+from segjob.results.details import FeatureDetail, RunDetails, SegmentDetail
 
 # A feature whose segment mean lies within this many population standard deviations of the mean
 # does not set the segment apart; the strongest MOST_FEATURES beyond it are named.
@@ -67,16 +69,16 @@ def number(value: Any, digits: int = 4) -> str:
     return f"{value:,.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3g}"
 
 
-def cards(details: dict[str, Any]) -> list[Card]:
+def cards(details: RunDetails) -> list[Card]:
     """A card for each segment of run `details` (segjob.results.history.show_run)."""
-    features = {f["feature"]: f for f in details["features"]}
-    total = sum(s["size"] for s in details["segments"])
-    transaction_features = set(((details.get("spec") or {}).get("transaction_features") or {}).get("features") or {})
+    features = {f.feature: f for f in details.features}
+    total = sum(s.size for s in details.segments)
+    transaction_features = set((details.transaction_features or {}).get("features") or {})
     overall = _overall_next_period(details)
     result = []
-    for s in details["segments"]:
+    for s in details.segments:
         differences = _differences(s, features, total)
-        noise = details.get("algorithm") == "dbscan" and s["segment_id"] == NOISE_SEGMENT_ID
+        noise = details.summary.algorithm == "dbscan" and s.segment_id == NOISE_SEGMENT_ID
         if noise:
             description = "Customers in no dense group (DBSCAN outliers): they have little in common."
         elif differences:
@@ -86,51 +88,50 @@ def cards(details: dict[str, Any]) -> list[Card]:
             description = "Close to the average customer on every feature."
         result.append(
             Card(
-                segment_id=s["segment_id"],
-                label=s["label"],
-                size=s["size"],
-                share=s["share"],
+                segment_id=s.segment_id,
+                label=s.label,
+                size=s.size,
+                share=s.share,
                 description=description,
                 differences=differences,
                 next_period=_next_period(s, overall),
-                small=s["size"] < MIN_SEGMENT_CUSTOMERS,
+                small=s.size < MIN_SEGMENT_CUSTOMERS,
             )
         )
     return result
 
 
-def relative_note(details: dict[str, Any]) -> str:
+def relative_note(details: RunDetails) -> str:
     """What "high", "low" and "the average" are relative to (segments too small to say much get the
     run's small-segments warning, segjob.model.explain.small_segments_warning, above the cards)."""
-    total = sum(s["size"] for s in details["segments"])
+    total = sum(s.size for s in details.segments)
     return (
         f"Words such as high and low, and every comparison with the average, describe these"
         f" {plural(total, 'customer')} against each other, not against any outside benchmark."
     )
 
 
-def _differences(segment: dict[str, Any], features: dict[str, dict[str, Any]], total: int) -> list[Difference]:
+def _differences(segment: SegmentDetail, features: dict[str, FeatureDetail], total: int) -> list[Difference]:
     """The features whose segment mean lies furthest from the population mean (stored z-score)."""
     apart = []
-    for name, stats in segment["features"].items():
-        z, mean = stats.get("z_score"), stats.get("mean")
-        if z is None or mean is None or name not in features or abs(z) < STANDS_OUT_Z:
+    for name, stats in segment.features.items():
+        if name not in features or abs(stats.z_score) < STANDS_OUT_Z:
             continue
-        apart.append((abs(z), name, mean))
+        apart.append((abs(stats.z_score), name, stats.mean))
     apart.sort(key=lambda item: -item[0])
     differences = []
     for _, name, mean in apart[:MOST_FEATURES]:
-        average = features[name]["mean"]
-        others = total - segment["size"]
-        rest = (average * total - mean * segment["size"]) / others if others > 0 else None
-        differences.append(Difference(name, mean, rest, average, features[name]["kind"] != "numeric"))
+        average = features[name].mean
+        others = total - segment.size
+        rest = (average * total - mean * segment.size) / others if others > 0 else None
+        differences.append(Difference(name, mean, rest, average, features[name].kind != "numeric"))
     return differences
 
 
-def _phrase(difference: Difference, feature: dict[str, Any], transaction_features: set[str]) -> str:
+def _phrase(difference: Difference, feature: FeatureDetail, transaction_features: set[str]) -> str:
     if difference.share:
         return (
-            f"{difference.segment:.0%} with {feature['source_column']} {feature.get('level')}"
+            f"{difference.segment:.0%} with {feature.source_column} {feature.level}"
             f" (all customers: {difference.average:.0%})"
         )
     name = difference.feature
@@ -140,7 +141,7 @@ def _phrase(difference: Difference, feature: dict[str, Any], transaction_feature
             f" (all customers: {number(round(difference.average))})"
         )
     noun = _TRANSACTION_NOUNS.get(name, name) if name in transaction_features else name
-    return f"{noun} {_compared(difference.segment, difference.average, feature['min'] >= 0)}"
+    return f"{noun} {_compared(difference.segment, difference.average, feature.min >= 0)}"
 
 
 def _compared(value: float, average: float, non_negative: bool) -> str:
@@ -164,29 +165,40 @@ def _sentence(phrases: list[str], first_feature: str) -> str:
     return f"{text}." if text.startswith(first_feature) else f"{text[0].upper()}{text[1:]}."
 
 
-def _overall_next_period(details: dict[str, Any]) -> dict[str, float] | None:
-    """All customers' purchase rate and spend per customer in the next period, from the segments'."""
-    if details.get("validation_start") is None:
+@dataclass(frozen=True)
+class _NextPeriod:
+    """All customers in the next period: purchase rate and spend per customer, from the segments'."""
+
+    start: date
+    end: date | None
+    rate: float
+    spend: float
+
+
+def _overall_next_period(details: RunDetails) -> _NextPeriod | None:
+    start = details.summary.validation_start
+    if start is None:
         return None
-    measured = [s for s in details["segments"] if s.get("next_purchase_rate") is not None]
-    customers = sum(s["size"] for s in measured)
+    measured = [(s.size, s.next_purchase_rate, s.next_spend_mean) for s in details.segments]
+    rated = [(size, rate, spend) for size, rate, spend in measured if rate is not None]
+    customers = sum(size for size, _, _ in rated)
     if not customers:
         return None
-    return {
-        "rate": sum(s["size"] * s["next_purchase_rate"] for s in measured) / customers,
-        "spend": sum(s["size"] * (s.get("next_spend_mean") or 0.0) for s in measured) / customers,
-        "start": details["validation_start"],
-        "end": details["validation_end"],
-    }
+    return _NextPeriod(
+        start,
+        details.summary.validation_end,
+        rate=sum(size * rate for size, rate, _ in rated) / customers,
+        spend=sum(size * (spend or 0.0) for size, _, spend in rated) / customers,
+    )
 
 
-def _next_period(segment: dict[str, Any], overall: dict[str, Any] | None) -> str | None:
-    rate = segment.get("next_purchase_rate")
+def _next_period(segment: SegmentDetail, overall: _NextPeriod | None) -> str | None:
+    rate = segment.next_purchase_rate
     if overall is None or rate is None:
         return None
-    spend, revenue = segment.get("next_spend_mean"), segment.get("next_revenue_share")
+    spend, revenue = segment.next_spend_mean, segment.next_revenue_share
     return (
-        f"In the next period ({overall['start']} to {overall['end']}) {rate:.0%} bought again"
-        f" (all customers: {overall['rate']:.0%}), spending {number(spend)} per customer"
-        f" (all: {number(overall['spend'])})" + (f"; {revenue:.0%} of all revenue" if revenue is not None else "") + "."
+        f"In the next period ({overall.start} to {overall.end}) {rate:.0%} bought again"
+        f" (all customers: {overall.rate:.0%}), spending {number(spend)} per customer"
+        f" (all: {number(overall.spend)})" + (f"; {revenue:.0%} of all revenue" if revenue is not None else "") + "."
     )

@@ -19,6 +19,7 @@ from segjob.model.explain import left_out_text, plural
 from segjob.report.cards import Card, cards, number, relative_note
 from segjob.report.customers import CustomerSample
 from segjob.report.plots import Picture
+from segjob.results.details import FeatureDetail, RunDetails, SegmentDetail, SweepRow
 from segjob.results.history import CRITERION_METRICS, validation_summary
 
 _CSS = """
@@ -55,7 +56,7 @@ figcaption { color: #444; font-size: 0.9rem; margin-top: 0.3rem; }
 
 
 def render(
-    details: dict[str, Any],
+    details: RunDetails,
     pictures: list[Picture],
     customers: CustomerSample | None,
     missing: list[str],
@@ -63,17 +64,18 @@ def render(
 ) -> str:
     """The whole page for run `details` (history.show_run) with `pictures` embedded."""
     colors = colors or {}
-    title = f"segjob run {details['run_id']} of job {details['job']}"
-    warning = (details.get("k_explanation") or {}).get("warning")
+    summary = details.summary
+    title = f"segjob run {summary.run_id} of job {summary.job}"
+    warning = details.k_explanation.warning
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
-        f'<p class="subtitle">{len(details["segments"])} segments of'
-        f" {escape(plural(sum(s['size'] for s in details['segments']), 'customer'))}"
-        f" &middot; {escape(details['source'])} &middot; {escape(_when(details.get('finished_at')))}"
+        f'<p class="subtitle">{len(details.segments)} segments of'
+        f" {escape(plural(sum(s.size for s in details.segments), 'customer'))}"
+        f" &middot; {escape(details.source)} &middot; {escape(_when(summary.finished_at))}"
         ' &middot; <a href="#appendix">diagnostics</a></p>',
         f"<p class='warning'><strong>Warning:</strong> {escape(warning)}</p>" if warning else "",
         '<h2 id="segments">Segments</h2>',
@@ -152,57 +154,53 @@ def _key_values(rows: list[tuple[str, str]]) -> str:
     return f'<table class="kv">{body}</table>'
 
 
-def _run_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
-    spec = d.get("spec") or {}
-    dropped = d.get("dropped_by_reason") or {}
-    dropped_text = f"{number(d.get('rows_dropped') or 0)}" + (
+def _run_rows(d: RunDetails) -> list[tuple[str, str]]:
+    spec, summary = d.spec, d.summary
+    dropped = d.dropped_by_reason or {}
+    dropped_text = f"{number(summary.rows_dropped or 0)}" + (
         " (" + ", ".join(f"{reason}: {count:,}" for reason, count in dropped.items()) + ")" if dropped else ""
     )
     rows = [
-        ("job", d["job"]),
-        ("run id", str(d["run_id"])),
-        ("status", d["status"]),
-        ("source", d["source"]),
+        ("job", summary.job),
+        ("run id", str(summary.run_id)),
+        ("status", summary.status),
+        ("source", d.source),
         ("features", ", ".join(spec.get("features") or [])),
     ]
     if spec.get("categorical"):
         rows.append(("categorical", ", ".join(spec["categorical"])))
     rows += [
         ("scaler / missing values", f"{spec.get('scaler', '')} / {spec.get('missing', '')}"),
-        ("algorithm", str(d.get("algorithm") or "")),
-        ("k and why", d.get("k_reason") or str(d["k"])),
-        ("decided by", str(d.get("k_criterion") or "")),
-        ("rows read / used", f"{number(d.get('rows_read'))} / {number(d.get('rows_used'))}"),
+        ("algorithm", str(summary.algorithm or "")),
+        ("k and why", d.k_reason or str(summary.k)),
+        ("decided by", str(summary.k_criterion or "")),
+        ("rows read / used", f"{number(summary.rows_read)} / {number(summary.rows_used)}"),
         ("rows dropped", dropped_text),
-        *([("left out", text)] if (text := left_out_text(spec.get("transaction_features"))) else []),
-        ("started / finished", f"{_when(d.get('started_at'))} / {_when(d.get('finished_at'))}"),
-        ("seed", str(d.get("seed"))),
-        ("input fingerprint", str(d.get("input_fingerprint") or "")),
-        (
-            "versions",
-            f"segjob {d.get('segjob_version')}, scikit-learn {d.get('sklearn_version')},"
-            f" numpy {d.get('numpy_version')}",
-        ),
-        ("host / pid", f"{d.get('host')} / {d.get('pid')}"),
+        *([("left out", text)] if (text := left_out_text(d.transaction_features)) else []),
+        ("started / finished", f"{_when(summary.started_at)} / {_when(summary.finished_at)}"),
+        ("seed", str(d.seed)),
+        ("input fingerprint", str(d.input_fingerprint or "")),
+        ("versions", f"segjob {d.segjob_version}, scikit-learn {d.sklearn_version}, numpy {d.numpy_version}"),
+        ("host / pid", f"{d.host} / {d.pid}"),
     ]
     return rows
 
 
-def _choice(d: dict[str, Any]) -> str:
+def _choice(d: RunDetails) -> str:
     """The rule, its runner-up, each criterion's k (or why it has none), rejections, the chosen
     model's metrics and the K sweep with every criterion's metric."""
-    explanation = d.get("k_explanation") or {}
+    explanation = d.k_explanation
     parts = []
-    if explanation.get("rule") and explanation.get("runner_up_k") is not None:
+    if explanation.rule and explanation.runner_up_k is not None:
         parts.append(
-            f"<p>Chosen: k={escape(str(explanation['k']))} by {escape(explanation['rule'])}; runner-up"
-            f" k={escape(str(explanation['runner_up_k']))}, {explanation['runner_up_margin']:.3f} behind.</p>"
+            f"<p>Chosen: k={escape(str(explanation.k))} by {escape(explanation.rule)}; runner-up"
+            f" k={escape(str(explanation.runner_up_k))}, {explanation.runner_up_margin:.3f} behind.</p>"
         )
-    parts.append(f"<p>{escape(d.get('k_reason') or '')}</p>")
-    chosen_by = d.get("chosen_k_by") or {}
-    used = d.get("k_criterion")
+    parts.append(f"<p>{escape(d.k_reason or '')}</p>")
+    chosen_by = explanation.chosen_k_by
+    used = d.summary.k_criterion
     if chosen_by:
-        no_answer = explanation.get("no_answer") or {}
+        no_answer = explanation.no_answer
         cells = "".join(
             f"<tr><td>{escape(name)}{' (used)' if name == used else ''}</td><td class='num'>{escape(str(k))}</td></tr>"
             for name, k in chosen_by.items()
@@ -211,24 +209,24 @@ def _choice(d: dict[str, Any]) -> str:
         )
         verdict = (
             "The criteria disagree: they would choose different k."
-            if d.get("criteria_disagree")
+            if explanation.criteria_disagree
             else "All criteria agree."
         )
         parts.append(f"<p>{verdict}</p><table><tr><th>criterion</th><th>its k</th></tr>{cells}</table>")
-    rejected = d.get("rejected_k") or []
+    rejected = d.rejected_k
     if rejected:
-        cells = "".join(f"<tr><td class='num'>{r['k']}</td><td>{escape(r['reason'])}</td></tr>" for r in rejected)
+        cells = "".join(f"<tr><td class='num'>{r.k}</td><td>{escape(r.reason)}</td></tr>" for r in rejected)
         parts.append(f"<p>Rejected candidates:</p><table><tr><th>k</th><th>why</th></tr>{cells}</table>")
-    metrics = d.get("model_metrics") or {}
+    metrics = d.model_metrics
     if metrics:
         cells = "".join(
             f"<tr><td>{escape(name)}</td><td class='num'>{_metric(name, value)}</td></tr>"
             for name, value in metrics.items()
         )
         parts.append(f"<p>The chosen model:</p><table><tr><th>metric</th><th>value</th></tr>{cells}</table>")
-    sweep = d.get("k_sweep") or []
+    sweep = d.k_sweep
     if len(sweep) > 1:
-        parts.append(_sweep_table(sweep, d["k"], {r["k"] for r in rejected}, used))
+        parts.append(_sweep_table(sweep, d.summary.k, {r.k for r in rejected}, used))
     return "\n".join(parts)
 
 
@@ -250,8 +248,8 @@ _SWEEP_COLUMNS = (
 )
 
 
-def _sweep_table(sweep: list[dict[str, Any]], k: int, rejected_ks: set[int], used: str | None) -> str:
-    names = [n for n in _SWEEP_COLUMNS if any(row.get(n) is not None for row in sweep)]
+def _sweep_table(sweep: list[SweepRow], k: int | None, rejected_ks: set[int], used: str | None) -> str:
+    names = [n for n in _SWEEP_COLUMNS if any(row.metrics.get(n) is not None for row in sweep)]
     deciding = CRITERION_METRICS.get(used or "")
 
     def header(name: str) -> str:
@@ -259,40 +257,42 @@ def _sweep_table(sweep: list[dict[str, Any]], k: int, rejected_ks: set[int], use
 
     head = "".join(f"<th>{header(n)}</th>" for n in ["k", *names])
     body = "".join(
-        f"<tr><td class='num'>{row['k']}{' (chosen)' if row['k'] == k else ''}"
-        f"{' (rejected)' if row['k'] in rejected_ks else ''}</td>"
-        + "".join(f"<td class='num'>{_metric(n, row.get(n))}</td>" for n in names)
+        f"<tr><td class='num'>{row.k}{' (chosen)' if row.k == k else ''}"
+        f"{' (rejected)' if row.k in rejected_ks else ''}</td>"
+        + "".join(f"<td class='num'>{_metric(n, row.metrics.get(n))}</td>" for n in names)
         + "</tr>"
         for row in sweep
     )
     return f'<p>The K sweep:</p><div class="wide"><table class="sweep"><tr>{head}</tr>{body}</table></div>'
 
 
-def _profile_table(d: dict[str, Any], colors: dict[int, str]) -> str:
+def _profile_table(d: RunDetails, colors: dict[int, str]) -> str:
     """Segments as columns; size, share, top features, then per feature centroid/mean/median/z."""
-    segments = d["segments"]
-    kinds = {f["feature"]: f["kind"] for f in d["features"]}
+    segments = d.segments
+    kinds = {f.feature: f.kind for f in d.features}
 
-    def head(s: dict[str, Any]) -> str:
-        color = colors.get(s["segment_id"])
+    def head(s: SegmentDetail) -> str:
+        color = colors.get(s.segment_id)
         swatch = f'<span class="swatch" style="background:{escape(color)}"></span>' if color else ""
-        return f"<th>{swatch}{s['segment_id']}: {escape(s['label'])}</th>"
+        return f"<th>{swatch}{s.segment_id}: {escape(s.label)}</th>"
+
+    def stat_of(s: SegmentDetail, feature: str, stat: str) -> float | None:
+        stats = s.features.get(feature)
+        return None if stats is None else getattr(stats, stat)
 
     rows = [
         "<tr><th>segment</th>" + "".join(head(s) for s in segments) + "</tr>",
-        "<tr><th>size</th>" + "".join(f"<td class='num'>{s['size']:,}</td>" for s in segments) + "</tr>",
-        "<tr><th>share</th>" + "".join(f"<td class='num'>{s['share']:.1%}</td>" for s in segments) + "</tr>",
+        "<tr><th>size</th>" + "".join(f"<td class='num'>{s.size:,}</td>" for s in segments) + "</tr>",
+        "<tr><th>share</th>" + "".join(f"<td class='num'>{s.share:.1%}</td>" for s in segments) + "</tr>",
         "<tr><th>top features</th>"
-        + "".join(f"<td>{escape(', '.join(s['top_features']))}</td>" for s in segments)
+        + "".join(f"<td>{escape(', '.join(s.top_features))}</td>" for s in segments)
         + "</tr>",
     ]
     for feature, kind in kinds.items():
         stats = ("centroid", "mean", "median", "z_score") if kind == "numeric" else ("mean", "z_score")
         for stat in stats:
             name = f"{feature}: {'share of level' if kind != 'numeric' and stat == 'mean' else stat.replace('_', '-')}"
-            cells = "".join(
-                f"<td class='num'>{_value(s['features'].get(feature, {}).get(stat), kind, stat)}</td>" for s in segments
-            )
+            cells = "".join(f"<td class='num'>{_value(stat_of(s, feature, stat), kind, stat)}</td>" for s in segments)
             rows.append(f"<tr><th>{escape(name)}</th>{cells}</tr>")
     return (
         '<p class="muted">Centroid, mean and median in original units; z-score: segment mean against all'
@@ -337,19 +337,19 @@ def _figure(picture: Picture) -> str:
     )
 
 
-def _features_table(d: dict[str, Any]) -> str:
+def _features_table(d: RunDetails) -> str:
     names = ["feature", "kind", "transform", "skewness", "impute_value", "missing_count", "mean", "std", "min", "max"]
     head = "".join(f"<th>{escape(n.replace('_', ' '))}</th>" for n in names) + "<th>outliers clipped</th>"
     body = "".join(
         "<tr>"
         + "".join(
-            f"<td class='num'>{number(f.get(n))}</td>"
-            if isinstance(f.get(n), (int, float))
-            else f"<td>{escape(str(f.get(n) or ''))}</td>"
+            f"<td class='num'>{number(value)}</td>"
+            if isinstance(value := getattr(f, n), (int, float))
+            else f"<td>{escape(str(value or ''))}</td>"
             for n in names
         )
         + f"<td>{escape(_clipping(f))}</td></tr>"
-        for f in d["features"]
+        for f in d.features
     )
     return (
         '<p class="muted">Min and max are the values observed among the customers used. Outliers clipped: the'
@@ -359,48 +359,48 @@ def _features_table(d: dict[str, Any]) -> str:
     )
 
 
-def _clipping(f: dict[str, Any]) -> str:
+def _clipping(f: FeatureDetail) -> str:
     """What clipping did to a feature, in original units, from the bounds, the observed min and max
     and the count of moved values: nothing is said of a bound outside the observed values."""
-    low, high, count = f.get("clip_low"), f.get("clip_high"), f.get("clipped_count")
-    if f.get("kind") != "numeric" or (low is None and high is None):
+    low, high, count = f.clip_low, f.clip_high, f.clipped_count
+    if f.kind != "numeric" or (low is None and high is None):
         return ""
-    low_cut = low is not None and low > f["min"]
-    high_cut = high is not None and high < f["max"]
+    low_cut = low is not None and low > f.min
+    high_cut = high is not None and high < f.max
     if count == 0 or (count is None and not (low_cut or high_cut)):
         return "none"
     moved = "some values (count not stored)" if count is None else plural(count, "value")
     if not (low_cut or high_cut):
         return f"{moved} moved to a bound"
     sides = [
-        *([f"below {number(low)} (observed min {number(f['min'])})"] if low_cut else []),
-        *([f"above {number(high)} (observed max {number(f['max'])})"] if high_cut else []),
+        *([f"below {number(low)} (observed min {number(f.min)})"] if low_cut else []),
+        *([f"above {number(high)} (observed max {number(f.max)})"] if high_cut else []),
     ]
-    kept = f"{number(low if low_cut else f['min'])} to {number(high if high_cut else f['max'])}"
+    kept = f"{number(low if low_cut else f.min)} to {number(high if high_cut else f.max)}"
     return f"{moved} {' or '.join(sides)} moved to the bound; kept as observed: {kept}"
 
 
-def _validation_section(d: dict[str, Any]) -> str:
+def _validation_section(d: RunDetails) -> str:
     """The segments checked against later behaviour (segjob.results.validation): a small table per segment,
     the share of next-period spend variance they explain, and what that means for a marketer."""
     summary = validation_summary(d)
     if summary is None:
         return ""
     parts = ["<h2>Segments in the next period</h2>", f"<p>{escape(summary[0].upper() + summary[1:])}.</p>"]
-    if d.get("validation_start") is None:
+    if d.summary.validation_start is None:
         return "\n".join(parts)
     rows = "".join(
-        f"<tr><td>{s['segment_id']}: {escape(s['label'])}</td><td class='num'>{s['size']:,}</td>"
-        f"<td class='num'>{_share(s.get('next_purchase_rate'))}</td>"
-        f"<td class='num'>{number(s.get('next_spend_mean'))}</td>"
-        f"<td class='num'>{_share(s.get('next_revenue_share'))}</td></tr>"
-        for s in d["segments"]
+        f"<tr><td>{s.segment_id}: {escape(s.label)}</td><td class='num'>{s.size:,}</td>"
+        f"<td class='num'>{_share(s.next_purchase_rate)}</td>"
+        f"<td class='num'>{number(s.next_spend_mean)}</td>"
+        f"<td class='num'>{_share(s.next_revenue_share)}</td></tr>"
+        for s in d.segments
     )
     parts.append(
         "<table><tr><th>segment</th><th>customers</th><th>bought again (purchase rate)</th>"
         f"<th>spend per customer</th><th>share of revenue</th></tr>{rows}</table>"
     )
-    explained = d.get("next_spend_explained")
+    explained = d.summary.next_spend_explained
     if explained is not None:
         parts.append(
             f"<p>What this means: knowing only a customer's segment explains {explained:.0%} of the differences in"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import io
 import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from matplotlib import rc_context
@@ -21,6 +21,7 @@ from segjob.model.criteria import CRITERIA
 from segjob.model.explain import plural
 from segjob.model.profile import NOISE_SEGMENT_ID
 from segjob.report.customers import CustomerSample
+from segjob.results.details import RunDetails, SweepRow
 from segjob.results.stored import StoredModel
 
 DPI = 110
@@ -158,9 +159,9 @@ def _mark_rejected(ax, ks: list[int], values: list[float], rejected: set[int]) -
         )
 
 
-def criteria(sweep: list[dict], chosen_k: int, chosen_by: dict[str, int], rejected: set[int]) -> bytes:
+def criteria(sweep: list[SweepRow], chosen_k: int, chosen_by: Mapping[str, int], rejected: set[int]) -> bytes:
     """One panel per quality criterion against k, with the chosen k and each criterion's own pick."""
-    panels = [c for c in CRITERIA.values() if c.title and any(row.get(c.metric) is not None for row in sweep)]
+    panels = [c for c in CRITERIA.values() if c.title and any(row.metrics.get(c.metric) is not None for row in sweep)]
     columns = len(panels) if len(panels) <= 2 else 2 if len(panels) == 4 else 3
     rows = -(-len(panels) // columns)
     figure = Figure(figsize=(4.6 * columns, 3.6 * rows), layout="constrained")
@@ -168,8 +169,9 @@ def criteria(sweep: list[dict], chosen_k: int, chosen_by: dict[str, int], reject
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
     for ax, criterion in zip(axes, panels):
-        ks = [row["k"] for row in sweep if row.get(criterion.metric) is not None]
-        values = [row[criterion.metric] for row in sweep if row.get(criterion.metric) is not None]
+        measured = [(row.k, row.metrics.get(criterion.metric)) for row in sweep]
+        ks = [k for k, value in measured if value is not None]
+        values = [value for _, value in measured if value is not None]
         ax.plot(ks, values, color=LINE_COLOR, marker="o", zorder=2)
         _mark_rejected(ax, ks, values, rejected)
         pick = chosen_by.get(criterion.name)
@@ -452,7 +454,7 @@ class Picture:
 
 
 def draw(
-    details: dict[str, Any], model: StoredModel, customers: CustomerSample | None, missing: list[str]
+    details: RunDetails, model: StoredModel, customers: CustomerSample | None, missing: list[str]
 ) -> list[Picture]:
     """Every picture the run's tables (and the customer sample, when there is one) allow.
 
@@ -464,23 +466,23 @@ def draw(
 
 
 def _draw(
-    details: dict[str, Any], model: StoredModel, customers: CustomerSample | None, missing: list[str]
+    details: RunDetails, model: StoredModel, customers: CustomerSample | None, missing: list[str]
 ) -> list[Picture]:
     styles = _styles(details)
     pictures = _sweep_pictures(details, missing)
     if customers is not None and customers.matched:
         pictures += _customer_pictures(details, model, customers, styles, missing)
-    segments = details["segments"]
+    segments = details.segments
     pictures.append(
         Picture(
             "segment_sizes.png",
             "Segment sizes",
-            f"Customers in each segment of all {details['rows_used']:,} the run used, with their share.",
-            sizes(styles, [s["size"] for s in segments], [s["share"] for s in segments]),
+            f"Customers in each segment of all {details.summary.rows_used:,} the run used, with their share.",
+            sizes(styles, [s.size for s in segments], [s.share for s in segments]),
         )
     )
-    names = [f["feature"] for f in details["features"]]
-    z = np.array([[s["features"].get(name, {}).get("z_score", np.nan) for name in names] for s in segments])
+    names = [f.feature for f in details.features]
+    z = np.array([[s.features[name].z_score if name in s.features else np.nan for name in names] for s in segments])
     pictures.append(
         Picture(
             "zscore_heatmap.png",
@@ -493,34 +495,36 @@ def _draw(
     return pictures
 
 
-def colors(details: dict[str, Any]) -> dict[int, str]:
+def colors(details: RunDetails) -> dict[int, str]:
     """Segment id -> the colour every picture gives it, for the page's tables."""
     return {style.segment_id: style.color for style in _styles(details)}
 
 
-def _styles(details: dict[str, Any]) -> list[SegmentStyle]:
-    dbscan = details.get("algorithm") == "dbscan"
+def _styles(details: RunDetails) -> list[SegmentStyle]:
+    dbscan = details.summary.algorithm == "dbscan"
     return segment_styles(
-        [(s["segment_id"], s["label"], dbscan and s["segment_id"] == NOISE_SEGMENT_ID) for s in details["segments"]]
+        [(s.segment_id, s.label, dbscan and s.segment_id == NOISE_SEGMENT_ID) for s in details.segments]
     )
 
 
-def _sweep_pictures(details: dict[str, Any], missing: list[str]) -> list[Picture]:
-    sweep = [row for row in details["k_sweep"] if row.get("inertia") is not None]
+def _sweep_pictures(details: RunDetails, missing: list[str]) -> list[Picture]:
+    sweep = [row for row in details.k_sweep if row.metrics.get("inertia") is not None]
+    summary = details.summary
     if len(sweep) < 2:
         reasons: dict[str | None, str] = {
-            "fixed": f"k was fixed by --k={details['k']}",
+            "fixed": f"k was fixed by --k={summary.k}",
             "dbscan": "DBSCAN finds the number of segments itself",
         }
-        why = reasons.get(details.get("k_criterion"), "the run tried fewer than two k")
+        why = reasons.get(summary.k_criterion, "the run tried fewer than two k")
         missing.append(f"no elbow or criteria plots: {why}, so there is no K sweep to plot")
         return []
-    ks = [row["k"] for row in sweep]
-    chosen_k = details["k"]
-    rejected = {row["k"] for row in details["rejected_k"]}
-    chosen_by = details["chosen_k_by"]
+    ks = [row.k for row in sweep]
+    chosen_k = summary.k
+    assert chosen_k is not None  # a run with a K sweep chose a k
+    rejected = {row.k for row in details.rejected_k}
+    chosen_by = details.k_explanation.chosen_k_by
     elbow_k = chosen_by.get("elbow")
-    criterion = details.get("k_criterion") or "silhouette"
+    criterion = summary.k_criterion or "silhouette"
     disagree = ", ".join(f"{name}: k={k}" for name, k in chosen_by.items())
     return [
         Picture(
@@ -535,7 +539,13 @@ def _sweep_pictures(details: dict[str, Any], missing: list[str]) -> list[Picture
             )
             + ("; grey X: rejected k" if rejected else "")
             + ".",
-            elbow(ks, [row["inertia"] for row in sweep], chosen_k, elbow_k, rejected),
+            elbow(
+                ks,
+                [value for row in sweep if (value := row.metrics.get("inertia")) is not None],
+                chosen_k,
+                elbow_k,
+                rejected,
+            ),
         ),
         Picture(
             "criteria.png",
@@ -549,7 +559,7 @@ def _sweep_pictures(details: dict[str, Any], missing: list[str]) -> list[Picture
 
 
 def _customer_pictures(
-    details: dict[str, Any],
+    details: RunDetails,
     model: StoredModel,
     customers: CustomerSample,
     styles: list[SegmentStyle],
@@ -572,7 +582,7 @@ def _customer_pictures(
                 f" segment the run assigned them; mean {values.mean():.3f}"
                 + (
                     f" (the run measured {stored:.3f} on its rows)"
-                    if (stored := details["model_metrics"].get("silhouette")) is not None
+                    if (stored := details.model_metrics.get("silhouette")) is not None
                     else ""
                 )
                 + "; bars left of 0 sit closer to another segment."
@@ -586,7 +596,7 @@ def _customer_pictures(
 
 
 def _scatter_picture(
-    details: dict[str, Any],
+    details: RunDetails,
     model: StoredModel,
     customers: CustomerSample,
     styles: list[SegmentStyle],
@@ -599,10 +609,11 @@ def _scatter_picture(
     if len(numeric) == 2:
         names = [features[j].name for j in numeric]
         points = customers.original[:, numeric]
+        x, y = names
         centers = {
-            s["segment_id"]: tuple(s["features"][name]["centroid"] for name in names)
-            for s in details["segments"]
-            if s["segment_id"] not in noise
+            s.segment_id: (s.features[x].centroid, s.features[y].centroid)
+            for s in details.segments
+            if s.segment_id not in noise
         }
         logged = (features[numeric[0]].transform == "log1p", features[numeric[1]].transform == "log1p")
         labels = [name + (" (log scale: the model used log1p)" if log else "") for name, log in zip(names, logged)]

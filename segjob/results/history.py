@@ -10,6 +10,18 @@ import sqlalchemy as sa
 from segjob.errors import UsageError
 from segjob.model.criteria import CRITERIA
 from segjob.model.explain import little_structure_warning, small_segments_warning
+from segjob.results.details import (
+    Backtest,
+    CentroidStats,
+    FeatureDetail,
+    KExplanation,
+    NoBacktest,
+    RejectedK,
+    RunDetails,
+    RunSummary,
+    SegmentDetail,
+    SweepRow,
+)
 from segjob.store import db, schema
 
 _Number = sa.Float(precision=53)
@@ -75,41 +87,22 @@ def list_runs(engine: sa.Engine, job: str | None = None, limit: int = 50) -> lis
         return [_plain(row) for row in connection.execute(query)]
 
 
-def run_summary(engine: sa.Engine, run_id: int) -> dict[str, Any]:
+def run_summary(engine: sa.Engine, run_id: int) -> RunSummary:
     with db.translate_errors(engine), engine.connect() as connection:
         row = connection.execute(sa.select(run_summary_view).where(run_summary_view.c.run_id == run_id)).first()
     if row is None:
         raise UsageError(f"run {run_id} not found; 'segjob runs list' shows the runs")
-    return _plain(row)
+    return RunSummary(**_plain(row))
 
 
-def _k_explanation(
-    summary: dict[str, Any],
-    reason: str | None,
-    chosen_by: dict[str, int],
-    model_metrics: dict[str, float],
-    sizes: list[int],
-) -> dict[str, Any]:
-    """The chosen k, the rule, the runner-up and its margin, each criterion's k, and the warnings
-    re-derived from what is stored: little structure (the silhouette gain), small segments (sizes)."""
-    runner_up = model_metrics.get("runner_up_k")
+def _warning(summary: RunSummary, model_metrics: dict[str, float], sizes: list[int]) -> str | None:
+    """The warnings re-derived from what is stored: little structure (the silhouette gain), small
+    segments (sizes)."""
     warnings = [
-        little_structure_warning(summary["k"], model_metrics) if summary.get("k") else None,
-        small_segments_warning(sizes, summary.get("rows_used")),
+        little_structure_warning(summary.k, model_metrics) if summary.k else None,
+        small_segments_warning(sizes, summary.rows_used),
     ]
-    warning = "; ".join(text for text in warnings if text) or None
-    return {
-        "k": summary.get("k"),
-        "rule": summary.get("k_criterion"),
-        "reason": reason,
-        "runner_up_k": None if runner_up is None else int(runner_up),
-        "runner_up_margin": model_metrics.get("runner_up_margin"),
-        "chosen_k_by": chosen_by,
-        "criteria_disagree": len(set(chosen_by.values())) > 1,
-        "silhouette_gain": model_metrics.get("silhouette_gain"),
-        "null_silhouette": model_metrics.get("null_silhouette"),
-        "warning": warning,
-    }
+    return "; ".join(text for text in warnings if text) or None
 
 
 def _no_answer(
@@ -153,20 +146,22 @@ def _gap_rises(row: dict[str, Any], after: dict[str, Any]) -> bool:
     return row["gap"] < after["gap"] - (after.get("gap_sd") or 0.0)
 
 
-def _backtest(spec: dict[str, Any] | None, sweep: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
+def _backtest(spec: dict[str, Any] | None, sweep: dict[int, dict[str, Any]]) -> Backtest | NoBacktest | None:
     """A purchase-history run's backtest of later behaviour (segjob.model.backtest): its period and
-    each k's figures; {"none": why} when the history was too short; None without one."""
+    each k's figures; NoBacktest when the history was too short; None without one."""
     plan = ((spec or {}).get("transaction_features") or {}).get("backtest")
-    if not plan or "none" in plan:
-        return plan or None
+    if not plan:
+        return None
+    if "none" in plan:
+        return NoBacktest(plan["none"])
     names = ("backtest_score", "backtest_spend_explained", "backtest_rate_spread")
-    return {
+    return Backtest(
         **{key: plan[key] for key in ("as_of", "start", "end", "days", "rule")},
-        "by_k": {k: {name: row[name] for name in names if name in row} for k, row in sweep.items() if names[0] in row},
-    }
+        by_k={k: {name: row[name] for name in names if name in row} for k, row in sweep.items() if names[0] in row},
+    )
 
 
-def show_run(engine: sa.Engine, run_id: int) -> dict[str, Any]:
+def show_run(engine: sa.Engine, run_id: int) -> RunDetails:
     """Everything about one run: summary, spec, how k was chosen (the k each criterion would choose,
     rejected candidates), the K sweep, features with their transforms, segments."""
     summary = run_summary(engine, run_id)
@@ -227,74 +222,76 @@ def show_run(engine: sa.Engine, run_id: int) -> dict[str, Any]:
         if row.name.startswith(CHOSEN_BY_PREFIX)
     }
     model_metrics = {row.name: row.value for row in model_rows if not row.name.startswith(CHOSEN_BY_PREFIX)}
-    by_segment: dict[int, dict[str, Any]] = {}
+    by_segment: dict[int, dict[str, CentroidStats]] = {}
     for row in centroids:
-        by_segment.setdefault(row.segment_id, {})[row.feature] = {
-            "centroid": row.centroid,
-            "mean": row.mean,
-            "median": row.median,
-            "z_score": row.z_score,
-        }
-    return {
-        **summary,
-        **{key: value for key, value in _plain(details).items()},
-        "k_sweep": list(sweep.values()),
-        "chosen_k_by": chosen_by,
-        "criteria_disagree": len(set(chosen_by.values())) > 1,
-        "k_explanation": {
-            **_k_explanation(summary, details.k_reason, chosen_by, model_metrics, [row.size for row in segments]),
-            "backtest": _backtest(details.spec, sweep),
-            "no_answer": _no_answer(details.spec, chosen_by, list(sweep.values()), {row.k for row in rejected}),
-        },
-        "rejected_k": [_plain(row) for row in rejected],
-        "model_metrics": model_metrics,
-        "features": [{key: value for key, value in _plain(row).items() if key != "run_id"} for row in features],
-        "segments": [
-            {
-                "segment_id": row.segment_id,
-                "label": row.label,
-                "size": row.size,
-                "share": row.share,
-                "top_features": row.top_features or [],
-                "features": by_segment.get(row.segment_id, {}),
-                "cluster_index": row.cluster_index,
-                "centroid_shift": row.centroid_shift,
-                "next_purchase_rate": row.next_purchase_rate,
-                "next_spend_mean": row.next_spend_mean,
-                "next_revenue_share": row.next_revenue_share,
-            }
+        by_segment.setdefault(row.segment_id, {})[row.feature] = CentroidStats(
+            row.centroid, row.mean, row.median, row.z_score
+        )
+    runner_up = model_metrics.get("runner_up_k")
+    explanation = KExplanation(
+        k=summary.k,
+        rule=summary.k_criterion,
+        reason=details.k_reason,
+        runner_up_k=None if runner_up is None else int(runner_up),
+        runner_up_margin=model_metrics.get("runner_up_margin"),
+        chosen_k_by=chosen_by,
+        silhouette_gain=model_metrics.get("silhouette_gain"),
+        null_silhouette=model_metrics.get("null_silhouette"),
+        warning=_warning(summary, model_metrics, [row.size for row in segments]),
+        backtest=_backtest(details.spec, sweep),
+        no_answer=_no_answer(details.spec, chosen_by, list(sweep.values()), {row.k for row in rejected}),
+    )
+    return RunDetails(
+        summary=summary,
+        spec=details.spec,
+        source=details.source,
+        k_reason=details.k_reason,
+        dropped_by_reason=details.dropped_by_reason,
+        seed=details.seed,
+        input_fingerprint=details.input_fingerprint,
+        host=details.host,
+        pid=details.pid,
+        segjob_version=details.segjob_version,
+        sklearn_version=details.sklearn_version,
+        numpy_version=details.numpy_version,
+        k_sweep=[SweepRow(k, {name: value for name, value in row.items() if name != "k"}) for k, row in sweep.items()],
+        k_explanation=explanation,
+        rejected_k=[RejectedK(row.k, row.smallest_share, row.reason) for row in rejected],
+        model_metrics=model_metrics,
+        features=[
+            FeatureDetail(**{key: value for key, value in row._mapping.items() if key != "run_id"}) for row in features
+        ],
+        segments=[
+            SegmentDetail(
+                segment_id=row.segment_id,
+                label=row.label,
+                size=row.size,
+                share=row.share,
+                top_features=row.top_features or [],
+                features=by_segment.get(row.segment_id, {}),
+                cluster_index=row.cluster_index,
+                centroid_shift=row.centroid_shift,
+                next_purchase_rate=row.next_purchase_rate,
+                next_spend_mean=row.next_spend_mean,
+                next_revenue_share=row.next_revenue_share,
+            )
             for row in segments
         ],
-    }
-
-
-def validation_summary(details: dict[str, Any]) -> str | None:
-    """One sentence on the next period that checked the segments (segjob.results.validation), or None
-    for a run without one; `runs show` and the report use it."""
-    definitions = (details.get("spec") or {}).get("transaction_features") or {}
-    if details.get("kind") == "score" or not definitions:
-        return None
-    period = definitions.get("validation")
-    if not period or details.get("validation_start") is None:
-        return "next period: none (the as-of date leaves no later transactions; --validate-days N checks the segments)"
-    explained = details.get("next_spend_explained")
-    share = "not measurable (every customer spent the same)" if explained is None else f"{explained:.1%}"
-    return (
-        f"next period {details['validation_start']} to {details['validation_end']} ({period['rule']}):"
-        f" the segments explain {share} of the variance of next-period spend per customer"
     )
 
 
-def segments_of(details: dict[str, Any]) -> list[dict[str, Any]]:
-    """The segments of `show_run`'s details as `run --json` and `score --json` print them: id,
-    label, size, share and the centroid in original units, feature by feature in model-column order."""
-    return [
-        {
-            "segment_id": segment["segment_id"],
-            "label": segment["label"],
-            "size": segment["size"],
-            "share": segment["share"],
-            "centroid": {name: values["centroid"] for name, values in segment["features"].items()},
-        }
-        for segment in details["segments"]
-    ]
+def validation_summary(details: RunDetails) -> str | None:
+    """One sentence on the next period that checked the segments (segjob.results.validation), or None
+    for a run without one; `runs show` and the report use it."""
+    summary, definitions = details.summary, details.transaction_features or {}
+    if summary.kind == "score" or not definitions:
+        return None
+    period = definitions.get("validation")
+    if not period or summary.validation_start is None:
+        return "next period: none (the as-of date leaves no later transactions; --validate-days N checks the segments)"
+    explained = summary.next_spend_explained
+    share = "not measurable (every customer spent the same)" if explained is None else f"{explained:.1%}"
+    return (
+        f"next period {summary.validation_start} to {summary.validation_end} ({period['rule']}):"
+        f" the segments explain {share} of the variance of next-period spend per customer"
+    )
