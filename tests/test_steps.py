@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from segjob.config import JobSpec
-from segjob.prepare.columns import PrepareOptions, apply_params, pipeline, prepare
+from segjob.prepare.columns import PrepareOptions, apply_params, pipeline, prepare, to_original_units
 from segjob.prepare.steps import Clip, Impute, Log1p, OneHot, Scale, Step
 from segjob.results.stored import StoredModel
 from segjob.scoring.score import assign
@@ -165,3 +165,14 @@ def test_sqlite_runs_the_scoring_select_to_the_same_segments(options: PrepareOpt
     for key, segment, distance in zip(prepared.keys, expected.segment_ids, expected.distance):
         assert scored[key][0] == segment, key
         assert scored[key][1] == pytest.approx(distance, rel=1e-9, abs=1e-12), key
+
+
+def test_the_pipeline_undone_gives_original_units_back():
+    options = PrepareOptions(
+        features=["age", "spend", "visits"], categorical=["region"], missing="median", log1p=["spend"]
+    )
+    fitted = prepare(customers(), "cid", options)
+    assert to_original_units(fitted.features, fitted.X) == pytest.approx(fitted.original, rel=1e-12, abs=1e-9)
+    point = fitted.X[0].copy()
+    assert to_original_units(fitted.features, point) == pytest.approx(fitted.original[0], rel=1e-12, abs=1e-9)
+    assert np.array_equal(point, fitted.X[0])  # the caller's point is left as it was

@@ -28,7 +28,7 @@ from segjob.prepare.steps import (
     Step,
     column_stats,
 )
-from segjob.prepare.transform import LOG1P, inverse_log1p, transform_numeric
+from segjob.prepare.transform import LOG1P, transform_numeric
 
 # A categorical column with more levels than this is refused: one-hot encoding would add that many
 # model columns, and such a column is usually an id or free text rather than a category.
@@ -540,7 +540,10 @@ def to_original_units(features: list[FeatureParams], scaled: np.ndarray) -> np.n
 
     Clipping cannot be undone; a one-hot column comes back as a share between 0 and 1.
     """
-    center = np.array([f.center for f in features])
-    scale = np.array([f.scale for f in features])
-    log1p = np.array([f.transform == LOG1P for f in features], dtype=bool)
-    return inverse_log1p(center + scale * np.asarray(scaled, dtype=np.float64), log1p)
+    points = np.array(scaled, dtype=np.float64)  # a copy: the caller's points stay as they are
+    for j, feature in enumerate(features):
+        column = points[..., j]
+        for step in reversed(pipeline(feature)):
+            column = step.invert(column)
+        points[..., j] = column
+    return points

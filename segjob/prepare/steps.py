@@ -9,7 +9,8 @@ Scale; a one-hot column by OneHot, then Scale. Every step knows how to
   `prepare.transform.transform_numeric`, since the fences depend on the log1p decision),
 - apply itself to a numpy column (`apply`: whole columns, no Python per row), and
 - write itself as SQL (`sql`) for a `SqlDialect`, which `segjob.scoring.sql` implements for
-  PostgreSQL and SQLite: this package holds no database code, only the text.
+  PostgreSQL and SQLite: this package holds no database code, only the text, and
+- undo itself where it can (`invert`: centroids back to original units).
 
 `prepare.columns.prepare` fits the steps, `prepare.columns.apply_params` and
 `scoring.sql.render` walk them; a new step is a class here, a field of `FeatureParams` (stored in
@@ -62,6 +63,11 @@ class Step:
 
     def sql(self, expr: str, dialect: SqlDialect) -> str:
         raise NotImplementedError
+
+    def invert(self, column: np.ndarray) -> np.ndarray:
+        """Model units back toward original units; a step that cannot be undone (clipping) or
+        needs no undoing keeps the values as they are."""
+        return column
 
     def keeps(self, column: np.ndarray) -> np.ndarray | None:
         """Which rows of the source column this step keeps; None: every row."""
@@ -134,6 +140,9 @@ class Log1p(Step):
     def sql(self, expr: str, dialect: SqlDialect) -> str:
         return f"LN(1 + {expr})"
 
+    def invert(self, column: np.ndarray) -> np.ndarray:
+        return np.expm1(column)
+
 
 @dataclass(frozen=True)
 class Scale(Step):
@@ -171,6 +180,9 @@ class Scale(Step):
 
     def sql(self, expr: str, dialect: SqlDialect) -> str:
         return f"({expr} - {dialect.number(self.center)}) / {dialect.number(self.scale)}"
+
+    def invert(self, column: np.ndarray) -> np.ndarray:
+        return self.center + self.scale * column
 
 
 @dataclass(frozen=True)
