@@ -13,8 +13,9 @@ Scale; a one-hot column by OneHot, then Scale. Every step knows how to
 - undo itself where it can (`invert`: centroids back to original units).
 
 `prepare.columns.prepare` fits the steps, `prepare.columns.apply_params` and
-`scoring.sql.render` walk them; a new step is a class here, a field of `FeatureParams` (stored in
-`run_feature`) and a line in `pipeline`.
+`scoring.sql.render` walk them. A new step is a class here, its fit in `prepare`, a line in
+`pipeline` and a field of `FeatureParams` (a column of `run_feature`, so a migration);
+tests/test_steps.py checks that the stored pipeline rebuilds the fit bit for bit.
 """
 
 from __future__ import annotations
