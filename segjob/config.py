@@ -1,5 +1,10 @@
 """The job spec: what one segmentation job reads and how it fits, from a TOML file plus CLI options.
 
+`JobSpec` is a pydantic dataclass: each field carries its type, default and range, and the rules
+between fields are its validators. `build_spec` merges the TOML file with the options and checks
+them against every rule; a spec built in code (a stored run, `dataclasses.replace`) is checked
+field by field only. It stays a dataclass so `dataclasses.replace` and `fields` work on it.
+
 The spec is stored with every run (run.spec), so it never holds the database URL.
 """
 
@@ -7,10 +12,24 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, fields
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.dataclasses import dataclass
+from pydantic.fields import FieldInfo
+from pydantic_core import ArgsKwargs, ErrorDetails, PydanticCustomError
 
 from segjob.errors import UsageError
 from segjob.model.algorithms import ALGORITHMS, DBSCAN_NAME
@@ -41,61 +60,329 @@ MAX_INT4 = 2**31 - 1
 MAX_STATEMENT_TIMEOUT = MAX_INT4 / 1000  # seconds, about 24.8 days
 # A century: longer than any purchase history, and far from the end of Python's calendar.
 MAX_VALIDATE_DAYS = 36_500
+# Options that only a --transactions job takes.
+TRANSACTION_OPTIONS = ("customer", "date", "amount", "as_of", "since", "customers", "validate_days", "require_customer")
 
 
-@dataclass
+def _invalid(message: str) -> PydanticCustomError:
+    """A validation error whose text is segjob's one-line message, as build_spec reports it."""
+    return PydanticCustomError("segjob", "{message}", {"message": message})
+
+
+def _flag_name(info: ValidationInfo) -> str:
+    return str(info.field_name).replace("_", "-")
+
+
+def _whole_number(value: Any) -> int | None:
+    """`value` as an int when it is one (3, 3.0, "3"); None for booleans, fractions and other text."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_whole_number(value: Any, info: ValidationInfo) -> int | None:
+    """Not a boolean (TOML `k = true`) and not a fraction (`k = 2.5`), which int() would take as 1 and 2."""
+    if value is None:
+        return None
+    number = _whole_number(value)
+    if number is None:
+        raise _invalid(f"{_flag_name(info)} must be a whole number, not {value!r}")
+    return number
+
+
+def _as_k(value: Any) -> int | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    number = _whole_number(value)
+    if number is None:
+        raise _invalid(f"k must be a whole number or 'auto', not {value!r}")
+    return number
+
+
+def _as_number(value: Any, info: ValidationInfo) -> float | None:
+    if value is None:
+        return None
+    key = _flag_name(info)
+    if isinstance(value, bool):  # float(True) is 1.0
+        raise _invalid(f"{key} must be a number, not {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise _invalid(f"{key} must be a number, not {value!r}") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise _invalid(f"{key} must be a finite number, not {value!r}")
+    return number
+
+
+def _as_flag(value: Any, info: ValidationInfo) -> bool:
+    if not isinstance(value, bool):
+        raise _invalid(f"{info.field_name} must be true or false, not {value!r}")
+    return value
+
+
+def _one_of(choices: tuple[str, ...]) -> BeforeValidator:
+    def check(value: Any, info: ValidationInfo) -> Any:
+        if value not in choices:
+            raise _invalid(f"--{_flag_name(info)} must be one of {', '.join(choices)}, not {value!r}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _as_names(value: Any, info: ValidationInfo) -> list[str]:
+    try:
+        return _split_names(value, str(info.field_name))
+    except UsageError as exc:
+        raise _invalid(str(exc)) from None
+
+
+def _as_table(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) and value else value or None
+
+
+def _as_iso_date(value: Any, info: ValidationInfo) -> str | None:
+    try:
+        return as_date(value, _flag_name(info))
+    except UsageError as exc:
+        raise _invalid(str(exc)) from None
+
+
+def _as_labels(value: Any) -> dict[str, str]:
+    try:
+        return load_labels(value)
+    except UsageError as exc:
+        raise _invalid(str(exc)) from None
+
+
+def _as_spark_conf(value: Any) -> dict[str, str]:
+    """Spark settings from a TOML table or from KEY=VALUE texts (--spark-conf, repeatable)."""
+    if isinstance(value, dict):
+        return {str(key): str(item) for key, item in value.items()}
+    if isinstance(value, str):
+        value = [value]
+    conf = {}
+    for item in value or ():
+        key, equals, setting = str(item).partition("=")
+        if not equals or not key.strip():
+            raise _invalid(f"--spark-conf takes KEY=VALUE, such as spark.executor.memory=4g, not {item!r}")
+        conf[key.strip()] = setting.strip()
+    return conf
+
+
+def _as_transform(value: Any) -> str:
+    """ "none", "auto" or "log1p:COL,..." (that the columns are features is checked with the job)."""
+    text = str(value).strip() if value is not None else "auto"
+    if text.lower() in ("none", "auto"):
+        return text.lower()
+    if not text.startswith("log1p:"):
+        raise _invalid(f"--transform must be auto, none or log1p:COL,COL, not {text!r}")
+    try:
+        return "log1p:" + ",".join(_split_names(text.removeprefix("log1p:"), "--transform log1p"))
+    except UsageError as exc:
+        raise _invalid(str(exc)) from None
+
+
+WholeNumber = Annotated[int, BeforeValidator(_as_whole_number)]
+Number = Annotated[float, BeforeValidator(_as_number)]
+Flag = Annotated[bool, BeforeValidator(_as_flag)]
+Names = Annotated[list[str], BeforeValidator(_as_names)]
+Table = Annotated[str | None, BeforeValidator(_as_table)]
+IsoDate = Annotated[str | None, BeforeValidator(_as_iso_date)]
+
+
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class JobSpec:
     """Settings of one job. Keys of the TOML file are these field names (`-` or `_`)."""
 
     id: str
-    features: list[str]
-    source: str | None = None  # table, optionally schema-qualified
+    features: Names
+    source: Table = None  # table, optionally schema-qualified
     query: str | None = None  # read-only SELECT, instead of a table
-    categorical: list[str] = field(default_factory=list)
-    missing: MissingPolicy = "drop"  # one of MISSING_POLICIES, checked by build_spec
-    scaler: ScalerName = "standard"  # one of SCALERS, checked by build_spec
-    k: int | None = None  # None: choose k automatically in k_min..k_max
-    k_min: int = 2
-    k_max: int = DEFAULT_K_MAX
-    seed: int = 0
-    silhouette_sample: int = DEFAULT_SILHOUETTE_SAMPLE
-    fit_sample: int = DEFAULT_FIT_SAMPLE  # larger K-Means inputs fit on a sample of this many rows, then stream
-    full_fit: bool = False  # after a sampled fit, refine with exact Lloyd iterations over all rows
-    candidate: bool = False  # a candidate run becomes current only when promoted (segjob promote)
+    categorical: Names = Field(default_factory=list)
+    missing: Annotated[MissingPolicy, _one_of(MISSING_POLICIES)] = "drop"
+    scaler: Annotated[ScalerName, _one_of(SCALERS)] = "standard"
+    # None: choose k automatically in k_min..k_max
+    k: Annotated[int | None, Field(ge=2), BeforeValidator(_as_k)] = None
+    k_min: WholeNumber = 2
+    # A purchase history defaults to at most 8 segments (PURCHASE_HISTORY_K_MAX): the backtest keeps
+    # gaining a little with every segment, and more than 8 is more than a marketing team acts on.
+    k_max: WholeNumber = DEFAULT_K_MAX
+    seed: Annotated[WholeNumber, Field(ge=0, le=MAX_INT4)] = 0
+    silhouette_sample: Annotated[WholeNumber, Field(ge=100)] = DEFAULT_SILHOUETTE_SAMPLE
+    # larger K-Means inputs fit on a sample of this many rows, then stream
+    fit_sample: Annotated[WholeNumber, Field(ge=1000)] = DEFAULT_FIT_SAMPLE
+    full_fit: Flag = False  # after a sampled fit, refine with exact Lloyd iterations over all rows
+    candidate: Flag = False  # a candidate run becomes current only when promoted (segjob promote)
     job: str = ""
     run_key: str | None = None
-    algorithm: str = "kmeans"
-    select: str = DEFAULT_CRITERION  # criterion that chooses k among the candidates
-    min_segment_share: float = DEFAULT_MIN_SEGMENT_SHARE  # candidates with a smaller segment are rejected
-    stability_sample: int = DEFAULT_STABILITY_SAMPLE
-    eps: float | None = None  # DBSCAN neighbourhood radius in scaled units; None: from the k-distance knee
-    transform: str = "auto"  # "auto" (skewed: log1p, far-out values: clipped), "none" or "log1p:COL,COL"
-    clip_outliers: float | None = None  # winsorize numeric features at mean +/- this many std
-    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT  # seconds per database statement (PostgreSQL)
-    labels: dict[str, str] = field(default_factory=dict)  # segment id (as text) -> label
+    algorithm: Annotated[str, _one_of(ALGORITHMS)] = "kmeans"
+    # criterion that chooses k among the candidates; purchase histories default to NEXT_PERIOD,
+    # a backtest of later behaviour (segjob.model.backtest)
+    select: Annotated[str, _one_of(CRITERIA)] = DEFAULT_CRITERION
+    # candidates with a smaller segment are rejected
+    min_segment_share: Annotated[Number, Field(ge=0, lt=0.5)] = DEFAULT_MIN_SEGMENT_SHARE
+    stability_sample: Annotated[WholeNumber, Field(ge=100)] = DEFAULT_STABILITY_SAMPLE
+    # DBSCAN neighbourhood radius in scaled units; None: from the k-distance knee
+    eps: Annotated[float | None, Field(gt=0), BeforeValidator(_as_number)] = None
+    # "auto" (skewed: log1p, far-out values: clipped), "none" or "log1p:COL,COL"
+    transform: Annotated[str, BeforeValidator(_as_transform)] = "auto"
+    # winsorize numeric features at mean +/- this many std
+    clip_outliers: Annotated[float | None, Field(gt=0), BeforeValidator(_as_number)] = None
+    # seconds per database statement (PostgreSQL)
+    statement_timeout: Annotated[Number, Field(ge=0.001, le=MAX_STATEMENT_TIMEOUT)] = float(DEFAULT_STATEMENT_TIMEOUT)
+    labels: Annotated[dict[str, str], BeforeValidator(_as_labels)] = Field(default_factory=dict)  # segment id -> label
     # Purchase-history source instead of --source/--query (see segjob.source.purchases); `id` is `customer`.
-    transactions: str | None = None  # table of transactions, optionally schema-qualified
+    transactions: Table = None  # table of transactions, optionally schema-qualified
     customer: str | None = None
     date: str | None = None
     amount: str | None = None
-    as_of: str | None = None  # ISO date; None: the day after the latest transaction
-    since: str | None = None  # ISO date: ignore older transactions
+    as_of: IsoDate = None  # ISO date; None: the day after the latest transaction
+    since: IsoDate = None  # ISO date: ignore older transactions
     customers: str | None = None  # table joined on `customer` whose columns --features may name
     # Move the as-of date back this many days; what customers did in those days checks the segments.
-    validate_days: int | None = None
+    validate_days: Annotated[int | None, Field(ge=1, le=MAX_VALIDATE_DAYS), BeforeValidator(_as_whole_number)] = None
     # Refuse transactions without a customer (exit 3) instead of leaving them out and counting them.
-    require_customer: bool = False
+    require_customer: Flag = False
     # Where the job runs (segjob.engines): "local" (this process) or "spark" (Apache Spark).
-    engine: str = "local"
-    spark_master: str = "local[*]"  # a Spark master URL, or a Spark Connect remote (sc://host:port)
-    spark_conf: dict[str, str] = field(default_factory=dict)  # extra Spark settings, KEY -> VALUE
-    spark_write_partitions: int | None = None  # tasks (and write connections); None: Spark's default parallelism
+    engine: Annotated[str, _one_of(ENGINES)] = "local"
+    # a Spark master URL, or a Spark Connect remote (sc://host:port)
+    spark_master: Annotated[str, BeforeValidator(lambda value: str(value or "local[*]").strip())] = "local[*]"
+    # extra Spark settings, KEY -> VALUE
+    spark_conf: Annotated[dict[str, str], BeforeValidator(_as_spark_conf)] = Field(default_factory=dict)
+    # tasks (and write connections); None: Spark's default parallelism
+    spark_write_partitions: Annotated[int | None, Field(ge=1, le=MAX_INT4), BeforeValidator(_as_whole_number)] = None
     # With --engine spark the source may also be Parquet (source_path) or a table of the Spark
     # catalog (source); "database" is a table or query of the segjob database.
-    source_format: str = "database"
-    source_path: str | None = None
+    source_format: Annotated[str, _one_of(SOURCE_FORMATS)] = "database"
+    source_path: Annotated[str | None, BeforeValidator(lambda value: str(value) if value else None)] = None
     # Filled in by the run, never by the user: feature definitions, as-of date used, counts, SQL.
     transaction_features: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_of_the_kind_of_job(cls, data: Any) -> Any:
+        """Defaults that depend on the kind of job; only settings (a dict, from build_spec) get them."""
+        if isinstance(data, ArgsKwargs) or not isinstance(data, dict):
+            return data
+        settings = {"id": "", "features": [], **data}
+        if settings.get("transactions"):
+            table = str(settings["transactions"]).strip()
+            if not settings.get("id"):
+                settings["id"] = settings.get("customer") or ""
+            settings["features"] = settings["features"] or list(DEFAULT_PURCHASE_FEATURES)
+            settings["job"] = settings.get("job") or table
+            settings["transform"] = settings.get("transform") or "auto"
+            settings.setdefault("k_max", PURCHASE_HISTORY_K_MAX)
+            settings.setdefault("select", NEXT_PERIOD)
+        elif settings.get("source_format") == "parquet" and settings.get("source_path"):
+            settings.setdefault("job", Path(str(settings["source_path"]).rstrip("/")).name)
+        elif isinstance(settings.get("source"), str) and not settings.get("job"):
+            settings["job"] = settings["source"].strip()
+        return settings
+
+    @model_validator(mode="after")
+    def _rules_of_the_job(self, info: ValidationInfo) -> JobSpec:
+        """The rules between settings, checked on what the user asked for (build_spec)."""
+        given = (info.context or {}).get("given")
+        if given is not None:
+            self._check_engine(given)
+            self._check_source(given)
+            self._check_fit(given)
+        return self
+
+    def _check_engine(self, given: dict[str, Any]) -> None:
+        if self.source_format == "parquet" and not self.source_path:
+            raise _invalid("--source-format parquet needs --source-path PATH (a Parquet file or folder)")
+        if self.source_path and self.source_format != "parquet":
+            raise _invalid("--source-path applies only with --source-format parquet")
+        if self.source_format == "catalog" and not self.source:
+            raise _invalid("--source-format catalog needs --source TABLE (a table of the Spark catalog)")
+        if self.engine == "local":
+            spark_only = [name for name in ("spark_master", "spark_conf", "spark_write_partitions") if given.get(name)]
+            if self.source_format != "database":
+                spark_only.insert(0, "source_format")
+            if spark_only:
+                raise _invalid(f"--{spark_only[0].replace('_', '-')} applies only with --engine spark")
+        elif self.transactions:
+            raise _invalid("--transactions jobs run on --engine local; --engine spark reads a table, query or Parquet")
+
+    def _check_source(self, given: dict[str, Any]) -> None:
+        if self.transactions:
+            self._check_transactions(given)
+        elif self.source_format == "parquet":
+            if given.get("source") or given.get("query"):
+                raise _invalid("--source-format parquet reads --source-path PATH: leave out --source and --query")
+        elif bool(given.get("source")) == bool(given.get("query")):
+            raise _invalid("give exactly one of --source TABLE, --query SQL or --transactions TABLE")
+        else:
+            for option in TRANSACTION_OPTIONS:
+                if given.get(option) is not None and given.get(option) is not False:
+                    raise _invalid(f"--{option.replace('_', '-')} applies only with --transactions TABLE")
+        if not self.id:
+            raise _invalid("--id COLUMN is required: the column that identifies a customer")
+        if not self.features and not self.categorical:
+            raise _invalid("--features is required: the numeric columns to segment on")
+        named = set(self.features) | set(self.categorical)
+        overlap = (set(self.features) & set(self.categorical)) | ({self.id} & named)
+        if overlap:
+            raise _invalid(f"column {sorted(overlap)[0]!r} is named twice among --id, --features and --categorical")
+
+    def _check_transactions(self, given: dict[str, Any]) -> None:
+        """A --transactions job: id is the customer column; the job is named after the table."""
+        mixed = [option for option in ("source", "query", "id") if given.get(option)]
+        if mixed:
+            raise _invalid(
+                f"--{mixed[0]} does not go with --transactions, which builds the source itself"
+                " (the customer column, --customer, identifies a customer)"
+            )
+        missing = [f"--{option} COLUMN" for option in ("customer", "date", "amount") if not getattr(self, option)]
+        if missing:
+            raise _invalid(f"--transactions needs {', '.join(missing)}")
+        if len({self.customer, self.date, self.amount}) < 3:
+            raise _invalid("--customer, --date and --amount must be three different columns")
+        if self.as_of and self.since and self.since >= self.as_of:
+            raise _invalid(f"--since {self.since} must be before --as-of {self.as_of}")
+
+    def _check_fit(self, given: dict[str, Any]) -> None:
+        if self.k is None and not 2 <= self.k_min <= self.k_max:
+            raise _invalid(f"--k-min and --k-max must satisfy 2 <= k-min <= k-max (got {self.k_min}..{self.k_max})")
+        if not self.job:
+            raise _invalid("--job NAME is required with --query (it names the job's history)")
+        if self.select == NEXT_PERIOD and not self.transactions:
+            raise _invalid(
+                "--select next-period needs --transactions: only a purchase history has later behaviour to test"
+            )
+        if self.algorithm == DBSCAN_NAME:
+            refused = [
+                option
+                for option, key in (("--k", "k"), ("--k-min", "k_min"), ("--k-max", "k_max"), ("--select", "select"))
+                if given.get(key) is not None and not (key == "k" and self.k is None)
+            ]
+            if refused:
+                verb = "does" if len(refused) == 1 else "do"
+                raise _invalid(
+                    f"{', '.join(refused)} {verb} not apply to --algorithm dbscan, which finds the number of"
+                    " segments itself (tune it with --eps)"
+                )
+        if self.eps is not None and self.algorithm != DBSCAN_NAME:
+            raise _invalid("--eps applies only to --algorithm dbscan")
+        for name in self.log1p_columns:
+            if name not in self.features:
+                raise _invalid(
+                    f"--transform log1p:{name} names a column that is not among --features ({', '.join(self.features)})"
+                )
+
+    @field_validator("transaction_features")
+    @classmethod
+    def _filled_in_by_the_run(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.context is not None and "given" in info.context:
+            raise PydanticCustomError(UNKNOWN_SETTING, "never set by the user")
+        return value
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,7 +425,77 @@ class JobSpec:
         return f"table {self.source}" if self.source else f"query: {self.query}"
 
 
-_FIELDS = {f.name for f in fields(JobSpec)} - {"transaction_features"}
+# What a TOML file or an option may set: every field but the one the run fills in.
+SETTINGS = tuple(f.name for f in fields(JobSpec) if f.name != "transaction_features")
+_SETTINGS_ADAPTER = TypeAdapter(JobSpec)
+# Each field's type, default and range, as pydantic sees them.
+_FIELD_INFO: dict[str, FieldInfo] = JobSpec.__pydantic_fields__  # type: ignore[attr-defined]
+
+
+def default_of(setting: str) -> Any:
+    """The default of a setting, as the CLI's help states it."""
+    return _FIELD_INFO[setting].get_default(call_default_factory=True)
+
+
+def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
+    """Merge the TOML file (if any) with CLI options (options given as None are not set)."""
+    from_file = load_config_file(config_file) if config_file else {}
+    settings = {**from_file, **{key: value for key, value in options.items() if value is not None}}
+    try:
+        return _SETTINGS_ADAPTER.validate_python(settings, context={"given": settings})
+    except ValidationError as exc:
+        raise UsageError(_usage_message(exc, config_file, from_file)) from None
+
+
+def _usage_message(exc: ValidationError, config_file: Path | None, from_file: dict[str, Any]) -> str:
+    """segjob's one line for the first problem pydantic found (unknown settings before any other)."""
+    errors = exc.errors()
+    unknown = sorted(str(error["loc"][0]) for error in errors if error["type"] in _UNKNOWN_ERRORS)
+    if unknown:
+        where = f"config file {config_file} has" if config_file and set(unknown) <= set(from_file) else "the job has"
+        return f"{where} unknown settings {unknown}; known: {sorted(SETTINGS)}"
+    return _error_message(errors[0])
+
+
+UNKNOWN_SETTING = "unknown_setting"
+_UNKNOWN_ERRORS = ("extra_forbidden", "unexpected_keyword_argument", UNKNOWN_SETTING)
+_RANGE_ERRORS = ("greater_than_equal", "greater_than", "less_than_equal", "less_than")
+# Ranges whose message says more than "from LOW to HIGH".
+_OUT_OF_RANGE = {
+    "k": "--k must be at least 2, not {value}",
+    "eps": "--eps must be greater than 0, not {value:g}",
+    "clip_outliers": "--clip-outliers must be greater than 0 (standard deviations), not {value:g}",
+    "min_segment_share": "--min-segment-share must be at least 0 and below 0.5 (a share: 0.01 = 1%), not {value:g}",
+    "statement_timeout": "--statement-timeout must be a positive number of seconds up to"
+    f" {MAX_STATEMENT_TIMEOUT} (PostgreSQL's limit), not {{value:g}}",
+}
+_UNITS = {
+    "silhouette_sample": " rows",
+    "fit_sample": " rows",
+    "stability_sample": " rows",
+    "validate_days": " days of later behaviour",
+}
+
+
+def _error_message(error: ErrorDetails) -> str:
+    if error["type"] == "segjob":
+        return str((error.get("ctx") or {})["message"])
+    name = str(error["loc"][0]) if error["loc"] else ""
+    value = error["input"]
+    if error["type"] in _RANGE_ERRORS:
+        if name in _OUT_OF_RANGE:
+            return _OUT_OF_RANGE[name].format(value=value)
+        bounds = {
+            key: getattr(item, key) for item in _FIELD_INFO[name].metadata for key in ("ge", "le") if hasattr(item, key)
+        }
+        unit = _UNITS.get(name, "")
+        flag = "--" + name.replace("_", "-")
+        if "le" in bounds:
+            return f"{flag} must be from {bounds['ge']} to {bounds['le']}{unit}, not {value}"
+        return f"{flag} must be at least {bounds['ge']}{unit}, not {value}"
+    if error["type"] == "string_type":
+        return f"{name} must be text, not {value!r}"
+    return f"{name.replace('_', '-')}: {error['msg']}, not {value!r}"
 
 
 def _split_names(value: Any, key: str) -> list[str]:
@@ -156,68 +513,6 @@ def _split_names(value: Any, key: str) -> list[str]:
     if len(set(names)) != len(names):
         raise UsageError(f"{key} names a column more than once: {value!r}")
     return names
-
-
-def _parse_k(value: Any) -> int | None:
-    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
-        return None
-    number = _whole_number(value)
-    if number is None:
-        raise UsageError(f"k must be a whole number or 'auto', not {value!r}")
-    return number
-
-
-def _as_int(value: Any, key: str, minimum: int | None = None, maximum: int | None = None, unit: str = "") -> int:
-    """A whole number from an option or the TOML file, within minimum..maximum: not a boolean
-    (TOML `k = true`) and not a fraction (`k = 2.5`), which int() would take as 1 and 2."""
-    number = _whole_number(value)
-    if number is None:
-        raise UsageError(f"{key} must be a whole number, not {value!r}")
-    if minimum is not None and maximum is None and number < minimum:
-        raise UsageError(f"--{key} must be at least {minimum}{unit}, not {number}")
-    if minimum is not None and maximum is not None and not minimum <= number <= maximum:
-        raise UsageError(f"--{key} must be from {minimum} to {maximum}{unit}, not {number}")
-    return number
-
-
-def _whole_number(value: Any) -> int | None:
-    """`value` as an int when it is one (3, 3.0, "3"); None for booleans, fractions and other text."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _as_float(value: Any, key: str) -> float:
-    if isinstance(value, bool):  # float(True) is 1.0
-        raise UsageError(f"{key} must be a number, not {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"{key} must be a number, not {value!r}") from None
-    if number != number or number in (float("inf"), float("-inf")):
-        raise UsageError(f"{key} must be a finite number, not {value!r}")
-    return number
-
-
-def _parse_transform(value: Any, features: list[str]) -> str:
-    """ "none", "auto" or "log1p:COL,..." with every column a numeric feature."""
-    text = str(value).strip() if value is not None else "auto"
-    if text.lower() in ("none", "auto"):
-        return text.lower()
-    if not text.startswith("log1p:"):
-        raise UsageError(f"--transform must be auto, none or log1p:COL,COL, not {text!r}")
-    columns = _split_names(text.removeprefix("log1p:"), "--transform log1p")
-    for name in columns:
-        if name not in features:
-            raise UsageError(
-                f"--transform log1p:{name} names a column that is not among --features ({', '.join(features)})"
-            )
-    return "log1p:" + ",".join(columns)
 
 
 def load_labels(value: Any, base: Path | None = None) -> dict[str, str]:
@@ -261,54 +556,9 @@ def load_config_file(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
     settings = {key.replace("-", "_"): value for key, value in raw.items()}
-    unknown = sorted(set(settings) - _FIELDS)
-    if unknown:
-        raise UsageError(f"config file {path} has unknown settings {unknown}; known: {sorted(_FIELDS)}")
     if "labels" in settings:  # a file named in the config file is found next to it
         settings["labels"] = load_labels(settings["labels"], base=path.parent)
     return settings
-
-
-def _transaction_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """Checks and defaults of a --transactions job: id is the customer column, features default
-    to recency, frequency and monetary_total, the job is named after the table, --transform auto
-    (purchase counts and spend are usually right-skewed)."""
-    given = [option for option in ("source", "query", "id") if settings.get(option)]
-    if given:
-        raise UsageError(
-            f"--{given[0]} does not go with --transactions, which builds the source itself"
-            " (the customer column, --customer, identifies a customer)"
-        )
-    missing = [f"--{option} COLUMN" for option in ("customer", "date", "amount") if not settings.get(option)]
-    if missing:
-        raise UsageError(f"--transactions needs {', '.join(missing)}")
-    names = [settings["customer"], settings["date"], settings["amount"]]
-    if len(set(names)) < 3:
-        raise UsageError("--customer, --date and --amount must be three different columns")
-    as_of, since = as_date(settings.get("as_of"), "as-of"), as_date(settings.get("since"), "since")
-    if as_of and since and since >= as_of:
-        raise UsageError(f"--since {since} must be before --as-of {as_of}")
-    validate_days = settings.get("validate_days")
-    if validate_days is not None:
-        validate_days = _as_int(validate_days, "validate-days", 1, MAX_VALIDATE_DAYS, " days of later behaviour")
-    table = str(settings["transactions"]).strip()
-    return {
-        "transactions": table,
-        "id": settings["customer"],
-        "features": settings.get("features") or list(DEFAULT_PURCHASE_FEATURES),
-        "job": settings.get("job") or table,
-        "transform": settings.get("transform") or "auto",
-        "as_of": as_of,
-        "since": since,
-        "validate_days": validate_days,
-        "require_customer": _flag(settings.get("require_customer", False), "require_customer"),
-    }
-
-
-def _flag(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise UsageError(f"{name} must be true or false, not {value!r}")
-    return value
 
 
 def as_date(value: Any, key: str) -> str | None:
@@ -321,209 +571,3 @@ def as_date(value: Any, key: str) -> str | None:
         return date.fromisoformat(str(value).strip()).isoformat()
     except ValueError:
         raise UsageError(f"--{key} must be a date like 2024-12-31, not {value!r}") from None
-
-
-def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
-    """Merge the TOML file (if any) with CLI options (options given as None are not set)."""
-    settings = load_config_file(config_file) if config_file else {}
-    settings.update({key: value for key, value in options.items() if value is not None})
-
-    source, query = settings.get("source"), settings.get("query")
-    engine_settings = _engine_settings(settings)
-    if engine_settings["source_format"] == "parquet":
-        source = None  # the path names the source; the job is named after it
-        settings.setdefault("job", Path(str(engine_settings["source_path"]).rstrip("/")).name)
-    if settings.get("transactions"):
-        settings.update(_transaction_settings(settings))
-    elif engine_settings["source_format"] == "parquet":
-        if settings.get("source") or query:
-            raise UsageError("--source-format parquet reads --source-path PATH: leave out --source and --query")
-    elif bool(source) == bool(query):
-        raise UsageError("give exactly one of --source TABLE, --query SQL or --transactions TABLE")
-    else:
-        only_with_transactions = ("customer", "date", "amount", "as_of", "since", "customers", "validate_days")
-        for option in (*only_with_transactions, "require_customer"):
-            if settings.get(option) is not None and settings.get(option) is not False:
-                raise UsageError(f"--{option.replace('_', '-')} applies only with --transactions TABLE")
-    if not settings.get("id"):
-        raise UsageError("--id COLUMN is required: the column that identifies a customer")
-    features = _split_names(settings.get("features"), "features")
-    categorical = _split_names(settings.get("categorical"), "categorical")
-    if not features and not categorical:
-        raise UsageError("--features is required: the numeric columns to segment on")
-    overlap = (set(features) & set(categorical)) | ({settings["id"]} & (set(features) | set(categorical)))
-    if overlap:
-        raise UsageError(f"column {sorted(overlap)[0]!r} is named twice among --id, --features and --categorical")
-
-    missing = settings.get("missing", "drop")
-    if missing not in MISSING_POLICIES:
-        raise UsageError(f"--missing must be one of {', '.join(MISSING_POLICIES)}, not {missing!r}")
-    scaler = settings.get("scaler", "standard")
-    if scaler not in SCALERS:
-        raise UsageError(f"--scaler must be one of {', '.join(SCALERS)}, not {scaler!r}")
-
-    k = _parse_k(settings.get("k"))
-    k_min = _as_int(settings.get("k_min", 2), "k-min")
-    # A purchase history defaults to at most 8 segments: the backtest keeps gaining a little with
-    # every segment, and more than 8 is more than a marketing team acts on.
-    default_k_max = PURCHASE_HISTORY_K_MAX if settings.get("transactions") else DEFAULT_K_MAX
-    k_max = _as_int(settings.get("k_max", default_k_max), "k-max")
-    if k is not None and k < 2:
-        raise UsageError(f"--k must be at least 2, not {k}")
-    if k is None and not 2 <= k_min <= k_max:
-        raise UsageError(f"--k-min and --k-max must satisfy 2 <= k-min <= k-max (got {k_min}..{k_max})")
-    silhouette_sample = _as_int(
-        settings.get("silhouette_sample", DEFAULT_SILHOUETTE_SAMPLE), "silhouette-sample", 100, unit=" rows"
-    )
-    fit_sample = _as_int(settings.get("fit_sample", DEFAULT_FIT_SAMPLE), "fit-sample", 1000, unit=" rows")
-    full_fit, candidate = settings.get("full_fit", False), settings.get("candidate", False)
-    for name, flag in (("full_fit", full_fit), ("candidate", candidate)):
-        if not isinstance(flag, bool):
-            raise UsageError(f"{name} must be true or false, not {flag!r}")
-
-    job = settings.get("job") or (source.strip() if source else None)
-    if not job:
-        raise UsageError("--job NAME is required with --query (it names the job's history)")
-
-    algorithm = settings.get("algorithm", "kmeans")
-    if algorithm not in ALGORITHMS:
-        raise UsageError(f"--algorithm must be one of {', '.join(ALGORITHMS)}, not {algorithm!r}")
-    # Purchase histories choose k by a backtest of later behaviour (segjob.model.backtest).
-    select = settings.get("select", NEXT_PERIOD if settings.get("transactions") else DEFAULT_CRITERION)
-    if select not in CRITERIA:
-        raise UsageError(f"--select must be one of {', '.join(CRITERIA)}, not {select!r}")
-    if select == NEXT_PERIOD and not settings.get("transactions"):
-        raise UsageError(
-            "--select next-period needs --transactions: only a purchase history has later behaviour to test"
-        )
-    if algorithm == DBSCAN_NAME:
-        given = [
-            option
-            for option, key in (("--k", "k"), ("--k-min", "k_min"), ("--k-max", "k_max"), ("--select", "select"))
-            if settings.get(key) is not None and not (key == "k" and k is None)
-        ]
-        if given:
-            verb = "does" if len(given) == 1 else "do"
-            raise UsageError(
-                f"{', '.join(given)} {verb} not apply to --algorithm dbscan, which finds the number of"
-                " segments itself (tune it with --eps)"
-            )
-    eps = settings.get("eps")
-    if eps is not None:
-        eps = _as_float(eps, "eps")
-        if algorithm != DBSCAN_NAME:
-            raise UsageError("--eps applies only to --algorithm dbscan")
-        if eps <= 0:
-            raise UsageError(f"--eps must be greater than 0, not {eps:g}")
-    min_segment_share = _as_float(settings.get("min_segment_share", DEFAULT_MIN_SEGMENT_SHARE), "min-segment-share")
-    if not 0 <= min_segment_share < 0.5:
-        raise UsageError(
-            f"--min-segment-share must be at least 0 and below 0.5 (a share: 0.01 = 1%), not {min_segment_share:g}"
-        )
-    stability_sample = _as_int(
-        settings.get("stability_sample", DEFAULT_STABILITY_SAMPLE), "stability-sample", 100, unit=" rows"
-    )
-    clip_outliers = settings.get("clip_outliers")
-    if clip_outliers is not None:
-        clip_outliers = _as_float(clip_outliers, "clip-outliers")
-        if clip_outliers <= 0:
-            raise UsageError(f"--clip-outliers must be greater than 0 (standard deviations), not {clip_outliers:g}")
-    statement_timeout = _as_float(settings.get("statement_timeout", DEFAULT_STATEMENT_TIMEOUT), "statement-timeout")
-    if not 0.001 <= statement_timeout <= MAX_STATEMENT_TIMEOUT:
-        raise UsageError(
-            f"--statement-timeout must be a positive number of seconds up to {MAX_STATEMENT_TIMEOUT}"
-            f" (PostgreSQL's limit), not {statement_timeout:g}"
-        )
-    labels = load_labels(settings["labels"]) if settings.get("labels") is not None else {}
-
-    return JobSpec(
-        id=settings["id"],
-        features=features,
-        source=source.strip() if source else None,
-        query=query,
-        categorical=categorical,
-        missing=missing,
-        scaler=scaler,
-        k=k,
-        k_min=k_min,
-        k_max=k_max,
-        seed=_as_int(settings.get("seed", 0), "seed", 0, MAX_INT4),
-        silhouette_sample=silhouette_sample,
-        fit_sample=fit_sample,
-        full_fit=full_fit,
-        candidate=candidate,
-        job=str(job),
-        run_key=settings.get("run_key"),
-        algorithm=algorithm,
-        select=select,
-        min_segment_share=min_segment_share,
-        stability_sample=stability_sample,
-        eps=eps,
-        transform=_parse_transform(settings.get("transform"), features),
-        clip_outliers=clip_outliers,
-        statement_timeout=statement_timeout,
-        labels=labels,
-        transactions=settings.get("transactions"),
-        customer=settings.get("customer"),
-        date=settings.get("date"),
-        amount=settings.get("amount"),
-        as_of=settings.get("as_of"),
-        since=settings.get("since"),
-        customers=settings.get("customers"),
-        validate_days=settings.get("validate_days"),
-        require_customer=settings.get("require_customer", False),
-        **engine_settings,
-    )
-
-
-def _engine_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """--engine and the Spark engine's settings, checked against the rest of the job."""
-    engine = settings.get("engine", "local")
-    if engine not in ENGINES:
-        raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
-    source_format = settings.get("source_format", "database")
-    if source_format not in SOURCE_FORMATS:
-        raise UsageError(f"--source-format must be one of {', '.join(SOURCE_FORMATS)}, not {source_format!r}")
-    source_path = settings.get("source_path")
-    if source_format == "parquet" and not source_path:
-        raise UsageError("--source-format parquet needs --source-path PATH (a Parquet file or folder)")
-    if source_path and source_format != "parquet":
-        raise UsageError("--source-path applies only with --source-format parquet")
-    if source_format == "catalog" and not settings.get("source"):
-        raise UsageError("--source-format catalog needs --source TABLE (a table of the Spark catalog)")
-    spark_conf = _spark_conf(settings.get("spark_conf") or {})
-    partitions = settings.get("spark_write_partitions")
-    if partitions is not None:
-        partitions = _as_int(partitions, "spark-write-partitions", 1, MAX_INT4)
-    master = str(settings.get("spark_master") or "local[*]").strip()
-    if engine == "local":
-        given = [name for name in ("spark_master", "spark_conf", "spark_write_partitions") if settings.get(name)]
-        if source_format != "database":
-            given.insert(0, "source_format")
-        if given:
-            raise UsageError(f"--{given[0].replace('_', '-')} applies only with --engine spark")
-    elif settings.get("transactions"):
-        raise UsageError("--transactions jobs run on --engine local; --engine spark reads a table, query or Parquet")
-    return dict(
-        engine=engine,
-        spark_master=master,
-        spark_conf=spark_conf,
-        spark_write_partitions=partitions,
-        source_format=source_format,
-        source_path=str(source_path) if source_path else None,
-    )
-
-
-def _spark_conf(value: Any) -> dict[str, str]:
-    """Spark settings from a TOML table or from KEY=VALUE texts (--spark-conf, repeatable)."""
-    if isinstance(value, dict):
-        return {str(key): str(item) for key, item in value.items()}
-    if isinstance(value, str):
-        value = [value]
-    conf = {}
-    for item in value:
-        key, equals, setting = str(item).partition("=")
-        if not equals or not key.strip():
-            raise UsageError(f"--spark-conf takes KEY=VALUE, such as spark.executor.memory=4g, not {item!r}")
-        conf[key.strip()] = setting.strip()
-    return conf
