@@ -218,7 +218,7 @@ class JobSpec:
     fit_sample: Annotated[WholeNumber, Field(ge=1000)] = DEFAULT_FIT_SAMPLE
     full_fit: Flag = False  # after a sampled fit, refine with exact Lloyd iterations over all rows
     candidate: Flag = False  # a candidate run becomes current only when promoted (segjob promote)
-    job: str = ""
+    job: Annotated[str, BeforeValidator(lambda value: value if value is None else str(value))] = ""
     run_key: str | None = None
     algorithm: Annotated[str, _one_of(ALGORITHMS)] = "kmeans"
     # criterion that chooses k among the candidates; purchase histories default to NEXT_PERIOD,
