@@ -16,7 +16,8 @@ from segjob.prepare.columns import PrepareOptions, apply_params, pipeline, prepa
 from segjob.prepare.steps import Clip, Impute, Log1p, OneHot, Scale, Step
 from segjob.results.stored import StoredModel
 from segjob.scoring.score import assign
-from segjob.scoring.sql import PostgresSql, SqliteSql, render
+from segjob.scoring.sql import render
+from segjob.store.dialect import POSTGRES, SQLITE
 
 NUMBERS = [0.0, 1.5, -2.25, 1e6, 3.0, np.nan, np.inf, -np.inf]
 
@@ -40,43 +41,41 @@ def sqlite_column(sql: str, values: list) -> list:
 def test_a_numeric_step_computes_the_same_in_sqlite(step: Step):
     values = NUMBERS if isinstance(step, Impute) else [v for v in NUMBERS if np.isfinite(v)]
     expected = step.apply(np.array(values, dtype=np.float64))
-    assert sqlite_column(step.sql("x", SqliteSql()), values) == pytest.approx(list(expected), rel=1e-15)
+    assert sqlite_column(step.sql("x", SQLITE), values) == pytest.approx(list(expected), rel=1e-15)
 
 
 def test_log1p_computes_the_same_in_sqlite():
     values = [0.0, 1.5, 1e6, 3.0]
     expected = Log1p().apply(np.array(values))
-    assert sqlite_column(Log1p().sql("x", SqliteSql()), values) == pytest.approx(list(expected), rel=1e-14)
+    assert sqlite_column(Log1p().sql("x", SQLITE), values) == pytest.approx(list(expected), rel=1e-14)
 
 
 def test_a_dropping_impute_keeps_the_same_rows_in_sqlite():
     step = Impute(None)
     kept = step.keeps(np.array(NUMBERS))
-    condition = step.sql_keeps("x", SqliteSql())
+    condition = step.sql_keeps("x", SQLITE)
     assert kept is not None and condition is not None
     assert [bool(v) for v in sqlite_column(condition, NUMBERS)] == [bool(v) for v in kept]
-    assert Impute(1.0).keeps(np.array(NUMBERS)) is None and Impute(1.0).sql_keeps("x", SqliteSql()) is None
+    assert Impute(1.0).keeps(np.array(NUMBERS)) is None and Impute(1.0).sql_keeps("x", SQLITE) is None
 
 
 def test_one_hot_computes_the_same_in_sqlite():
     levels = ["N", "O'Hare \\ West", "(missing)", "é x"]
     step = OneHot("O'Hare \\ West")
     expected = step.apply(np.array(levels, dtype=object))
-    assert sqlite_column(step.sql("x", SqliteSql()), levels) == list(expected)
+    assert sqlite_column(step.sql("x", SQLITE), levels) == list(expected)
     assert [s.level for s in OneHot.fit(np.array(["b", "a", "b"], dtype=object))] == ["a", "b"]
 
 
 def test_steps_write_each_dialect():
-    assert Clip(-1.0, 2.0).sql("n0", PostgresSql()) == (
+    assert Clip(-1.0, 2.0).sql("n0", POSTGRES) == (
         "LEAST(GREATEST(n0, CAST(-1.0 AS DOUBLE PRECISION)), CAST(2.0 AS DOUBLE PRECISION))"
     )
-    assert Clip(-1.0, 2.0).sql("n0", SqliteSql()) == (
+    assert Clip(-1.0, 2.0).sql("n0", SQLITE) == (
         "MIN(MAX(n0, CAST(-1.0 AS DOUBLE PRECISION)), CAST(2.0 AS DOUBLE PRECISION))"
     )
-    assert (
-        OneHot("O'Hare \\ West").sql("c0", PostgresSql()) == "CASE WHEN c0 = E'O''Hare \\\\ West' THEN 1.0 ELSE 0.0 END"
-    )
-    assert OneHot("O'Hare \\ West").sql("c0", SqliteSql()) == "CASE WHEN c0 = 'O''Hare \\ West' THEN 1.0 ELSE 0.0 END"
+    assert OneHot("O'Hare \\ West").sql("c0", POSTGRES) == "CASE WHEN c0 = E'O''Hare \\\\ West' THEN 1.0 ELSE 0.0 END"
+    assert OneHot("O'Hare \\ West").sql("c0", SQLITE) == "CASE WHEN c0 = 'O''Hare \\ West' THEN 1.0 ELSE 0.0 END"
 
 
 def customers(rows: int = 300, seed: int = 4) -> pd.DataFrame:
@@ -157,7 +156,7 @@ def test_sqlite_runs_the_scoring_select_to_the_same_segments(options: PrepareOpt
         connection.execute("CREATE TABLE people (cid TEXT, age REAL, spend REAL, visits REAL, region TEXT)")
         rows = new.astype(object).where(new.notna(), None).itertuples(index=False)
         connection.executemany("INSERT INTO people VALUES (?, ?, ?, ?, ?)", list(rows))
-        sql = render(model, "people", {"age", "spend", "visits"}, SqliteSql())
+        sql = render(model, "people", {"age", "spend", "visits"}, SQLITE)
         scored = {key: (segment, distance) for key, segment, _, distance in connection.execute(sql)}
     finally:
         connection.close()

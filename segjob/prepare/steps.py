@@ -8,8 +8,8 @@ Scale; a one-hot column by OneHot, then Scale. Every step knows how to
   reproduce a fitted value to the last bit; Clip and Log1p are fitted together by
   `prepare.transform.transform_numeric`, since the fences depend on the log1p decision),
 - apply itself to a numpy column (`apply`: whole columns, no Python per row), and
-- write itself as SQL (`sql`) for a `SqlDialect`, which `segjob.scoring.sql` implements for
-  PostgreSQL and SQLite: this package holds no database code, only the text, and
+- write itself as SQL (`sql`) for a `SqlDialect`, which `segjob.store.dialect.Dialect` implements
+  for PostgreSQL and SQLite: this package holds no database code, only the text, and
 - undo itself where it can (`invert`: centroids back to original units).
 
 `prepare.columns.prepare` fits the steps, `prepare.columns.apply_params` and
@@ -30,7 +30,7 @@ ScalerName = Literal["standard", "robust", "minmax", "none"]
 
 
 class SqlDialect(Protocol):
-    """The few things steps write differently per database (see segjob.scoring.sql)."""
+    """The few things steps write differently per database (segjob.store.dialect.Dialect)."""
 
     def number(self, value: float) -> str:
         """An exact DOUBLE PRECISION literal."""

@@ -5,7 +5,8 @@ parameters (impute values, clip bounds, transforms, scaler parameters, centroids
 the statement as exact float literals (Python's repr, which round-trips a double). Each model
 column is its stored list of preparation steps (prepare.columns.pipeline), the list
 prepare.apply_params walks, and each step writes its own SQL (segjob.prepare.steps) for
-`PostgresSql` (or `SqliteSql`: `render` writes either; `segjob sql score` prints PostgreSQL's):
+a database's dialect (segjob.store.dialect: `render` writes PostgreSQL's or SQLite's; `segjob sql
+score` prints PostgreSQL's):
 
 - id: CAST(id AS TEXT); rows with a NULL or blank id are left out.
 - numeric feature: a NULL, infinite or NaN value gets the stored impute value (CASE), or
@@ -40,7 +41,7 @@ from segjob.scoring.score import resolve_model_run
 from segjob.source.purchases import transaction_source
 from segjob.source.tables import describe_source
 from segjob.store import db
-from segjob.store.dialect import dialect_of
+from segjob.store.dialect import POSTGRES, Dialect, dialect_of
 
 
 def score_sql(engine: sa.Engine, job: str, model_run_id: int | None = None, as_of: str | None = None) -> str:
@@ -76,77 +77,11 @@ def _source(engine: sa.Engine, model: StoredModel, as_of: str | None) -> tuple[s
     return source.from_clause, {name for name, column in source.columns.items() if column.numeric}
 
 
-class PostgresSql:
-    """Identifiers and literals for PostgreSQL; the `SqlDialect` the preparation steps write with."""
-
-    def __init__(self) -> None:
-        from sqlalchemy.dialects import postgresql
-
-        # A `named` paramstyle: psycopg's default (pyformat) would double every `%` in identifiers.
-        self.preparer = postgresql.psycopg.dialect(paramstyle="named").identifier_preparer
-
-    def name(self, identifier: str) -> str:
-        return self.preparer.quote(identifier)
-
-    @staticmethod
-    def text(value: str) -> str:
-        from psycopg import sql
-
-        return sql.Literal(value).as_string(None).strip()
-
-    @staticmethod
-    def number(value: float) -> str:
-        return f"CAST({float(value)!r} AS DOUBLE PRECISION)"
-
-    @staticmethod
-    def is_usable(expr: str) -> str:
-        return f"({expr} IS NOT NULL AND {expr} NOT IN ('Infinity', '-Infinity', 'NaN'))"
-
-    @staticmethod
-    def least(*exprs: str) -> str:
-        return f"LEAST({', '.join(exprs)})"
-
-    @staticmethod
-    def greatest(*exprs: str) -> str:
-        return f"GREATEST({', '.join(exprs)})"
-
-
-class SqliteSql:
-    """The same for SQLite (3.35 or later, for LN and SQRT): it has no NaN (a NaN is stored as
-    NULL), writes infinity as 9e999, and its multi-argument MIN and MAX are LEAST and GREATEST."""
-
-    def __init__(self) -> None:
-        from sqlalchemy.dialects import sqlite
-
-        self.preparer = sqlite.dialect().identifier_preparer
-
-    def name(self, identifier: str) -> str:
-        return self.preparer.quote(identifier)
-
-    @staticmethod
-    def text(value: str) -> str:
-        return "'" + value.replace("'", "''") + "'"
-
-    number = staticmethod(PostgresSql.number)
-
-    @staticmethod
-    def is_usable(expr: str) -> str:
-        return f"({expr} IS NOT NULL AND {expr} NOT IN (9e999, -9e999))"
-
-    @staticmethod
-    def least(*exprs: str) -> str:
-        return f"MIN({', '.join(exprs)})"
-
-    @staticmethod
-    def greatest(*exprs: str) -> str:
-        return f"MAX({', '.join(exprs)})"
-
-
 def render(
     model: StoredModel,
     from_clause: str,
     numeric_columns: Container[str] = frozenset(),
-    dialect: PostgresSql | SqliteSql | None = None,
+    dialect: Dialect = POSTGRES,
 ) -> str:
     """The scoring SELECT for `model` over the rows of `from_clause` (see the module docstring),
     in PostgreSQL's SQL unless another `dialect` is given.
@@ -155,22 +90,24 @@ def render(
     blank meaning missing, as `segjob score` parses it. Each model column is its stored pipeline
     of preparation steps (prepare.columns.pipeline), each step writing its own SQL: the cleaning
     steps (impute, or drop the row) in segjob_clean, the others in segjob_scaled."""
-    w = dialect or PostgresSql()
+    w = dialect
     spec = model.spec
     pipelines = [pipeline(feature) for feature in model.features]
     numeric = [i for i, feature in enumerate(model.features) if feature.kind == "numeric"]
     categorical = list(dict.fromkeys(f.source_column for f in model.features if f.kind == "categorical"))
 
-    inputs = [f"CAST({w.name(spec.id)} AS TEXT) AS customer_key"]
+    inputs = [f"CAST({w.identifier(spec.id)} AS TEXT) AS customer_key"]
     for j, i in enumerate(numeric):
-        column = w.name(model.features[i].source_column)
+        column = w.identifier(model.features[i].source_column)
         if model.features[i].source_column in numeric_columns:
             raw = f"CAST({column} AS DOUBLE PRECISION)"
         else:
             raw = f"CAST(NULLIF(TRIM(CAST({column} AS TEXT)), '') AS DOUBLE PRECISION)"
         inputs.append(f"{raw} AS n{j}")
     for j, column in enumerate(categorical):
-        inputs.append(f"COALESCE(NULLIF(TRIM(CAST({w.name(column)} AS TEXT)), ''), {w.text(MISSING_LEVEL)}) AS c{j}")
+        inputs.append(
+            f"COALESCE(NULLIF(TRIM(CAST({w.identifier(column)} AS TEXT)), ''), {w.text(MISSING_LEVEL)}) AS c{j}"
+        )
 
     conditions = ["customer_key IS NOT NULL", "TRIM(customer_key) <> ''"]
     cleaned = ["customer_key"]

@@ -11,6 +11,7 @@ text.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import date
 
 import sqlalchemy as sa
@@ -76,6 +77,52 @@ class Dialect:
         mean = sa.func.avg(values)
         # max(..., 0): rounding can leave a tiny negative variance when every gap is the same.
         return sa.func.sqrt(sa.func.max(sa.func.avg(values * values) - mean * mean, 0))
+
+    # --- SQL text that segjob writes itself (`segjob sql score`): the preparation steps write
+    # with these (segjob.prepare.steps.SqlDialect). SQLite (3.35 or later, for LN and SQRT) has
+    # no NaN (a NaN is stored as NULL), writes infinity as 9e999, and its multi-argument MIN and
+    # MAX are LEAST and GREATEST.
+
+    def identifier(self, name: str) -> str:
+        """`name` quoted where it needs quoting, by SQLAlchemy's identifier preparer."""
+        return _identifier_preparer(self.name).quote(name)
+
+    def text(self, value: str) -> str:
+        """A quoted text literal (psycopg's quoting on PostgreSQL)."""
+        if self.postgres:
+            from psycopg import sql
+
+            return sql.Literal(value).as_string(None).strip()
+        return "'" + value.replace("'", "''") + "'"
+
+    @staticmethod
+    def number(value: float) -> str:
+        """An exact DOUBLE PRECISION literal (Python's repr round-trips a double)."""
+        return f"CAST({float(value)!r} AS DOUBLE PRECISION)"
+
+    def is_usable(self, expr: str) -> str:
+        """A condition: `expr` is a number, neither NULL, infinite nor NaN."""
+        if self.postgres:
+            return f"({expr} IS NOT NULL AND {expr} NOT IN ('Infinity', '-Infinity', 'NaN'))"
+        return f"({expr} IS NOT NULL AND {expr} NOT IN (9e999, -9e999))"
+
+    def least(self, *exprs: str) -> str:
+        return f"{'LEAST' if self.postgres else 'MIN'}({', '.join(exprs)})"
+
+    def greatest(self, *exprs: str) -> str:
+        return f"{'GREATEST' if self.postgres else 'MAX'}({', '.join(exprs)})"
+
+
+@functools.cache
+def _identifier_preparer(name: str) -> sa.sql.compiler.IdentifierPreparer:
+    if name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        # A `named` paramstyle: psycopg's default (pyformat) would double every `%` in identifiers.
+        return postgresql.psycopg.dialect(paramstyle="named").identifier_preparer
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.dialect().identifier_preparer
 
 
 POSTGRES = Dialect(
