@@ -432,11 +432,6 @@ _SETTINGS_ADAPTER = TypeAdapter(JobSpec)
 _FIELD_INFO: dict[str, FieldInfo] = JobSpec.__pydantic_fields__  # type: ignore[attr-defined]
 
 
-def default_of(setting: str) -> Any:
-    """The default of a setting, as the CLI's help states it."""
-    return _FIELD_INFO[setting].get_default(call_default_factory=True)
-
-
 def build_spec(config_file: Path | None = None, **options: Any) -> JobSpec:
     """Merge the TOML file (if any) with CLI options (options given as None are not set)."""
     from_file = load_config_file(config_file) if config_file else {}

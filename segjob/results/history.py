@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from segjob.errors import UsageError
-from segjob.model.criteria import CRITERIA
+from segjob.model.criteria import CRITERIA, Rule
 from segjob.model.explain import little_structure_warning, small_segments_warning
 from segjob.results.details import (
     Backtest,
@@ -113,27 +113,29 @@ def _no_answer(
     if not chosen_by:
         return {}
     definitions = (spec or {}).get("transaction_features")
+    plan = (definitions or {}).get("backtest") or {}
     reasons = {}
-    for criterion, metric in CRITERION_METRICS.items():
-        if criterion in chosen_by or (criterion == "next-period" and not definitions):
+    for name, criterion in CRITERIA.items():
+        backtest = criterion.rule is Rule.FEWEST_PAYING
+        if name in chosen_by or (backtest and not definitions):
             continue
+        metric = criterion.metric
         measured = [row for row in sweep if row.get(metric) is not None and row["k"] not in rejected]
-        plan = (definitions or {}).get("backtest") or {}
-        if criterion == "next-period" and "none" in plan:
-            reasons[criterion] = plan["none"]
+        if backtest and "none" in plan:
+            reasons[name] = plan["none"]
         elif not measured:
-            reasons[criterion] = f"{metric.replace('_', ' ')} was not measured"
-        elif criterion == "gap" and len(measured) < 2:
-            reasons[criterion] = f"its rule compares each k with the next; the sweep holds only {_ks(measured)}"
-        elif criterion == "elbow" and len(measured) < 3:
-            reasons[criterion] = f"an elbow needs three k or more; the sweep holds only {_ks(measured)}"
-        elif criterion == "gap":
+            reasons[name] = f"{metric.replace('_', ' ')} was not measured"
+        elif criterion.rule is Rule.GAP and len(measured) < 2:
+            reasons[name] = f"its rule compares each k with the next; the sweep holds only {_ks(measured)}"
+        elif criterion.rule is Rule.KNEE and len(measured) < 3:
+            reasons[name] = f"an elbow needs three k or more; the sweep holds only {_ks(measured)}"
+        elif criterion.rule is Rule.GAP:
             rising = all(map(_gap_rises, measured, measured[1:]))
-            reasons[criterion] = f"gap keeps rising up to k={measured[-1]['k']}" if rising else "no k meets its rule"
-        elif criterion == "elbow":
-            reasons[criterion] = "the inertia curve has no elbow"
+            reasons[name] = f"gap keeps rising up to k={measured[-1]['k']}" if rising else "no k meets its rule"
+        elif criterion.rule is Rule.KNEE:
+            reasons[name] = "the inertia curve has no elbow"
         else:
-            reasons[criterion] = f"{metric.replace('_', ' ')} ranks no k"
+            reasons[name] = f"{metric.replace('_', ' ')} ranks no k"
     return reasons
 
 
