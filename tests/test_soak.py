@@ -30,13 +30,20 @@ def soak():
 
 
 def test_short_soak_keeps_every_invariant(soak):
-    totals = soak.soak(rounds=3, seed=3, customers=1000, restart_every=2)
-    print(totals.details())
-    print(totals.line())
-    assert totals.violations == []
-    assert totals.rounds == 3 and totals.restarts == 1
-    assert totals.kills >= 1  # a kill whose process had already ended does not count
-    assert totals.reader_queries > 100 and totals.long_queries > 0
-    # No reader waited for a lock long enough for the server to log it (100 ms); how long the
-    # queries took otherwise depends on the machine's load, so it is printed, not asserted.
-    assert not [wait for wait in totals.lock_waits if wait.startswith("AccessShareLock")], totals.lock_waits
+    kills = 0
+    # Whether a victim still runs at its random moment depends on the machine's speed (an idle
+    # machine finished every victim of seed 3 first once): another seed's rounds, until one lands.
+    for seed in (3, 4, 5):
+        totals = soak.soak(rounds=3, seed=seed, customers=1000, restart_every=2)
+        print(totals.details())
+        print(totals.line())
+        assert totals.violations == []
+        assert totals.rounds == 3 and totals.restarts == 1
+        assert totals.reader_queries > 100 and totals.long_queries > 0
+        # No reader waited for a lock long enough for the server to log it (100 ms); how long the
+        # queries took otherwise depends on the machine's load, so it is printed, not asserted.
+        assert not [wait for wait in totals.lock_waits if wait.startswith("AccessShareLock")], totals.lock_waits
+        kills += totals.kills
+        if kills:
+            break
+    assert kills >= 1  # a kill whose process had already ended does not count
